@@ -1,0 +1,1 @@
+"""Eco² backend services."""
