@@ -1,0 +1,26 @@
+# The two commands of the README (`make dev`, `make test`) plus the checks CI runs.
+# uv is installed from PyPI on first use, so a fresh machine needs only python3 and make.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+
+.PHONY: dev test test-real lint sync bootstrap
+
+bootstrap:
+	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || python3 -m pip install --user --quiet uv
+
+sync: bootstrap
+	@$(UV) sync --frozen --quiet
+
+dev: sync
+	$(UV) run eco2 dev
+
+test: sync
+	$(UV) run pytest $(PYTEST_ARGS)
+
+test-real: sync
+	ECO2_TEST_MODE=real $(UV) run pytest $(PYTEST_ARGS)
+
+lint: sync
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy

@@ -1,0 +1,1 @@
+"""auth: social login (Kakao, Google, Naver, dev), JWT sessions with rotation, JWKS."""

@@ -1,0 +1,183 @@
+"""HTTP layer of the auth service (contract §2). Rules live in ``service.py``."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from services.auth.devlogin import error_page, login_form
+from services.auth.schemas import (
+    JWKS,
+    LoginStartData,
+    LoginStartResponse,
+    LogoutResponse,
+    RefreshData,
+    RefreshResponse,
+)
+from services.auth.service import AuthService, DevLoginError, LoginFailed
+from services.auth.tokens import TokenPair
+from services.common.cookies import clear_auth_cookies, set_cookie
+from services.common.deps import RuntimeDep, SessionDep, bearer_or_cookie
+from services.common.errors import NotFound, Unauthorized, error_response, responses
+from services.common.logging import get_logger
+from services.common.security import ACCESS_COOKIE, REFRESH_COOKIE
+
+log = get_logger("eco2.auth")
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+def get_service(request: Request) -> AuthService:
+    return request.app.state.auth
+
+
+AuthDep = Annotated[AuthService, Depends(get_service)]
+
+
+def _set_token_cookies(response: Response, tokens: TokenPair, domain: str | None) -> None:
+    now = int(time.time())
+    set_cookie(response, ACCESS_COOKIE, tokens.access, tokens.access_exp - now, domain)
+    set_cookie(response, REFRESH_COOKIE, tokens.refresh, tokens.refresh_exp - now, domain)
+
+
+def _require_dev(service: AuthService) -> None:
+    if "dev" not in service.providers:
+        raise NotFound("Not Found")
+
+
+@router.get("/.well-known/jwks.json", response_model=JWKS)
+async def jwks(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.state.keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.post("/refresh", response_model=RefreshResponse, responses=responses((401, "REFRESH_TOKEN_*"), (503, "")))
+async def refresh(request: Request, session: SessionDep, service: AuthDep) -> Response:
+    try:
+        tokens = await service.refresh(session, request.cookies.get(REFRESH_COOKIE))
+    except Unauthorized as exc:
+        response = error_response(401, exc.detail, exc.code)
+        clear_auth_cookies(response, service.settings.cookie_domain)
+        return response
+    body = RefreshResponse(
+        data=RefreshData(
+            access_expires_at=_dt(tokens.access_exp),
+            refresh_expires_at=_dt(tokens.refresh_exp),
+        )
+    )
+    response = JSONResponse(body.model_dump(mode="json"))
+    _set_token_cookies(response, tokens, service.settings.cookie_domain)
+    return response
+
+
+@router.post("/logout", response_model=LogoutResponse)
+async def logout(request: Request, runtime: RuntimeDep, service: AuthDep) -> Response:
+    # No auth dependency at all (contract R3): whatever is presented is revoked, the rest ignored.
+    assert runtime.db is not None
+    await service.logout(runtime.db, bearer_or_cookie(request), request.cookies.get(REFRESH_COOKIE))
+    response = JSONResponse(LogoutResponse().model_dump(mode="json"))
+    clear_auth_cookies(response, service.settings.cookie_domain)
+    return response
+
+
+@router.get("/dev/start", responses={302: {"description": "to the dev login page"}})
+async def dev_start(service: AuthDep, frontend_origin: str | None = None) -> Response:
+    _require_dev(service)
+    start = await service.start_login("dev", None, frontend_origin, None)
+    return RedirectResponse(start.authorization_url, status_code=302)
+
+
+@router.get("/dev/authorize", response_class=HTMLResponse)
+async def dev_authorize_page(
+    service: AuthDep,
+    state: str = "",
+    redirect_uri: str = "",
+    code_challenge: str = "",
+    code_challenge_method: str = "",
+) -> Response:
+    _require_dev(service)
+    try:
+        await service.dev_authorize(state, redirect_uri, code_challenge, code_challenge_method)
+    except DevLoginError as exc:
+        return HTMLResponse(error_page(str(exc)), status_code=400)
+    return HTMLResponse(login_form(state))
+
+
+@router.post("/dev/authorize", response_class=HTMLResponse)
+async def dev_authorize_submit(
+    service: AuthDep,
+    state: Annotated[str, Form()] = "",
+    login: Annotated[str, Form()] = "",
+    nickname: Annotated[str | None, Form()] = None,
+) -> Response:
+    _require_dev(service)
+    try:
+        location = await service.dev_submit(state, login, nickname)
+    except DevLoginError as exc:
+        return HTMLResponse(error_page(str(exc)), status_code=400)
+    return RedirectResponse(location, status_code=302)
+
+
+@router.get(
+    "/{provider}",
+    response_model=LoginStartResponse,
+    responses=responses((400, "UNSUPPORTED_PROVIDER"), (400, "INVALID_REDIRECT_URI")),
+)
+async def start_login(
+    provider: str,
+    service: AuthDep,
+    redirect_uri: str | None = None,
+    frontend_origin: str | None = None,
+    x_frontend_origin: Annotated[str | None, Header()] = None,
+) -> LoginStartResponse:
+    start = await service.start_login(provider, redirect_uri, frontend_origin, x_frontend_origin)
+    return LoginStartResponse(
+        data=LoginStartData(
+            provider=start.provider,
+            state=start.state,
+            authorization_url=start.authorization_url,
+            expires_at=start.expires_at,
+        )
+    )
+
+
+@router.get("/{provider}/callback", status_code=302, responses={302: {"description": "back to the client"}})
+async def callback(
+    provider: str,
+    request: Request,
+    session: SessionDep,
+    service: AuthDep,
+    code: Annotated[str | None, Query()] = None,
+    state: Annotated[str | None, Query()] = None,
+    error: Annotated[str | None, Query()] = None,
+) -> Response:
+    if provider == "dev":
+        _require_dev(service)
+    try:
+        origin, tokens = await service.complete_login(
+            session,
+            provider,
+            code=code,
+            state=state,
+            error=error,
+            ip=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"),
+        )
+        # Committed here, inside the try: a failing write must still end in the login-error redirect.
+        await session.commit()
+    except LoginFailed as exc:
+        log.warning("login_failed", provider=provider, reason=exc.reason)
+        return RedirectResponse(f"{exc.frontend_origin}/#/login?error=oauth_failed", status_code=302)
+    except Exception:
+        log.exception("login_failed", provider=provider, reason="internal error")
+        await session.rollback()
+        return RedirectResponse(f"{service.settings.frontend_url}/#/login?error=oauth_failed", status_code=302)
+    response = RedirectResponse(f"{origin}/#/home", status_code=302)
+    _set_token_cookies(response, tokens, service.settings.cookie_domain)
+    return response
+
+
+def _dt(epoch_seconds: int) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, UTC)

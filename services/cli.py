@@ -1,0 +1,96 @@
+"""The ``eco2`` command: run everything locally, serve one service, migrate."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from services.common.config import CommonSettings
+from services.common.db import database_url_for
+from services.common.migrations import upgrade
+from services.registry import SERVICES
+
+app = typer.Typer(help="Eco² backend: run, serve and operate the services.", no_args_is_help=True)
+console = Console()
+
+
+def _migrate(names: list[str], common: CommonSettings) -> None:
+    for name in names:
+        entry = SERVICES[name]
+        if entry.has_migrations:
+            upgrade(name, database_url_for(name, common.database_url, common.data_dir))
+
+
+def _check_names(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown:
+        raise typer.BadParameter(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+    return names or list(SERVICES)
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Run every service in one process on embedded adapters (no servers, no keys needed)."""
+    started = time.perf_counter()
+    os.environ.setdefault("ENVIRONMENT", "development")
+    os.environ.setdefault("AUTH_DEV_LOGIN_ENABLED", "true")
+    os.environ.setdefault("PUBLIC_API_BASE_URL", f"http://localhost:{port}")
+    os.environ.setdefault("AUTH_FRONTEND_URL", f"http://localhost:{port}")
+    os.environ.setdefault("LOG_JSON", "false")
+    common = CommonSettings()
+    _migrate(list(SERVICES), common)
+
+    from services.gateway import create_gateway
+
+    gateway = create_gateway(list(SERVICES.values()), common)
+    base = common.public_api_base_url
+    console.print(f"[bold green]Eco² dev[/] — {len(SERVICES)} service(s): {', '.join(SERVICES)}")
+    console.print(f"  open      {base}/")
+    console.print(f"  dev login {base}/api/v1/auth/dev/start")
+    console.print(f"  API docs  {base}/api/v1/<service>/docs   (e.g. {base}/api/v1/auth/docs)")
+    console.print(f"  data      {common.data_dir.resolve()}  (delete it to start fresh)")
+    console.print(f"  setup took {time.perf_counter() - started:.2f}s; serving on http://{host}:{port}")
+    uvicorn.run(gateway, host=host, port=port, log_level="warning", lifespan="on")
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="service name, e.g. auth")],
+    host: Annotated[str, typer.Option()] = "0.0.0.0",  # noqa: S104 - containers listen on all interfaces
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run one service as production does (one process per container; scale with replicas)."""
+    _check_names([service])
+    application = SERVICES[service].create_app()
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        timeout_graceful_shutdown=20,
+    )
+
+
+@app.command()
+def migrate(
+    services: Annotated[list[str] | None, typer.Argument(help="services (default: all)")] = None,
+) -> None:
+    """Apply every pending Alembic migration (each service has its own schema and history)."""
+    names = _check_names(services or [])
+    common = CommonSettings()
+    _migrate(names, common)
+    console.print(f"migrated: {', '.join(names)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""The shared kernel: the only package that domain services import from each other."""

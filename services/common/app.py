@@ -1,0 +1,82 @@
+"""Builds a service's FastAPI app the same way for every service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from services.common.config import CommonSettings
+from services.common.errors import install_error_handlers
+from services.common.logging import configure_logging
+from services.common.metrics import metrics_endpoint
+from services.common.middleware import CORSMiddleware, RequestContextMiddleware
+from services.common.runtime import ServiceRuntime
+
+ServiceLifespan = Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]
+
+try:
+    VERSION = version("eco2")
+except PackageNotFoundError:  # running from a source tree without an install
+    VERSION = "0.0.0"
+
+
+def create_service_app(
+    *,
+    name: str,
+    prefix: str,
+    common: CommonSettings,
+    routers: Sequence[APIRouter],
+    schema: str | None = None,
+    lifespan: ServiceLifespan | None = None,
+    description: str = "",
+) -> FastAPI:
+    configure_logging(common.log_level, common.log_json)
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = ServiceRuntime(name, schema, common)
+        app.state.runtime = runtime
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app, runtime):
+                    yield
+        finally:
+            await runtime.close()
+
+    docs = common.docs_enabled
+    app = FastAPI(
+        title=f"Eco² {name}",
+        description=description,
+        version=VERSION,
+        docs_url=f"{prefix}/docs" if docs else None,
+        openapi_url=f"{prefix}/openapi.json" if docs else None,
+        redoc_url=None,
+        lifespan=app_lifespan,
+    )
+    app.state.service_name = name
+    install_error_handlers(app)
+    for router in routers:
+        app.include_router(router)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": name, "version": VERSION}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        checks = await app.state.runtime.readiness()
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(RequestContextMiddleware, service=name)
+    app.add_middleware(CORSMiddleware, allowed_origins=common.cors_allowed_origins)
+    return app

@@ -1,0 +1,108 @@
+"""Settings shared by every service, read from unprefixed environment variables.
+
+Each domain service adds its own ``Settings`` class (in its ``config.py``) with an ``env_prefix``;
+the values here are the ones every process needs and that an operator sets once per deployment.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values that mean "nobody configured this yet"; refusing them outside development keeps a
+# copy-pasted example from reaching production.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "dev", "development"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+    return value
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    # None selects the embedded adapter (SQLite file, in-process cache/bus, local blob dir).
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_key_prefix: str = "eco2:"
+    rabbitmq_url: str | None = None
+    data_dir: Path = Field(default=Path("var/dev"), validation_alias=AliasChoices("ECO2_DATA_DIR", "data_dir"))
+    public_api_base_url: str = "http://localhost:8000"
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:8000", "http://localhost:5173", "https://localhost:5173"]
+    )
+    docs_enabled: bool = True
+    jwt_issuer: str | None = None
+    jwt_audience: str = "eco2-api"
+    # Where services read the auth service's public keys: an HTTP JWKS URL (production) or, when unset,
+    # the public halves of the key files in ``<data_dir>/keys`` (embedded: one process, one machine).
+    jwks_url: str | None = None
+    jwt_leeway_seconds: int = 30
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Shared secret for service-to-service calls that must not be reachable from the public edge.
+    internal_token: str = "dev-internal-token"  # noqa: S105 - refused outside development below
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        return _csv(value)
+
+    @field_validator("public_api_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_guards(self) -> CommonSettings:
+        if self.environment is Environment.PRODUCTION:
+            refuse_placeholder(self.environment, "INTERNAL_TOKEN", self.internal_token)
+            if "*" in self.cors_allowed_origins:
+                raise ValueError("CORS_ALLOWED_ORIGINS must be an exact list, '*' is never allowed")
+        return self
+
+    @property
+    def issuer(self) -> str:
+        return self.jwt_issuer or f"{self.public_api_base_url}/api/v1/auth"
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment is Environment.DEVELOPMENT
+
+
+def refuse_placeholder(environment: Environment, name: str, value: str | None) -> None:
+    """Raise when a secret still holds a placeholder outside development."""
+    if environment is Environment.DEVELOPMENT:
+        return
+    if value is None or value.strip().lower() in PLACEHOLDER_SECRETS or value.startswith("dev-"):
+        raise ValueError(f"{name} must be set to a real secret when ENVIRONMENT={environment.value}")
+
+
+class ServiceSettings(BaseSettings):
+    """Base for a service's own settings; subclasses set ``env_prefix`` (``AUTH_``, ``SCAN_``…)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    # Read without the prefix so a service's validators can apply the same production guards.
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT, validation_alias=AliasChoices("ENVIRONMENT", "environment")
+    )
+
+
+@lru_cache
+def get_common_settings() -> CommonSettings:
+    return CommonSettings()

@@ -1,0 +1,66 @@
+"""FastAPI dependencies shared by the routers: the request's DB session and the current user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.errors import Unauthorized
+from services.common.runtime import ServiceRuntime
+from services.common.security import ACCESS_COOKIE, REFRESH_COOKIE, TokenClaims
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    db = get_runtime(request).db
+    assert db is not None, "this service has no database"
+    async with db.session() as session:
+        yield session
+
+
+def bearer_or_cookie(request: Request) -> str | None:
+    """The access token: ``Authorization: Bearer`` wins over the ``s_access`` cookie (contract §1.3)."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return request.cookies.get(ACCESS_COOKIE) or None
+
+
+async def current_user(request: Request) -> TokenClaims:
+    token = bearer_or_cookie(request)
+    if not token:
+        raise Unauthorized("access token missing", "TOKEN_MISSING")
+    return await get_runtime(request).verifier.verify_access(token)
+
+
+async def current_stream_user(request: Request) -> TokenClaims:
+    """``user/stream``: an EventSource cannot refresh, so an unrevoked refresh cookie also counts."""
+    try:
+        return await current_user(request)
+    except Unauthorized as exc:
+        if exc.code == "TOKEN_REVOKED":
+            raise
+        refresh = request.cookies.get(REFRESH_COOKIE)
+        if not refresh:
+            raise
+        runtime = get_runtime(request)
+        claims = await runtime.verifier.decode(refresh, "refresh")
+        if await runtime.revocations.is_revoked(claims):
+            raise Unauthorized("token revoked", "TOKEN_REVOKED") from None
+        return claims
+
+
+# scope="function": the session commits when the endpoint returns, before the response is sent,
+# so a client that reads right after a write sees it.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+CurrentUser = Annotated[TokenClaims, Depends(current_user)]
+StreamUser = Annotated[TokenClaims, Depends(current_stream_user)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]

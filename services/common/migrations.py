@@ -1,0 +1,68 @@
+"""Alembic, once per service: each service has its own history and version table in its schema.
+
+A service's ``migrations/env.py`` is two lines that hand its metadata to ``run_env``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+SERVICES_DIR = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(service: str, url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["url"] = url
+    return config
+
+
+def upgrade(service: str, url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(service, url), revision)
+
+
+async def upgrade_async(service: str, url: str, revision: str = "head") -> None:
+    # Alembic's env runs its own event loop; keep it off the caller's loop.
+    await asyncio.to_thread(upgrade, service, url, revision)
+
+
+def run_env(metadata: MetaData) -> None:
+    """Body of every service's ``env.py`` (online mode only: we always have a database)."""
+    url = context.config.attributes.get("url") or context.config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    asyncio.run(_run_async(url, metadata))
+
+
+async def _run_async(url: str, metadata: MetaData) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_sync, metadata, url.startswith("sqlite"))
+    finally:
+        await engine.dispose()
+
+
+def _run_sync(connection: Connection, metadata: MetaData, is_sqlite: bool) -> None:
+    schema = metadata.schema
+    if is_sqlite:
+        connection = connection.execution_options(schema_translate_map={schema: None})
+    elif schema:
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        connection.commit()
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table_schema=None if is_sqlite else schema,
+        render_as_batch=is_sqlite,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,224 @@
+"""Access-token verification for every service: RS256 JWTs checked against the auth service's JWKS.
+
+Only public keys live here. The JWKS comes over HTTP in production (cached, re-fetched on an unknown
+``kid`` at most once a minute) or, embedded, from the public key files the auth service writes.
+Revocation (logout, refresh-token theft, account deletion) is a set of TTL'd keys in the shared
+key-value store, checked on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt.algorithms import RSAAlgorithm
+
+from services.common.errors import Unauthorized
+from services.common.kv import KeyValueStore
+from services.common.logging import get_logger
+
+ACCESS_COOKIE = "s_access"
+REFRESH_COOKIE = "s_refresh"
+JWKS_REFETCH_INTERVAL = 60.0
+
+log = get_logger("eco2.security")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: uuid.UUID
+    jti: str
+    sid: str
+    type: str
+    provider: str
+    exp: int
+    iat: int
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TokenClaims:
+        return cls(
+            user_id=uuid.UUID(str(payload["sub"])),
+            jti=str(payload["jti"]),
+            sid=str(payload["sid"]),
+            type=str(payload["type"]),
+            provider=str(payload.get("provider", "")),
+            exp=int(payload["exp"]),
+            iat=int(payload["iat"]),
+        )
+
+
+class KeySet(ABC):
+    """Public verification keys by ``kid``."""
+
+    @abstractmethod
+    async def get(self, kid: str) -> RSAPublicKey | None: ...
+
+
+class _CachingKeySet(KeySet):
+    def __init__(self) -> None:
+        self._keys: dict[str, RSAPublicKey] = {}
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+
+    @abstractmethod
+    async def _load(self) -> dict[str, RSAPublicKey]: ...
+
+    async def get(self, kid: str) -> RSAPublicKey | None:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        async with self._lock:
+            key = self._keys.get(kid)
+            if key is None and time.monotonic() - self._loaded_at >= self._refetch_interval():
+                try:
+                    self._keys = await self._load()
+                except Exception as exc:  # a JWKS outage must not turn into 500s; the kid stays unknown
+                    log.warning("jwks_load_failed", error=str(exc))
+                self._loaded_at = time.monotonic()
+                key = self._keys.get(kid)
+        return key
+
+    def _refetch_interval(self) -> float:
+        return JWKS_REFETCH_INTERVAL if self._keys else 1.0
+
+
+class HttpKeySet(_CachingKeySet):
+    def __init__(self, url: str, client: httpx.AsyncClient | None = None) -> None:
+        super().__init__()
+        self.url = url
+        self._client = client
+
+    async def _load(self) -> dict[str, RSAPublicKey]:
+        client = self._client or httpx.AsyncClient(timeout=5)
+        try:
+            response = await client.get(self.url)
+            response.raise_for_status()
+            return parse_jwks(response.json())
+        finally:
+            if self._client is None:
+                await client.aclose()
+
+
+class DirectoryKeySet(_CachingKeySet):
+    """Embedded mode: the ``<kid>.pub.pem`` files the auth service writes next to its private keys."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+
+    def _refetch_interval(self) -> float:
+        return 0.5  # a local directory is cheap to re-read
+
+    async def _load(self) -> dict[str, RSAPublicKey]:
+        return await asyncio.to_thread(self._read)
+
+    def _read(self) -> dict[str, RSAPublicKey]:
+        keys: dict[str, RSAPublicKey] = {}
+        for path in sorted(self.directory.glob("*.pub.pem")):
+            key = load_pem_public_key(path.read_bytes())
+            if isinstance(key, RSAPublicKey):
+                keys[path.name.removesuffix(".pub.pem")] = key
+        return keys
+
+
+def parse_jwks(document: dict[str, Any]) -> dict[str, RSAPublicKey]:
+    keys: dict[str, RSAPublicKey] = {}
+    for jwk in document.get("keys", []):
+        if jwk.get("kty") != "RSA" or "kid" not in jwk:
+            continue
+        key = RSAAlgorithm.from_jwk(json.dumps(jwk))
+        if isinstance(key, RSAPublicKey):
+            keys[str(jwk["kid"])] = key
+    return keys
+
+
+class Revocations:
+    """Revoked token ids, sessions and users, each kept until the tokens it covers expire."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self.kv = kv
+
+    async def revoke_token(self, jti: str, ttl: float) -> None:
+        await self.kv.set(f"revoked:jti:{jti}", "1", ttl=max(1.0, ttl))
+
+    async def revoke_session(self, sid: str, ttl: float) -> None:
+        await self.kv.set(f"revoked:sid:{sid}", "1", ttl=max(1.0, ttl))
+
+    async def revoke_user(self, user_id: uuid.UUID | str, ttl: float) -> None:
+        await self.kv.set(f"revoked:user:{user_id}", "1", ttl=max(1.0, ttl))
+
+    async def is_revoked(self, claims: TokenClaims) -> bool:
+        return (
+            await self.kv.count_existing(
+                f"revoked:jti:{claims.jti}", f"revoked:sid:{claims.sid}", f"revoked:user:{claims.user_id}"
+            )
+            > 0
+        )
+
+
+class TokenVerifier:
+    def __init__(self, keys: KeySet, revocations: Revocations, *, issuer: str, audience: str, leeway: int = 30) -> None:
+        self.keys = keys
+        self.revocations = revocations
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+
+    async def decode(self, token: str, expected_type: str, *, prefix: str = "TOKEN") -> TokenClaims:
+        """Verify signature, algorithm, kid, issuer, audience, times and type. No revocation check."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthorized("token is malformed", f"{prefix}_INVALID") from None
+        # Only RS256: refuses "none" and the HMAC-with-the-public-key confusion up front.
+        if header.get("alg") != "RS256" or not isinstance(header.get("kid"), str):
+            raise Unauthorized("token algorithm or key id not accepted", f"{prefix}_INVALID")
+        key = await self.keys.get(header["kid"])
+        if key is None:
+            raise Unauthorized("token signed with an unknown key", f"{prefix}_INVALID")
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "nbf", "sub", "jti", "sid", "type", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token expired", "TOKEN_EXPIRED" if prefix == "TOKEN" else f"{prefix}_INVALID") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"token rejected: {exc}", f"{prefix}_INVALID") from None
+        if payload.get("type") != expected_type:
+            raise Unauthorized("wrong token type", f"{prefix}_INVALID")
+        try:
+            return TokenClaims.from_payload(payload)
+        except (ValueError, KeyError):
+            raise Unauthorized("token claims malformed", f"{prefix}_INVALID") from None
+
+    async def verify_access(self, token: str) -> TokenClaims:
+        claims = await self.decode(token, "access")
+        if await self.revocations.is_revoked(claims):
+            raise Unauthorized("token revoked", "TOKEN_REVOKED")
+        return claims
+
+
+class StaticKeySet(KeySet):
+    """Keys known in-process (the auth service verifying the tokens it signed itself)."""
+
+    def __init__(self, keys: dict[str, RSAPublicKey]) -> None:
+        self._keys = keys
+
+    async def get(self, kid: str) -> RSAPublicKey | None:
+        return self._keys.get(kid)

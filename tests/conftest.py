@@ -1,0 +1,95 @@
+"""Test modes. The same suite runs twice:
+
+- embedded (default): SQLite files, in-process cache and bus; needs nothing installed.
+- real (``ECO2_TEST_MODE=real``): PostgreSQL, Redis and RabbitMQ on this machine (URLs below may be
+  overridden). Each test session gets its own PostgreSQL database and Redis key prefix, so runs do
+  not see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.common.config import CommonSettings, Environment
+from services.common.db import database_url_for
+from services.common.migrations import upgrade
+from services.registry import SERVICES
+
+MODE = os.environ.get("ECO2_TEST_MODE", "embedded")
+REAL = MODE == "real"
+PG_ADMIN_URL = os.environ.get("ECO2_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("ECO2_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("ECO2_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+TEST_ORIGINS = ["https://app.eco2.test", "https://localhost:5173"]
+
+
+def pytest_report_header() -> str:
+    return f"eco2 test mode: {MODE}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if REAL:
+        return
+    skip = pytest.mark.skip(reason="needs ECO2_TEST_MODE=real (PostgreSQL, Redis, RabbitMQ)")
+    for item in items:
+        if "real_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def database_url(run_id: str) -> Iterator[str | None]:
+    if not REAL:
+        yield None
+        return
+    name = f"eco2_test_{run_id}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def common_settings(tmp_path_factory: pytest.TempPathFactory, database_url: str | None, run_id: str) -> CommonSettings:
+    return CommonSettings(
+        environment=Environment.TEST,
+        database_url=database_url,
+        redis_url=REDIS_URL if REAL else None,
+        redis_key_prefix=f"eco2test:{run_id}:",
+        rabbitmq_url=RABBITMQ_URL if REAL else None,
+        data_dir=tmp_path_factory.mktemp("eco2-data"),
+        public_api_base_url="https://api.eco2.test",
+        cors_allowed_origins=TEST_ORIGINS,
+        log_json=True,
+        log_level="WARNING",
+        internal_token="test-internal-token",  # noqa: S106
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated(common_settings: CommonSettings) -> CommonSettings:
+    """Every service's migrations applied once per session (the real schema, not create_all)."""
+    for name, entry in SERVICES.items():
+        if entry.has_migrations:
+            upgrade(name, database_url_for(name, common_settings.database_url, common_settings.data_dir))
+    return common_settings
