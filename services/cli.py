@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
@@ -12,11 +15,29 @@ from rich.console import Console
 
 from services.common.config import CommonSettings
 from services.common.db import database_url_for
+from services.common.logging import configure_logging
 from services.common.migrations import upgrade
 from services.registry import SERVICES
 
 app = typer.Typer(help="Eco² backend: run, serve and operate the services.", no_args_is_help=True)
+worker_app = typer.Typer(help="Background workers (one Deployment each in production).", no_args_is_help=True)
+events_app = typer.Typer(help="Inspect and replay dead-lettered events.", no_args_is_help=True)
+app.add_typer(worker_app, name="worker")
+app.add_typer(events_app, name="events")
 console = Console()
+
+
+def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``work(stop)``; SIGTERM/SIGINT set ``stop`` so the worker drains and exits cleanly."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await work(stop)
+
+    asyncio.run(main())
 
 
 def _migrate(names: list[str], common: CommonSettings) -> None:
@@ -90,6 +111,63 @@ def migrate(
     common = CommonSettings()
     _migrate(names, common)
     console.print(f"migrated: {', '.join(names)}")
+
+
+@worker_app.command("relay")
+def worker_relay() -> None:
+    """Publish every service's outbox rows to the event bus."""
+    from services.workers import run_relay
+
+    common = CommonSettings()
+    configure_logging(common.log_level, common.log_json)
+    _run_until_signal(lambda stop: run_relay(common, stop))
+
+
+@worker_app.command("consumers")
+def worker_consumers(
+    services: Annotated[list[str] | None, typer.Argument(help="services whose consumers to run (default: all)")] = None,
+) -> None:
+    """Apply events to the named services' data (each consumer has its own queue)."""
+    from services.workers import run_consumers
+
+    names = _check_names(services or [])
+    common = CommonSettings()
+    configure_logging(common.log_level, common.log_json)
+    _run_until_signal(lambda stop: run_consumers(common, names, stop))
+
+
+@events_app.command("dead-letters")
+def events_dead_letters(consumer: Annotated[str, typer.Argument(help="consumer name, e.g. my")]) -> None:
+    """List the events parked in a consumer's dead-letter queue (they stay there)."""
+    from services.common.events import create_bus
+
+    async def main() -> None:
+        bus = create_bus(CommonSettings())
+        try:
+            letters = await bus.dead_letters(consumer)
+        finally:
+            await bus.close()
+        for letter in letters:
+            console.print(f"{letter.event.id}  {letter.event.type}  {letter.reason}  {letter.event.payload}")
+        console.print(f"{len(letters)} dead letter(s) for {consumer}")
+
+    asyncio.run(main())
+
+
+@events_app.command("replay")
+def events_replay(consumer: Annotated[str, typer.Argument(help="consumer name, e.g. my")]) -> None:
+    """Move a consumer's dead letters back to its queue (after fixing what made them fail)."""
+    from services.common.events import create_bus
+
+    async def main() -> None:
+        bus = create_bus(CommonSettings())
+        try:
+            moved = await bus.replay(consumer)
+        finally:
+            await bus.close()
+        console.print(f"replayed {moved} event(s) to {consumer}")
+
+    asyncio.run(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ from services.common.config import CommonSettings
 from services.common.errors import install_error_handlers
 from services.common.middleware import CORSMiddleware
 from services.registry import ServiceEntry
+from services.workers import background_workers
 
 
 class PrefixDispatcher:
@@ -36,7 +37,9 @@ class PrefixDispatcher:
         await self.fallback(scope, receive, send)
 
 
-def create_gateway(entries: Sequence[ServiceEntry], common: CommonSettings) -> PrefixDispatcher:
+def create_gateway(
+    entries: Sequence[ServiceEntry], common: CommonSettings, *, run_workers: bool = True
+) -> PrefixDispatcher:
     apps = {entry.name: entry.create_app(common=common) for entry in entries}
 
     @asynccontextmanager
@@ -44,6 +47,8 @@ def create_gateway(entries: Sequence[ServiceEntry], common: CommonSettings) -> P
         async with AsyncExitStack() as stack:
             for app in apps.values():
                 await stack.enter_async_context(app.router.lifespan_context(app))
+            if run_workers:
+                await stack.enter_async_context(background_workers(common))
             yield
 
     gateway = FastAPI(title="Eco² dev gateway", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -15,13 +15,28 @@ class ServiceEntry:
     prefix: str
     factory: str  # "module:function" building the FastAPI app
     has_migrations: bool = True
+    schema: str | None = None  # defaults to the service name
+    outbox: str | None = None  # "module:Model" of the service's outbox table, relayed to the bus
+    consumers: str | None = None  # module with ``EVENT_TYPES`` and ``build(runtime)`` (see services.workers)
 
     def create_app(self, **kwargs: Any) -> FastAPI:
-        module, _, function = self.factory.partition(":")
-        app: FastAPI = getattr(importlib.import_module(module), function)(**kwargs)
+        app: FastAPI = load(self.factory)(**kwargs)
         return app
+
+    @property
+    def db_schema(self) -> str:
+        return self.schema or self.name
+
+
+def load(target: str) -> Any:
+    """Import ``module:attribute``."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 SERVICES: dict[str, ServiceEntry] = {
-    entry.name: entry for entry in (ServiceEntry("auth", "/api/v1/auth", "services.auth.app:create_app"),)
+    entry.name: entry
+    for entry in (
+        ServiceEntry("auth", "/api/v1/auth", "services.auth.app:create_app", outbox="services.auth.models:Outbox"),
+    )
 }

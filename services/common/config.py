@@ -40,6 +40,10 @@ class CommonSettings(BaseSettings):
     redis_url: str | None = None
     redis_key_prefix: str = "eco2:"
     rabbitmq_url: str | None = None
+    # Exchange/queue names start with this, so several deployments (or test runs) share a broker.
+    events_namespace: str = "eco2"
+    # Deliveries of one event to one consumer before it is parked in that consumer's dead-letter queue.
+    events_max_deliveries: int = 5
     data_dir: Path = Field(default=Path("var/dev"), validation_alias=AliasChoices("ECO2_DATA_DIR", "data_dir"))
     public_api_base_url: str = "http://localhost:8000"
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(

@@ -1,0 +1,483 @@
+"""Domain events: envelope, bus (RabbitMQ or in-process), outbox relay, consumers, dead letters.
+
+Delivery is at-least-once end to end:
+
+1. a service writes the event to its own ``outbox`` table in the transaction that made the change;
+2. the relay publishes unpublished rows (RabbitMQ with publisher confirms) and only then marks them;
+3. each consumer has its own durable queue; a handler runs in a DB transaction that first records the
+   event id in the consumer's ``inbox`` table (a duplicate is skipped), the message is acked after
+   that commit, and a failing event is retried with backoff until ``events_max_deliveries`` and then
+   parked in the consumer's dead-letter queue, from where ``eco2 events replay`` puts it back.
+
+Embedded mode keeps the same outbox/relay/inbox path; only the transport is an in-process dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.common.clock import iso_ms, utcnow
+from services.common.config import CommonSettings
+from services.common.db import Database, UtcDateTime
+from services.common.logging import get_logger
+
+log = get_logger("eco2.events")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    payload: dict[str, Any]
+    occurred_at: str
+    producer: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.__dict__, ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Event:
+        data = json.loads(raw)
+        return cls(
+            id=str(data["id"]),
+            type=str(data["type"]),
+            payload=dict(data["payload"]),
+            occurred_at=str(data["occurred_at"]),
+            producer=str(data.get("producer", "")),
+        )
+
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer (one durable queue) and the event types it handles."""
+
+    consumer: str
+    event_types: tuple[str, ...]
+    handler: Handler
+
+
+@dataclass
+class DeadLetter:
+    event: Event
+    reason: str
+
+
+class EventBus(ABC):
+    async def connect(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    @abstractmethod
+    async def declare(self, consumers: Mapping[str, Sequence[str]]) -> None:
+        """Create every consumer's queue and bindings, so events published before a consumer starts wait for it."""
+
+    @abstractmethod
+    async def publish(self, event: Event) -> None:
+        """Return only once the bus has taken responsibility for the event (confirmed)."""
+
+    @abstractmethod
+    async def consume(self, subscription: Subscription, stop: asyncio.Event) -> None:
+        """Deliver events to ``subscription.handler`` until ``stop`` is set."""
+
+    @abstractmethod
+    async def dead_letters(self, consumer: str) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    async def replay(self, consumer: str) -> int:
+        """Move every dead letter of ``consumer`` back to its queue; returns how many."""
+
+    async def ping(self) -> None:
+        return None
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.05 * 2**attempt, 5.0)
+
+
+class InProcessBus(EventBus):
+    """Embedded transport: publish hands the event to each subscribed handler in this process.
+
+    ``publish`` returns after every handler has taken the event (or parked it as a dead letter), so
+    the relay marks an outbox row only once it was delivered — a crash before that re-delivers it.
+    """
+
+    def __init__(self, max_deliveries: int = 5) -> None:
+        self.max_deliveries = max_deliveries
+        self._routes: dict[str, set[str]] = defaultdict(set)  # event type -> consumers
+        self._handlers: dict[str, Handler] = {}
+        self._pending: dict[str, list[Event]] = defaultdict(list)  # declared, no handler attached yet
+        self._dead: dict[str, list[DeadLetter]] = defaultdict(list)
+
+    async def declare(self, consumers: Mapping[str, Sequence[str]]) -> None:
+        for consumer, types in consumers.items():
+            for event_type in types:
+                self._routes[event_type].add(consumer)
+
+    async def publish(self, event: Event) -> None:
+        for consumer in sorted(self._routes.get(event.type, ())):
+            handler = self._handlers.get(consumer)
+            if handler is None:
+                self._pending[consumer].append(event)
+            else:
+                await self._deliver(consumer, handler, event)
+
+    async def _deliver(self, consumer: str, handler: Handler, event: Event) -> None:
+        for attempt in range(self.max_deliveries):
+            try:
+                await handler(event)
+                return
+            except Exception as exc:
+                log.warning("event_handler_failed", consumer=consumer, event_type=event.type, attempt=attempt + 1)
+                if attempt + 1 == self.max_deliveries:
+                    self._dead[consumer].append(DeadLetter(event, repr(exc)))
+                    log.error("event_dead_lettered", consumer=consumer, event_id=event.id, event_type=event.type)
+                    return
+                await asyncio.sleep(_backoff(attempt))
+
+    async def consume(self, subscription: Subscription, stop: asyncio.Event) -> None:
+        await self.declare({subscription.consumer: subscription.event_types})
+        self._handlers[subscription.consumer] = subscription.handler
+        try:
+            for event in self._pending.pop(subscription.consumer, []):
+                await self._deliver(subscription.consumer, subscription.handler, event)
+            await stop.wait()
+        finally:
+            self._handlers.pop(subscription.consumer, None)
+
+    async def dead_letters(self, consumer: str) -> list[DeadLetter]:
+        return list(self._dead.get(consumer, []))
+
+    async def replay(self, consumer: str) -> int:
+        letters = self._dead.pop(consumer, [])
+        handler = self._handlers.get(consumer)
+        for letter in letters:
+            if handler is None:
+                self._pending[consumer].append(letter.event)
+            else:
+                await self._deliver(consumer, handler, letter.event)
+        return len(letters)
+
+
+class RabbitBus(EventBus):
+    """RabbitMQ: one durable topic exchange, one quorum queue per consumer, a dead-letter queue each.
+
+    Quorum queues count deliveries themselves (``x-delivery-count``), including redeliveries after a
+    consumer crashed without acking, and dead-letter a message past ``x-delivery-limit``: a poison
+    event cannot loop forever, and a crash mid-event is simply a redelivery.
+    """
+
+    def __init__(self, url: str, namespace: str = "eco2", max_deliveries: int = 5, prefetch: int = 32) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.max_deliveries = max_deliveries
+        self.prefetch = prefetch
+        self.exchange_name = f"{namespace}.events"
+        self.dlx_name = f"{namespace}.dlx"
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: aio_pika.abc.AbstractChannel | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._lock = asyncio.Lock()
+
+    def queue_name(self, consumer: str) -> str:
+        return f"{self.namespace}.{consumer}"
+
+    def dlq_name(self, consumer: str) -> str:
+        return f"{self.namespace}.{consumer}.dlq"
+
+    async def connect(self) -> None:
+        async with self._lock:
+            if self._connection is None:
+                self._connection = await aio_pika.connect_robust(self.url, timeout=10)
+            if self._exchange is None:
+                self._publish_channel = await self._connection.channel(publisher_confirms=True)
+                self._exchange = await self._publish_channel.declare_exchange(
+                    self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+                await self._publish_channel.declare_exchange(self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = self._publish_channel = self._exchange = None
+
+    async def _queue(self, channel: aio_pika.abc.AbstractChannel, consumer: str) -> aio_pika.abc.AbstractQueue:
+        dlq = await channel.declare_queue(self.dlq_name(consumer), durable=True)
+        await dlq.bind(self.dlx_name, routing_key=consumer)
+        return await channel.declare_queue(
+            self.queue_name(consumer),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": self.max_deliveries - 1,  # deliveries = 1 + redeliveries
+                "x-dead-letter-exchange": self.dlx_name,
+                "x-dead-letter-routing-key": consumer,
+            },
+        )
+
+    async def declare(self, consumers: Mapping[str, Sequence[str]]) -> None:
+        await self.connect()
+        assert self._connection is not None
+        async with self._connection.channel() as channel:
+            for consumer, types in consumers.items():
+                queue = await self._queue(channel, consumer)
+                for event_type in types:
+                    await queue.bind(self.exchange_name, routing_key=event_type)
+
+    async def publish(self, event: Event) -> None:
+        await self.connect()
+        assert self._exchange is not None
+        message = aio_pika.Message(
+            event.to_json(),
+            message_id=event.id,
+            type=event.type,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        # With publisher confirms this returns once the broker has the message on disk (or raises).
+        await self._exchange.publish(message, routing_key=event.type, timeout=10)
+
+    async def consume(self, subscription: Subscription, stop: asyncio.Event) -> None:
+        await self.declare({subscription.consumer: subscription.event_types})
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        queue = await channel.get_queue(self.queue_name(subscription.consumer))
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                event = Event.from_json(message.body)
+            except (ValueError, KeyError, TypeError):
+                log.error("event_unreadable", consumer=subscription.consumer, message_id=message.message_id)
+                await message.reject(requeue=False)  # straight to the dead-letter queue
+                return
+            try:
+                await subscription.handler(event)
+            except Exception:
+                count = int(str((message.headers or {}).get("x-delivery-count") or 0))
+                log.warning(
+                    "event_handler_failed",
+                    consumer=subscription.consumer,
+                    event_type=event.type,
+                    event_id=event.id,
+                    delivery=count + 1,
+                    exc_info=True,
+                )
+                await asyncio.sleep(_backoff(count))
+                await message.nack(requeue=True)
+                return
+            await message.ack()
+
+        tag = await queue.consume(on_message, no_ack=False)
+        try:
+            await stop.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    async def dead_letters(self, consumer: str) -> list[DeadLetter]:
+        await self.connect()
+        assert self._connection is not None
+        letters: list[DeadLetter] = []
+        async with self._connection.channel() as channel:
+            dlq = await channel.declare_queue(self.dlq_name(consumer), durable=True)
+            held: list[AbstractIncomingMessage] = []
+            while (message := await dlq.get(no_ack=False, fail=False)) is not None:
+                held.append(message)
+                reason = str(((message.headers or {}).get("x-first-death-reason")) or "rejected")
+                try:
+                    letters.append(DeadLetter(Event.from_json(message.body), reason))
+                except (ValueError, KeyError, TypeError):
+                    letters.append(DeadLetter(Event(message.message_id or "?", "unreadable", {}, "", ""), reason))
+            for message in held:  # only a look: put them all back
+                await message.nack(requeue=True)
+        return letters
+
+    async def replay(self, consumer: str) -> int:
+        await self.connect()
+        assert self._connection is not None
+        moved = 0
+        async with self._connection.channel(publisher_confirms=True) as channel:
+            dlq = await channel.declare_queue(self.dlq_name(consumer), durable=True)
+            while (message := await dlq.get(no_ack=False, fail=False)) is not None:
+                copy = aio_pika.Message(
+                    message.body,
+                    message_id=message.message_id,
+                    type=message.type,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                )
+                await channel.default_exchange.publish(copy, routing_key=self.queue_name(consumer))
+                await message.ack()
+                moved += 1
+        return moved
+
+    async def ping(self) -> None:
+        await self.connect()
+        assert self._connection is not None
+        if self._connection.is_closed:
+            raise ConnectionError("broker connection is closed")
+
+
+_shared_in_process_bus: InProcessBus | None = None
+
+
+def create_bus(common: CommonSettings) -> EventBus:
+    """RabbitMQ when configured; otherwise the one in-process dispatcher of this process."""
+    global _shared_in_process_bus
+    if common.rabbitmq_url:
+        return RabbitBus(common.rabbitmq_url, common.events_namespace, common.events_max_deliveries)
+    if _shared_in_process_bus is None:
+        _shared_in_process_bus = InProcessBus(common.events_max_deliveries)
+    return _shared_in_process_bus
+
+
+# ---------------------------------------------------------------------------------------- consumers
+
+
+class InboxMixin:
+    """Event ids a consumer has applied; the primary key makes a second application impossible."""
+
+    __tablename__ = "inbox"
+
+    consumer: Mapped[str] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(primary_key=True)
+    event_type: Mapped[str] = mapped_column()
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+async def claim_event(session: AsyncSession, inbox: type[Any], consumer: str, event: Event) -> bool:
+    """Record ``event`` as applied by ``consumer`` in the caller's transaction; False if it already was."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    values = {"consumer": consumer, "event_id": event.id, "event_type": event.type, "processed_at": utcnow()}
+    result = await session.execute(insert(inbox).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+EventApplier = Callable[[AsyncSession, Event], Awaitable[None]]
+
+
+def idempotent_handler(db: Database, inbox: type[Any], consumer: str, apply: EventApplier) -> Handler:
+    """Wrap ``apply`` so each event id is applied once, in one transaction with its inbox row."""
+
+    async def handle(event: Event) -> None:
+        async with db.session() as session:
+            if await claim_event(session, inbox, consumer, event):
+                await apply(session, event)
+
+    return handle
+
+
+# ------------------------------------------------------------------------------------------- relay
+
+
+@dataclass
+class OutboxSource:
+    producer: str
+    db: Database
+    model: type[Any]
+
+
+@dataclass
+class OutboxRelay:
+    sources: Sequence[OutboxSource]
+    bus: EventBus
+    batch_size: int = 200
+    idle_interval: float = 0.2
+    retention: timedelta = timedelta(days=7)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        """Ask for a pass now (called after a commit that added outbox rows) instead of at the next poll."""
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        published = 0
+        for source in self.sources:
+            published += await self._relay_source(source)
+        return published
+
+    async def _relay_source(self, source: OutboxSource) -> int:
+        model = source.model
+        count = 0
+        async with source.db.session() as session:
+            query = select(model).where(model.published_at.is_(None)).order_by(model.occurred_at).limit(self.batch_size)
+            if not source.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)  # several relay replicas never double-send a row
+            rows = (await session.execute(query)).scalars().all()
+            for row in rows:
+                event = Event(str(row.id), row.type, row.payload, iso_ms(row.occurred_at), source.producer)
+                try:
+                    await self.bus.publish(event)
+                except Exception as exc:
+                    # Keep what was confirmed; the rest stays unpublished and is retried next pass.
+                    log.warning("relay_publish_failed", producer=source.producer, error=repr(exc))
+                    break
+                row.published_at = utcnow()
+                count += 1
+        return count
+
+    async def purge_published(self) -> None:
+        cutoff = utcnow() - self.retention
+        for source in self.sources:
+            async with source.db.session() as session:
+                model = source.model
+                await session.execute(delete(model).where(model.published_at.is_not(None), model.published_at < cutoff))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        passes = 0
+        while not stop.is_set():
+            try:
+                published = await self.relay_once()
+                failures = 0
+                passes += 1
+                if passes % 3000 == 0:
+                    await self.purge_published()
+            except Exception as exc:
+                published = 0
+                failures += 1
+                log.warning("relay_pass_failed", error=repr(exc), failures=failures)
+            if published >= self.batch_size:
+                continue  # a backlog: keep draining
+            delay = self.idle_interval if failures == 0 else _backoff(min(failures, 7))
+            self._wake.clear()
+            await wait_any(delay, self._wake, stop)
+
+
+async def wait_any(timeout: float, *events: asyncio.Event) -> None:
+    """Sleep up to ``timeout`` seconds, waking early when any of ``events`` is set."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,174 @@
+"""The event kernel on both transports: outbox → relay → bus → idempotent consumer → dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.common.config import CommonSettings
+from services.common.db import Database, database_url_for, service_metadata
+from services.common.events import (
+    Event,
+    EventBus,
+    InboxMixin,
+    InProcessBus,
+    OutboxRelay,
+    OutboxSource,
+    RabbitBus,
+    Subscription,
+    idempotent_handler,
+)
+from services.common.outbox import OutboxMixin, add_event
+from tests.conftest import RABBITMQ_URL, REAL
+
+
+class Base(DeclarativeBase):
+    metadata = service_metadata("evtest")
+
+
+class Outbox(OutboxMixin, Base):
+    pass
+
+
+class Inbox(InboxMixin, Base):
+    pass
+
+
+class Tally(Base):
+    __tablename__ = "tally"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+
+
+@pytest.fixture
+async def db(common_settings: CommonSettings) -> AsyncIterator[Database]:
+    database = Database(database_url_for("evtest", common_settings.database_url, common_settings.data_dir), "evtest")
+    async with database.engine.begin() as conn:
+        if not database.is_sqlite:
+            await conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS evtest")
+        await conn.run_sync(Base.metadata.drop_all)
+        await conn.run_sync(Base.metadata.create_all)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[EventBus]:
+    if not REAL:
+        yield InProcessBus(max_deliveries=3)
+        return
+    rabbit = RabbitBus(RABBITMQ_URL, namespace=f"eco2test-{uuid.uuid4().hex[:8]}", max_deliveries=3)
+    yield rabbit
+    assert rabbit._connection is not None
+    async with rabbit._connection.channel() as channel:  # leave no queues behind on the shared broker
+        for name in ("tally", "tally.dlq"):
+            await channel.queue_delete(f"{rabbit.namespace}.{name}")
+        await channel.exchange_delete(rabbit.exchange_name)
+        await channel.exchange_delete(rabbit.dlx_name)
+    await rabbit.close()
+
+
+async def count(db: Database, key: str) -> int:
+    async with db.session() as session:
+        row = await session.get(Tally, key)
+        return row.count if row else 0
+
+
+def tally_handler(db: Database, fail_times: dict[str, int]) -> Any:
+    async def apply(session: AsyncSession, event: Event) -> None:
+        key = event.payload["key"]
+        if fail_times.get(key, 0) > 0:
+            fail_times[key] -= 1
+            raise RuntimeError("simulated crash mid-event")
+        row = await session.get(Tally, key)
+        if row is None:
+            session.add(Tally(key=key, count=1))
+        else:
+            row.count += 1
+
+    return idempotent_handler(db, Inbox, "tally", apply)
+
+
+async def eventually(check: Any, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_outbox_event_is_applied_once_even_when_published_twice(db: Database, bus: EventBus) -> None:
+    fail: dict[str, int] = {}
+    stop = asyncio.Event()
+    await bus.declare({"tally": ("tally.bump",)})
+    consumer = asyncio.create_task(bus.consume(Subscription("tally", ("tally.bump",), tally_handler(db, fail)), stop))
+    key = uuid.uuid4().hex
+    async with db.session() as session:
+        add_event(session, Outbox, "tally.bump", {"key": key})
+    relay = OutboxRelay([OutboxSource("evtest", db, Outbox)], bus)
+    assert await relay.relay_once() == 1
+    assert await relay.relay_once() == 0  # marked published
+    async with db.session() as session:
+        row = (await session.execute(select(Outbox))).scalars().one()
+        duplicate = Event(str(row.id), row.type, row.payload, "", "evtest")
+    await bus.publish(duplicate)  # at-least-once transport: a redelivery must change nothing
+    await eventually(lambda: _inbox_size(db, 1))
+    await asyncio.sleep(0.3)
+    assert await count(db, key) == 1
+    stop.set()
+    await consumer
+
+
+async def test_crash_mid_event_is_retried_and_lands_once(db: Database, bus: EventBus) -> None:
+    key = uuid.uuid4().hex
+    fail = {key: 1}
+    stop = asyncio.Event()
+    consumer = asyncio.create_task(bus.consume(Subscription("tally", ("tally.bump",), tally_handler(db, fail)), stop))
+    await asyncio.sleep(0.1)
+    await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test"))
+
+    async def landed() -> bool:
+        return await count(db, key) == 1
+
+    await eventually(landed)
+    assert await bus.dead_letters("tally") == []
+    stop.set()
+    await consumer
+
+
+async def test_poison_event_is_dead_lettered_and_replayable(db: Database, bus: EventBus) -> None:
+    key = uuid.uuid4().hex
+    fail = {key: 10}  # more failures than deliveries allowed
+    stop = asyncio.Event()
+    consumer = asyncio.create_task(bus.consume(Subscription("tally", ("tally.bump",), tally_handler(db, fail)), stop))
+    await asyncio.sleep(0.1)
+    event = Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test")
+    await bus.publish(event)
+
+    async def parked() -> bool:
+        return [letter.event.id for letter in await bus.dead_letters("tally")] == [event.id]
+
+    await eventually(parked)
+    assert await count(db, key) == 0
+    fail[key] = 0  # the bug is fixed: replay
+    assert await bus.replay("tally") == 1
+
+    async def landed() -> bool:
+        return await count(db, key) == 1
+
+    await eventually(landed)
+    assert await bus.dead_letters("tally") == []
+    stop.set()
+    await consumer
+
+
+async def _inbox_size(db: Database, expected: int) -> bool:
+    async with db.session() as session:
+        return len((await session.execute(select(Inbox))).scalars().all()) == expected
