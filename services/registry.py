@@ -38,5 +38,6 @@ SERVICES: dict[str, ServiceEntry] = {
     entry.name: entry
     for entry in (
         ServiceEntry("auth", "/api/v1/auth", "services.auth.app:create_app", outbox="services.auth.models:Outbox"),
+        ServiceEntry("image", "/api/v1/images", "services.image.app:create_app", consumers="services.image.consumers"),
     )
 }

@@ -1,0 +1,1 @@
+"""image: presigned uploads, verification (size + magic bytes), the image-URL allow-list."""

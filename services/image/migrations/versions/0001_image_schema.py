@@ -1,0 +1,50 @@
+"""image schema
+
+Revision ID: 0001
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "uploads",
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("content_type", sa.String(length=64), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("metadata", sa.JSON(), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("rejection_code", sa.String(length=32), nullable=True),
+        sa.Column("size_bytes", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_uploads")),
+        schema="image",
+    )
+    op.create_index("ix_uploads_user", "uploads", ["user_id"], unique=False, schema="image")
+    op.create_index("ix_uploads_status_created", "uploads", ["status", "created_at"], unique=False, schema="image")
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(), nullable=False),
+        sa.Column("event_id", sa.String(), nullable=False),
+        sa.Column("event_type", sa.String(), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
+        schema="image",
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("inbox", schema="image")
+    op.drop_index("ix_uploads_status_created", table_name="uploads", schema="image")
+    op.drop_index("ix_uploads_user", table_name="uploads", schema="image")
+    op.drop_table("uploads", schema="image")

@@ -1,0 +1,239 @@
+"""Upload rules of contract §4: key issuing, verification (exists, size, magic bytes) and the allow-list."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.blobs import KEY_PATTERN, BlobStore
+from services.common.clock import utcnow
+from services.common.db import Database
+from services.common.errors import BadRequest, NotFound
+from services.common.logging import get_logger
+from services.image.config import ImageSettings
+from services.image.models import Upload
+from services.image.schemas import UploadRequest, UploadResponse, VerifiedImage
+
+log = get_logger("eco2.image")
+
+CHANNELS = ("scan", "chat", "my")
+EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "image/heic": ".heic",
+    "image/heif": ".heif",
+}
+_BY_SUFFIX = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+              ".gif": "image/gif", ".heic": "image/heic", ".heif": "image/heif"}  # fmt: skip
+# ISO-BMFF brands of the HEIF family (ISO/IEC 23008-12): image and sequence brands, HEVC or not.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
+SNIFF_BYTES = 64
+
+
+def normalise_content_type(content_type: str, filename: str) -> str:
+    value = content_type.split(";")[0].strip().lower()
+    if value == "image/jpg":
+        value = "image/jpeg"
+    if not value:
+        # (client) gallery uploads may send no type: infer it from the extension only then.
+        value = _BY_SUFFIX.get(PurePosixPath(filename.lower()).suffix, "")
+    if value not in EXTENSIONS:
+        raise BadRequest(f"unsupported content type {content_type!r}", "UNSUPPORTED_CONTENT_TYPE")
+    return value
+
+
+def sniff(head: bytes) -> str | None:
+    """The image type the first bytes prove, or ``None``."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if len(head) >= 16 and head[4:8] == b"ftyp":
+        size = int.from_bytes(head[:4], "big")
+        box = head[8 : min(size, len(head))] if size >= 16 else head[8:]
+        brands = {box[i : i + 4] for i in range(0, len(box) - 3, 4) if i != 4}  # skip minor_version
+        if brands & HEIF_BRANDS:
+            return "image/heif"
+    return None
+
+
+def matches(declared: str, sniffed: str | None) -> bool:
+    if sniffed is None:
+        return False
+    if declared in ("image/heic", "image/heif"):
+        return sniffed == "image/heif"
+    return declared == sniffed
+
+
+@dataclass
+class ImageService:
+    settings: ImageSettings
+    store: BlobStore
+    hosts: frozenset[str]
+
+    # ------------------------------------------------------------------------------- issuing
+
+    async def issue(
+        self, session: AsyncSession, user_id: uuid.UUID, channel: str, body: UploadRequest
+    ) -> UploadResponse:
+        if channel not in CHANNELS:
+            raise BadRequest(f"unknown channel {channel!r}", "INVALID_CHANNEL")
+        filename = PurePosixPath(body.filename.replace("\\", "/")).name or "upload"
+        content_type = normalise_content_type(body.content_type, filename)
+        key = f"{channel}/{secrets.token_hex(16)}{EXTENSIONS[content_type]}"
+        expires_in = self.settings.upload_url_ttl_seconds
+        upload_url = await self.store.presign_put(key, content_type, expires_in)
+        session.add(
+            Upload(
+                key=key,
+                user_id=user_id,
+                channel=channel,
+                content_type=content_type,
+                filename=filename[:255],
+                extra=body.metadata,
+                status="pending",
+                created_at=utcnow(),
+            )
+        )
+        return UploadResponse(
+            key=key,
+            upload_url=upload_url,
+            cdn_url=self.store.public_url(key),
+            expires_in=expires_in,
+            required_headers={"Content-Type": content_type},
+        )
+
+    # ---------------------------------------------------------------------------- verifying
+
+    async def callback(self, session: AsyncSession, user_id: uuid.UUID, channel: str, key: str) -> VerifiedImage:
+        if channel not in CHANNELS:
+            raise BadRequest(f"unknown channel {channel!r}", "INVALID_CHANNEL")
+        upload = await session.get(Upload, key) if KEY_PATTERN.match(key) else None
+        if upload is None or upload.user_id != user_id or upload.channel != channel:
+            raise NotFound("upload not found", "UPLOAD_NOT_FOUND")
+        return await self.verify(session, upload)
+
+    async def verify(self, session: AsyncSession, upload: Upload) -> VerifiedImage:
+        """Check a pending upload once; a verified one is never re-checked, a rejected one stays rejected."""
+        if upload.status == "rejected":
+            raise BadRequest("upload was rejected", upload.rejection_code or "UPLOAD_INCOMPLETE")
+        if upload.status != "verified":
+            info = await self.store.head(upload.key)
+            if info is None:
+                # Nothing stored yet: the PUT may still be on its way, so the key stays usable.
+                raise BadRequest("the object has not been uploaded", "UPLOAD_INCOMPLETE")
+            if info.size > self.settings.max_bytes:
+                await self._reject(session, upload, "FILE_TOO_LARGE")
+                raise BadRequest("the image is larger than 10 MB", "FILE_TOO_LARGE")
+            head = await self.store.read(upload.key, SNIFF_BYTES) or b""
+            if not matches(upload.content_type, sniff(head)):
+                await self._reject(session, upload, "INVALID_IMAGE_CONTENT")
+                raise BadRequest("the file is not the declared image type", "INVALID_IMAGE_CONTENT")
+            upload.status = "verified"
+            upload.size_bytes = info.size
+            upload.verified_at = utcnow()
+            await session.flush()
+        return self.describe(upload)
+
+    async def _reject(self, session: AsyncSession, upload: Upload, code: str) -> None:
+        await self.store.delete(upload.key)
+        upload.status = "rejected"
+        upload.rejection_code = code
+        # The 400 answer rolls the request's transaction back, so the rejection commits on its own.
+        await session.commit()
+        log.info("upload_rejected", key=upload.key, code=code)
+
+    def describe(self, upload: Upload) -> VerifiedImage:
+        return VerifiedImage(
+            key=upload.key,
+            channel=upload.channel,
+            cdn_url=self.store.public_url(upload.key),
+            content_type=upload.content_type,
+            size_bytes=upload.size_bytes or 0,
+        )
+
+    # ---------------------------------------------------------------------------- allow-list
+
+    def key_from_url(self, url: str) -> str:
+        """The issued key an ``image_url`` points at, or IMAGE_URL_NOT_ALLOWED (contract §4.3)."""
+        refused = BadRequest("image_url is not an image of this service", "IMAGE_URL_NOT_ALLOWED")
+        try:
+            parts = urlsplit(url.strip())
+            port = parts.port  # raises on a malformed port
+        except ValueError:
+            raise refused from None
+        base = urlsplit(self.store.public_base)
+        # https only; plain http is accepted only when the configured public base is itself http
+        # (the embedded store on a laptop), never otherwise.
+        if parts.scheme not in {"https", base.scheme}:
+            raise refused
+        if (parts.hostname or "").lower() not in self.hosts or parts.username or parts.password:
+            raise refused
+        if port not in (None, base.port) or parts.query or parts.fragment:
+            raise refused
+        prefix = base.path.rstrip("/") + "/"
+        if not parts.path.startswith(prefix):
+            raise refused
+        key = parts.path[len(prefix) :]
+        if not KEY_PATTERN.match(key):
+            raise refused
+        return key
+
+    async def resolve(self, session: AsyncSession, url: str) -> VerifiedImage:
+        key = self.key_from_url(url)
+        upload = await session.get(Upload, key)
+        if upload is None:
+            if key.startswith("generated/") and await self.store.head(key) is not None:
+                # Written server-side by chat image generation: verified by construction.
+                info = await self.store.head(key)
+                assert info is not None
+                return VerifiedImage(
+                    key=key,
+                    channel="generated",
+                    cdn_url=self.store.public_url(key),
+                    content_type=info.content_type or "image/png",
+                    size_bytes=info.size,
+                )
+            raise BadRequest("image_url is not an image of this service", "IMAGE_URL_NOT_ALLOWED")
+        return await self.verify(session, upload)
+
+    # ------------------------------------------------------------------------------ clean-up
+
+    async def sweep_pending(self, db: Database) -> int:
+        """Delete objects still pending past the TTL (contract §4.2: 24 h)."""
+        cutoff = utcnow() - timedelta(seconds=self.settings.pending_ttl_seconds)
+        async with db.session() as session:
+            rows = (
+                await session.execute(
+                    select(Upload).where(Upload.status == "pending", Upload.created_at < cutoff).limit(500)
+                )
+            ).scalars()
+            count = 0
+            for upload in rows:
+                await self.store.delete(upload.key)
+                upload.status = "rejected"
+                upload.rejection_code = "UPLOAD_INCOMPLETE"
+                count += 1
+        if count:
+            log.info("pending_uploads_expired", count=count)
+        return count
+
+    async def delete_user(self, session: AsyncSession, user_id: uuid.UUID) -> int:
+        uploads = (await session.execute(select(Upload).where(Upload.user_id == user_id))).scalars().all()
+        for upload in uploads:
+            await self.store.delete(upload.key)
+            await session.delete(upload)
+        return len(uploads)

@@ -1,0 +1,1 @@
+"""scan: photo → classification → disposal rule → guidance → reward, as an asynchronous job with SSE progress."""

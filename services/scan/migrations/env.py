@@ -1,0 +1,5 @@
+from services.scan.models import Base
+
+from services.common.migrations import run_env
+
+run_env(Base.metadata)
