@@ -1,0 +1,351 @@
+"""Model providers behind one small interface: classify a waste photo, write the disposal answer.
+
+- ``OpenAICompatibleProvider``: the ``openai`` SDK against any OpenAI-compatible ``base_url`` (OpenAI,
+  Gemini's compatibility endpoint, a local VLM server). Structured output is constrained by a JSON
+  schema built from the knowledge base (enums for major/middle and tags) and checked again here;
+  invalid output is retried a bounded number of times. Timeouts and transport retries with backoff
+  come from the SDK; a semaphore caps concurrent calls per process; token usage is logged.
+- ``OfflineProvider`` (no model configured): classifies only from the user's note with the
+  knowledge base's deterministic matcher and composes answers from the rule document. Without a note
+  it refuses (``VisionUnavailable``) instead of inventing a classification.
+
+Both share ``compose_answer`` for the parts that are fixed by the contract (no rule → apology) and as
+the grounded fallback when a model's answer cannot be used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.common.knowledge import nfc
+from services.common.knowledge.disposal import MAJORS, RECYCLABLE, UNCLASSIFIED, KnowledgeBase, RuleDocument
+from services.common.logging import get_logger
+
+log = get_logger("eco2.ai")
+
+DEFAULT_QUESTION = "이 물건은 어떻게 버려야 하나요?"
+NO_RULE_INSUFFICIENCY = "이 품목에 맞는 배출 규정을 찾지 못했어요."
+ImageLoader = Callable[[], Awaitable[tuple[bytes, str]]]
+
+
+@dataclass(frozen=True)
+class Classification:
+    major: str
+    middle: str
+    minor: str
+    situation_tags: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "classification": {
+                "major_category": self.major,
+                "middle_category": self.middle,
+                "minor_category": self.minor,
+            },
+            "situation_tags": list(self.situation_tags),
+        }
+
+
+@dataclass(frozen=True)
+class FinalAnswer:
+    disposal_steps: dict[str, str]
+    insufficiencies: list[str]
+    user_answer: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "disposal_steps": dict(self.disposal_steps),
+            "insufficiencies": list(self.insufficiencies),
+            "user_answer": self.user_answer,
+        }
+
+
+class ModelError(Exception):
+    """A model call failed for good (after the bounded retries)."""
+
+
+class VisionUnavailable(ModelError):
+    """No vision model is configured and the user gave no text to classify from."""
+
+
+class InvalidModelOutput(ModelError):
+    """The model kept answering outside the schema or the taxonomy."""
+
+
+class ModelProvider(ABC):
+    name: str
+
+    @abstractmethod
+    async def classify(self, *, user_input: str, image: ImageLoader | None, model: str | None) -> Classification: ...
+
+    @abstractmethod
+    async def answer(
+        self, *, classification: Classification, rule: RuleDocument | None, user_input: str, model: str | None
+    ) -> FinalAnswer: ...
+
+
+# ------------------------------------------------------------------------------------ composition
+
+
+def _final(word: str) -> int | None:
+    """The final-consonant index of the word's last Hangul syllable (0 = none), ``None`` if not Hangul."""
+    core = word.split("(")[0].strip() if word.endswith(")") else word
+    last = core[-1] if core else ""
+    return (ord(last) - 0xAC00) % 28 if "가" <= last <= "힣" else None
+
+
+def _topic(word: str) -> str:
+    """``word`` + 은/는."""
+    final = _final(word)
+    return word + ("은(는)" if final is None else "은" if final else "는")
+
+
+def _towards(word: str) -> str:
+    """``word`` + 으로/로 (로 after a vowel or ㄹ, whose index is 8)."""
+    final = _final(word)
+    return word + ("(으)로" if final is None else "으로" if final not in (0, 8) else "로")
+
+
+def steps_object(steps: list[str]) -> dict[str, str]:
+    """``단계1`` … ``단계N`` in order (dicts keep insertion order, and so does the JSON)."""
+    return {f"단계{i}": step for i, step in enumerate(steps, start=1)}
+
+
+def compose_answer(kb: KnowledgeBase, classification: Classification, rule: RuleDocument | None) -> FinalAnswer:
+    """The grounded answer: steps from the rule document, insufficiencies from the situation tags."""
+    if rule is None:
+        return FinalAnswer(
+            {},
+            [NO_RULE_INSUFFICIENCY],
+            "죄송해요, 이 물건에 맞는 분리배출 규정을 찾지 못했어요.\n물건 이름을 조금 더 자세히 알려 주시면 다시 찾아볼게요.",
+        )
+    tags = frozenset(classification.situation_tags)
+    steps = rule.steps(classification.minor, tags)
+    insufficiencies = kb.insufficiencies(list(classification.situation_tags), rule.category)
+    item = classification.minor or rule.name
+    verb = "분리배출해요" if rule.major == RECYCLABLE else "처리해요"
+    first = f"{_topic(item)} {_towards(rule.name)} {verb}."
+    if insufficiencies:
+        second = f"내놓기 전에 한 가지만 챙겨 주세요: {insufficiencies[0]}"
+    else:
+        second = "안내한 순서대로 내놓으면 충분해요."
+    return FinalAnswer(steps_object(steps), insufficiencies, f"{first}\n{second}")
+
+
+# ---------------------------------------------------------------------------------------- offline
+
+
+class OfflineProvider(ModelProvider):
+    name = "offline"
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+
+    async def classify(self, *, user_input: str, image: ImageLoader | None, model: str | None) -> Classification:
+        text = user_input.strip()
+        if not text:
+            raise VisionUnavailable("no vision model configured and no text to classify from")
+        match = self.kb.match(text)
+        if match is None:
+            # Honest answer: nothing in the note names a known item, so nothing is claimed.
+            return Classification(UNCLASSIFIED, UNCLASSIFIED, UNCLASSIFIED, ("미분류_전체",))
+        tags = self.kb.tags_from_text(text, match.middle)
+        return Classification(match.major, match.middle, match.minor, tuple(tags))
+
+    async def answer(
+        self, *, classification: Classification, rule: RuleDocument | None, user_input: str, model: str | None
+    ) -> FinalAnswer:
+        return compose_answer(self.kb, classification, rule)
+
+
+# -------------------------------------------------------------------------------- OpenAI-compatible
+
+
+@dataclass
+class OpenAIConfig:
+    base_url: str | None
+    api_key: str
+    models: tuple[str, ...]  # the first is the default
+    timeout_seconds: float = 30.0
+    max_retries: int = 2  # transport-level (connection errors, 408/429/5xx), with the SDK's backoff
+    output_attempts: int = 2  # schema/taxonomy violations
+    max_concurrency: int = 64
+    temperature: float = 0.0
+
+
+@dataclass
+class OpenAICompatibleProvider(ModelProvider):
+    kb: KnowledgeBase
+    config: OpenAIConfig
+    name: str = "openai"
+    _client: Any = field(init=False, repr=False)
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(
+            base_url=self.config.base_url,
+            api_key=self.config.api_key,
+            timeout=self.config.timeout_seconds,
+            max_retries=self.config.max_retries,
+        )
+        self._slots = asyncio.Semaphore(self.config.max_concurrency)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # -------------------------------------------------------------------------------- schemas
+
+    def classification_schema(self) -> dict[str, Any]:
+        middles = [*self.kb.middles, *(m for m in MAJORS if m != RECYCLABLE)]
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["major_category", "middle_category", "minor_category", "situation_tags"],
+            "properties": {
+                "major_category": {"type": "string", "enum": list(MAJORS)},
+                "middle_category": {"type": "string", "enum": middles},
+                "minor_category": {"type": ["string", "null"]},
+                "situation_tags": {"type": "array", "items": {"type": "string", "enum": sorted(self.kb.tags)}},
+            },
+        }
+
+    @staticmethod
+    def answer_schema() -> dict[str, Any]:
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["disposal_steps", "insufficiencies", "user_answer"],
+            "properties": {
+                "disposal_steps": {"type": "array", "items": {"type": "string"}},
+                "insufficiencies": {"type": "array", "items": {"type": "string"}},
+                "user_answer": {"type": "string"},
+            },
+        }
+
+    # ---------------------------------------------------------------------------------- calls
+
+    async def _complete(self, kind: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any]) -> Any:
+        async with self._slots:
+            started = time.perf_counter()
+            response = await self._client.chat.completions.create(
+                model=model,
+                messages=messages,
+                temperature=self.config.temperature,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": kind, "strict": True, "schema": schema},
+                },
+            )
+        usage = getattr(response, "usage", None)
+        log.info(
+            "model_call",
+            kind=kind,
+            model=model,
+            ms=round((time.perf_counter() - started) * 1000),
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            total_tokens=getattr(usage, "total_tokens", None),
+        )
+        content = response.choices[0].message.content if response.choices else None
+        return json.loads(content or "")
+
+    async def _structured(self, kind: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any],
+                          check: Callable[[Any], Any]) -> Any:  # fmt: skip
+        from openai import OpenAIError
+
+        last: Exception | None = None
+        for attempt in range(self.config.output_attempts):
+            try:
+                return check(await self._complete(kind, model, messages, schema))
+            except (ValueError, KeyError, TypeError) as exc:  # JSON or taxonomy violation: ask again
+                last = exc
+                log.warning("model_output_invalid", kind=kind, model=model, attempt=attempt + 1, error=str(exc))
+            except OpenAIError as exc:  # the SDK already retried transport failures with backoff
+                log.warning("model_call_failed", kind=kind, model=model, error=repr(exc))
+                raise ModelError(f"{kind} call failed: {exc.__class__.__name__}") from exc
+            await asyncio.sleep(0.2 * (attempt + 1))
+        raise InvalidModelOutput(f"{kind}: output invalid after {self.config.output_attempts} attempts: {last}")
+
+    def _model(self, model: str | None) -> str:
+        return model or self.config.models[0]
+
+    async def classify(self, *, user_input: str, image: ImageLoader | None, model: str | None) -> Classification:
+        if image is None:
+            raise ModelError("classification needs the image")
+        data, content_type = await image()
+        url = f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+        system = (
+            "You classify one household-waste item in a photo for Korean recycling rules. Answer with JSON only. "
+            f"major_category is one of {list(MAJORS)}. When it is {RECYCLABLE}, middle_category is one of "
+            f"{list(self.kb.middles)}; otherwise middle_category equals major_category. minor_category is the "
+            "item's Korean name (free text), or null when unclear. Coloured PET bottles are 플라스틱류, not "
+            "무색페트병. situation_tags: only tags from the enum that the photo clearly shows. If several "
+            "different objects are shown or the item is unclear, add 미분류_소분류; if nothing can be "
+            f"determined, use {UNCLASSIFIED} with 미분류_전체."
+        )
+        messages = [
+            {"role": "system", "content": system},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": user_input.strip() or DEFAULT_QUESTION},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ],
+            },
+        ]
+        return await self._structured("classification", self._model(model), messages, self.classification_schema(),
+                                      self._check_classification)  # fmt: skip
+
+    def _check_classification(self, raw: Any) -> Classification:
+        major = nfc(str(raw["major_category"]))
+        middle = nfc(str(raw["middle_category"]))
+        if not self.kb.is_valid(major, middle):
+            raise ValueError(f"invalid taxonomy pair {major}/{middle}")
+        tags = [nfc(str(t)) for t in raw["situation_tags"]]
+        unknown = set(tags) - self.kb.tags
+        if unknown:
+            raise ValueError(f"unknown situation tags {sorted(unknown)}")
+        minor = nfc(str(raw["minor_category"] or "")).strip() or middle
+        return Classification(major, middle, minor, tuple(dict.fromkeys(tags)))
+
+    async def answer(
+        self, *, classification: Classification, rule: RuleDocument | None, user_input: str, model: str | None
+    ) -> FinalAnswer:
+        if rule is None:
+            return compose_answer(self.kb, classification, None)  # fixed by the contract, no model needed
+        grounded = compose_answer(self.kb, classification, rule)
+        system = (
+            "너는 분리배출 도우미 이코야. 아래 배출 규정 문서만 근거로 답해. 문서에 없는 내용은 추측하지 마. "
+            "disposal_steps: 문서의 공통 배출 방법과 해당 세부 방법을 순서대로, 최대 10단계, 짧은 한국어 문장. "
+            "insufficiencies: 상황 태그로 보아 사용자가 아직 하지 않은 준비(라벨, 내용물, 세척 등)를 친절한 제안 문장으로. "
+            "이미 잘한 것은 넣지 말고, 준비가 다 되었으면 빈 배열. user_answer: 1~3문장, 읽기 좋게 줄바꿈."
+        )
+        context = {
+            "rule_document": rule.as_dict(),
+            "classification": classification.as_dict(),
+            "candidate_insufficiencies": grounded.insufficiencies,
+            "user_note": user_input.strip() or DEFAULT_QUESTION,
+        }
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": json.dumps(context, ensure_ascii=False)},
+        ]
+        return await self._structured("answer", self._model(model), messages, self.answer_schema(), self._check_answer)
+
+    @staticmethod
+    def _check_answer(raw: Any) -> FinalAnswer:
+        steps = [str(s).strip() for s in raw["disposal_steps"] if str(s).strip()]
+        insufficiencies = [str(s).strip() for s in raw["insufficiencies"] if str(s).strip()]
+        answer = str(raw["user_answer"]).strip()
+        if not steps or len(steps) > 10 or not answer:
+            raise ValueError("answer needs 1-10 steps and a user_answer")
+        return FinalAnswer(steps_object(steps), insufficiencies, answer)

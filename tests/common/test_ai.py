@@ -1,0 +1,125 @@
+"""Model providers over real sockets: the OpenAI SDK against a local fake server; the offline one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from services.common.ai import (
+    Classification,
+    InvalidModelOutput,
+    ModelError,
+    OfflineProvider,
+    OpenAICompatibleProvider,
+    OpenAIConfig,
+    VisionUnavailable,
+    compose_answer,
+)
+from services.common.knowledge.disposal import knowledge_base
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.images import PNG
+from tests.support.servers import serve_asgi
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeOpenAI, str]]:
+    server = FakeOpenAI()
+    with serve_asgi(server.app()) as url:
+        yield server, f"{url}/v1"
+
+
+def provider(url: str, **overrides: object) -> OpenAICompatibleProvider:
+    config = OpenAIConfig(base_url=url, api_key="sk-test", models=("vlm-a", "vlm-b"), timeout_seconds=5, max_retries=1)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return OpenAICompatibleProvider(knowledge_base(), config)
+
+
+async def image() -> tuple[bytes, str]:
+    return PNG, "image/png"
+
+
+async def test_openai_classification_is_schema_constrained(fake: tuple[FakeOpenAI, str]) -> None:
+    server, url = fake
+    client = provider(url)
+    result = await client.classify(user_input="", image=image, model=None)
+    assert result == Classification("재활용폐기물", "무색페트병", "생수병", ())
+    (call,) = server.calls("classification")
+    body = call["body"]
+    assert body["model"] == "vlm-a"
+    assert call["auth"] == "Bearer sk-test"
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert "재활용폐기물" in schema["properties"]["major_category"]["enum"]
+    assert len(schema["properties"]["situation_tags"]["items"]["enum"]) == 79
+    content = body["messages"][1]["content"]
+    assert content[0]["text"] == "이 물건은 어떻게 버려야 하나요?"
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    await client.close()
+
+
+async def test_openai_retries_transport_and_output_failures(fake: tuple[FakeOpenAI, str]) -> None:
+    server, url = fake
+    client = provider(url)
+    server.fail_next["classification"] = 1  # the SDK retries a 500 with backoff
+    server.invalid_next["classification"] = 1  # we ask again for output outside the taxonomy
+    result = await client.classify(user_input="생수병", image=image, model="vlm-b")
+    assert result.middle == "무색페트병"
+    assert len(server.calls("classification")) == 3
+    server.invalid_next["classification"] = 5
+    with pytest.raises(InvalidModelOutput):
+        await client.classify(user_input="", image=image, model=None)
+    server.invalid_next.clear()
+    server.fail_next["classification"] = 5
+    with pytest.raises(ModelError):
+        await client.classify(user_input="", image=image, model=None)
+    await client.close()
+
+
+async def test_openai_answer_is_grounded(fake: tuple[FakeOpenAI, str]) -> None:
+    server, url = fake
+    client = provider(url)
+    kb = knowledge_base()
+    classification = Classification("재활용폐기물", "무색페트병", "생수병", ("비닐_라벨_부착",))
+    rule = kb.rules["재활용폐기물_무색페트병"]
+    answer = await client.answer(classification=classification, rule=rule, user_input="", model=None)
+    assert list(answer.disposal_steps) == ["단계1", "단계2", "단계3"]
+    context = json.loads(server.calls("answer")[0]["body"]["messages"][1]["content"])
+    assert context["rule_document"]["key"] == "재활용폐기물_무색페트병"
+    assert context["candidate_insufficiencies"] == ["겉에 붙은 비닐 라벨을 떼어 주세요."]
+    # No rule: the contract's fixed apology, without a model call.
+    unknown = Classification("미분류", "미분류", "미분류", ("미분류_전체",))
+    before = len(server.requests)
+    apology = await client.answer(classification=unknown, rule=None, user_input="", model=None)
+    assert apology.disposal_steps == {}
+    assert len(apology.insufficiencies) == 1
+    assert len(server.requests) == before
+    await client.close()
+
+
+async def test_offline_provider() -> None:
+    offline = OfflineProvider(knowledge_base())
+    with pytest.raises(VisionUnavailable):
+        await offline.classify(user_input="  ", image=image, model=None)
+    soju = await offline.classify(user_input="소주병 라벨 안 뗐어요", image=image, model=None)
+    assert (soju.major, soju.middle, soju.minor) == ("재활용폐기물", "유리병", "소주병")
+    unknown = await offline.classify(user_input="이거 뭐예요", image=image, model=None)
+    assert (unknown.major, unknown.situation_tags) == ("미분류", ("미분류_전체",))
+    kb = knowledge_base()
+    answer = await offline.answer(classification=soju, rule=kb.rules["재활용폐기물_유리병"], user_input="", model=None)
+    steps = list(answer.disposal_steps.values())
+    assert list(answer.disposal_steps) == [f"단계{i}" for i in range(1, len(steps) + 1)]
+    assert all(
+        step
+        in kb.rules["재활용폐기물_유리병"].common_method
+        + kb.rules["재활용폐기물_유리병"].detailed_method["빈용기보증금대상"]
+        for step in steps
+    )
+    assert answer.user_answer.startswith("소주병은 유리병으로 분리배출해요.")
+
+
+def test_compose_no_rule() -> None:
+    answer = compose_answer(knowledge_base(), Classification("미분류", "미분류", "미분류"), None)
+    assert answer.disposal_steps == {}
+    assert answer.insufficiencies == ["이 품목에 맞는 배출 규정을 찾지 못했어요."]
