@@ -292,7 +292,7 @@ class OpenAICompatibleProvider(ModelProvider):
             "different objects are shown or the item is unclear, add 미분류_소분류; if nothing can be "
             f"determined, use {UNCLASSIFIED} with 미분류_전체."
         )
-        messages = [
+        messages: list[dict[str, Any]] = [
             {"role": "system", "content": system},
             {
                 "role": "user",
