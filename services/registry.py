@@ -39,5 +39,12 @@ SERVICES: dict[str, ServiceEntry] = {
     for entry in (
         ServiceEntry("auth", "/api/v1/auth", "services.auth.app:create_app", outbox="services.auth.models:Outbox"),
         ServiceEntry("image", "/api/v1/images", "services.image.app:create_app", consumers="services.image.consumers"),
+        ServiceEntry(
+            "scan",
+            "/api/v1/scan",
+            "services.scan.app:create_app",
+            outbox="services.scan.models:Outbox",
+            consumers="services.scan.consumers",
+        ),
     )
 }

@@ -1,0 +1,123 @@
+"""Per-user rate limits: N per rolling window plus M per calendar day in a time zone (contract §1.7).
+
+``hit`` checks both limits and consumes one unit only when both allow it, so a refused request costs
+nothing. Real adapter: one Lua script on Redis (a sorted set of hit times + a per-day counter),
+atomic across replicas. Embedded adapter: the same bookkeeping in this process.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import redis.asyncio as aioredis
+
+from services.common.config import CommonSettings
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    per_window: int
+    window_seconds: float
+    per_day: int
+    timezone: str = "Asia/Seoul"
+
+    def day(self, now: float) -> tuple[str, float]:
+        """The calendar day of ``now`` in the limit's zone, and seconds until it ends."""
+        local = datetime.fromtimestamp(now, ZoneInfo(self.timezone))
+        midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return local.strftime("%Y%m%d"), (midnight - local).total_seconds()
+
+
+class RateLimiter(ABC):
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+
+    @abstractmethod
+    async def hit(self, key: str, now: float | None = None) -> float | None:
+        """Consume one unit for ``key``: ``None`` when allowed, else seconds until a retry would pass."""
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryRateLimiter(RateLimiter):
+    def __init__(self, limit: RateLimit) -> None:
+        super().__init__(limit)
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+        self._days: dict[tuple[str, str], int] = defaultdict(int)
+
+    async def hit(self, key: str, now: float | None = None) -> float | None:
+        now = time.time() if now is None else now
+        hits = self._hits[key]
+        while hits and hits[0] <= now - self.limit.window_seconds:
+            hits.popleft()
+        if len(hits) >= self.limit.per_window:
+            return hits[len(hits) - self.limit.per_window] + self.limit.window_seconds - now
+        day, left = self.limit.day(now)
+        if self._days[(key, day)] >= self.limit.per_day:
+            return left
+        hits.append(now)
+        self._days[(key, day)] += 1
+        return None
+
+
+_HIT = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local per_window = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= per_window then
+  local oldest = redis.call('ZRANGE', KEYS[1], n - per_window, n - per_window, 'WITHSCORES')
+  return {1, tostring(tonumber(oldest[2]) + window - now)}
+end
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+if used >= tonumber(ARGV[4]) then
+  return {2, ARGV[5]}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[6])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window))
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], 90000000)
+return {0, '0'}
+"""
+
+
+class RedisRateLimiter(RateLimiter):
+    def __init__(self, url: str, prefix: str, name: str, limit: RateLimit) -> None:
+        super().__init__(limit)
+        self.client: aioredis.Redis = aioredis.from_url(url, decode_responses=True, socket_connect_timeout=3)
+        self.prefix = f"{prefix}ratelimit:{name}:"
+        self._script = self.client.register_script(_HIT)
+
+    async def hit(self, key: str, now: float | None = None) -> float | None:
+        now = time.time() if now is None else now
+        day, left = self.limit.day(now)
+        now_ms = now * 1000
+        verdict, wait_ms = await self._script(
+            keys=[f"{self.prefix}{key}:w", f"{self.prefix}{key}:d:{day}"],
+            args=[
+                now_ms,
+                self.limit.window_seconds * 1000,
+                self.limit.per_window,
+                self.limit.per_day,
+                left * 1000,
+                f"{now_ms}:{uuid.uuid4().hex[:8]}",
+            ],
+        )
+        return None if int(verdict) == 0 else float(wait_ms) / 1000
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def create_rate_limiter(common: CommonSettings, name: str, limit: RateLimit) -> RateLimiter:
+    if common.redis_url:
+        return RedisRateLimiter(common.redis_url, common.redis_key_prefix, name, limit)
+    return MemoryRateLimiter(limit)

@@ -1,0 +1,179 @@
+"""Server-Sent Events for job streams, exactly as contract §10 spells them.
+
+``JobStreamResponse`` is a plain ASGI response (no task group, no per-event buffering): it writes
+``retry: 3000``, replays the job's log after ``Last-Event-ID``, follows live frames from the process's
+hub, sends ``keepalive`` every 15 s, closes after the terminal event, and after 300 s sends an
+``error``/``timeout`` frame. One extra task per connection waits for the client to go away (it also wakes the stream). Everything
+else a stream holds is a small subscription object, which is what keeps thousands of idle streams cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from services.common.clock import iso_ms, utcnow
+from services.common.jobs import Frame, JobEventLog, Subscription
+from services.common.logging import get_logger
+
+log = get_logger("eco2.sse")
+
+RETRY_MS = 3000
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+ACTIVE = {"streams": 0}  # open streams in this process (metrics, benchmarks)
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """A decimal seq, or ``None`` (missing/unparsable → a fresh connection, contract §10.3 step 2)."""
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+def encode(frame: Frame) -> bytes:
+    return f"id: {frame.seq}\nevent: {frame.event}\ndata: {frame.data}\n\n".encode()
+
+
+def keepalive() -> bytes:
+    return f'event: keepalive\ndata: {{"ts":"{iso_ms(utcnow())}"}}\n\n'.encode()
+
+
+def error_frame(last_seq: int, error: str, message: str) -> bytes:
+    data = json.dumps({"error": error, "message": message}, ensure_ascii=False, separators=(",", ":"))
+    return f"id: {last_seq}\nevent: error\ndata: {data}\n\n".encode()
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class JobStreamResponse(Response):
+    def __init__(
+        self,
+        events: JobEventLog,
+        job_id: str,
+        last_event_id: int | None,
+        *,
+        terminal_event: str = "done",
+        keepalive_seconds: float = 15.0,
+        max_seconds: float = 300.0,
+        finished: Callable[[], Awaitable[Frame | None]] | None = None,
+    ) -> None:
+        # No super().__init__: nothing is rendered up front.
+        self._sub: Subscription | None = None
+        self.events = events
+        self.job_id = job_id
+        self.last_event_id = last_event_id
+        self.terminal_event = terminal_event
+        self.keepalive_seconds = keepalive_seconds
+        self.max_seconds = max_seconds
+        # For a job that is over although its log lacks the terminal event: returns that event.
+        self.finished = finished
+        self.status_code = 200
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    gone.set()
+                    if self._sub is not None:
+                        self._sub.wake.set()
+                    return
+
+        async def write(chunk: bytes) -> None:
+            if gone.is_set():
+                raise _ClientGone
+            try:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except OSError as exc:  # uvicorn reports a vanished client like this
+                raise _ClientGone from exc
+
+        watcher = asyncio.create_task(watch())
+        ACTIVE["streams"] += 1
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": list(HEADERS)})
+            await write(f"retry: {RETRY_MS}\n\n".encode())
+            await self._stream(write, gone)
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except _ClientGone:
+            pass
+        finally:
+            ACTIVE["streams"] -= 1
+            watcher.cancel()
+
+    async def _stream(self, write: Callable[[bytes], Awaitable[None]], gone: asyncio.Event) -> None:
+        started = time.monotonic()
+        last = self.last_event_id or 0
+
+        async def send_frames(frames: list[Frame]) -> bool:
+            """Write frames newer than ``last`` in order; True once the terminal event went out."""
+            nonlocal last
+            for frame in frames:
+                if frame.seq <= last:
+                    continue  # already delivered on this connection (replay/live overlap)
+                await write(encode(frame))
+                last = frame.seq
+                if frame.event == self.terminal_event:
+                    return True
+            return False
+
+        async with self.events.subscribe(self.job_id) as sub:
+            self._sub = sub
+            if await send_frames(await self.events.read(self.job_id, last)):
+                return
+            if self.finished is not None:
+                terminal = await self.finished()
+                if terminal is not None:
+                    # The job is over: replay anything missing, then always end with the terminal
+                    # event — even for a client that already saw it (contract §10.3 step 6).
+                    if await send_frames(await self.events.read(self.job_id, last)):
+                        return
+                    await write(encode(terminal))
+                    return
+
+            next_keepalive = time.monotonic() + self.keepalive_seconds
+            deadline = started + self.max_seconds
+            while not gone.is_set():
+                sub.wake.clear()
+                if sub.overflow:
+                    await write(error_frame(last, "temporary", "연결이 잠시 지연되었어요. 다시 연결해 주세요."))
+                    return
+                if sub.resync:
+                    sub.resync = False
+                    if await send_frames(await self.events.read(self.job_id, last)):
+                        return
+                while sub.frames:
+                    frame = sub.frames.popleft()
+                    if frame.seq > last + 1:
+                        # Published before we subscribed, or lost on the way: take the gap from the log.
+                        gap = [f for f in await self.events.read(self.job_id, last) if f.seq < frame.seq]
+                        if await send_frames(gap):
+                            return
+                    if await send_frames([frame]):
+                        return
+                now = time.monotonic()
+                if now >= deadline:
+                    await write(error_frame(last, "timeout", "연결 시간이 다 되었어요. 다시 연결해 주세요."))
+                    return
+                if now >= next_keepalive:
+                    await write(keepalive())
+                    next_keepalive = now + self.keepalive_seconds
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, min(next_keepalive, deadline) - time.monotonic())):
+                        await sub.wake.wait()

@@ -1,0 +1,80 @@
+"""scan schema
+
+Revision ID: 0001
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("image_url", sa.String(length=2048), nullable=False),
+        sa.Column("image_key", sa.String(length=128), nullable=False),
+        sa.Column("image_type", sa.String(length=64), nullable=False),
+        sa.Column("user_input", sa.String(length=500), nullable=False),
+        sa.Column("model", sa.String(length=128), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("stage", sa.String(length=16), nullable=False),
+        sa.Column("progress", sa.Integer(), nullable=False),
+        sa.Column("checkpoint", sa.JSON(), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("reward_character", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("deadline_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
+        schema="scan",
+    )
+    op.create_index("ix_jobs_user", "jobs", ["user_id", "created_at"], unique=False, schema="scan")
+    op.create_index("ix_jobs_open", "jobs", ["status", "deadline_at"], unique=False, schema="scan")
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("job_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", "key", name=op.f("pk_idempotency_keys")),
+        schema="scan",
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("type", sa.String(length=100), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        schema="scan",
+    )
+    op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "occurred_at"], unique=False, schema="scan")
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(), nullable=False),
+        sa.Column("event_id", sa.String(), nullable=False),
+        sa.Column("event_type", sa.String(), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
+        schema="scan",
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("inbox", schema="scan")
+    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema="scan")
+    op.drop_table("outbox", schema="scan")
+    op.drop_table("idempotency_keys", schema="scan")
+    op.drop_index("ix_jobs_open", table_name="jobs", schema="scan")
+    op.drop_index("ix_jobs_user", table_name="jobs", schema="scan")
+    op.drop_table("jobs", schema="scan")

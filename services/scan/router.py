@@ -1,0 +1,85 @@
+"""HTTP layer of the scan service (contract §5, §10)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
+
+from services.common.deps import CurrentUser, SessionDep, StreamUser
+from services.common.errors import responses
+from services.common.sse import JobStreamResponse, parse_last_event_id
+from services.scan.models import TERMINAL
+from services.scan.schemas import ProcessingResponse, ScanRequest, ScanResult, SubmitResponse
+from services.scan.service import ScanService
+
+router = APIRouter(prefix="/api/v1/scan", tags=["scan"])
+
+
+def get_service(request: Request) -> ScanService:
+    return request.app.state.scan
+
+
+ServiceDep = Annotated[ScanService, Depends(get_service)]
+# 1–128 visible ASCII characters (contract §5.1); anything else is a 422 like any invalid input.
+IdempotencyHeader = Annotated[
+    str | None, Header(alias="X-Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=SubmitResponse,
+    responses=responses(
+        (400, "IMAGE_URL_NOT_ALLOWED"),
+        (400, "UPLOAD_INCOMPLETE"),
+        (400, "FILE_TOO_LARGE"),
+        (400, "INVALID_IMAGE_CONTENT"),
+        (400, "UNSUPPORTED_MODEL"),
+        (409, "IDEMPOTENCY_KEY_REUSED"),
+        (429, "RATE_LIMITED"),
+    ),
+)
+async def submit(
+    body: ScanRequest,
+    user: CurrentUser,
+    session: SessionDep,
+    service: ServiceDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> SubmitResponse:
+    return await service.submit(session, user.user_id, body, idempotency_key)
+
+
+@router.get("/{job_id}/events", responses=responses((404, "JOB_NOT_FOUND")))
+async def events(
+    job_id: str,
+    user: StreamUser,
+    session: SessionDep,
+    service: ServiceDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> Response:
+    job = await service.owned_job(session, user.user_id, job_id)  # 404 before any stream starts
+    await session.close()  # a stream can last minutes; it must not hold a database connection
+    return JobStreamResponse(
+        service.events,
+        str(job.id),
+        parse_last_event_id(last_event_id),
+        keepalive_seconds=service.settings.sse_keepalive_seconds,
+        max_seconds=service.settings.sse_max_seconds,
+        # Only a job already over at connect time can lack a live `done`; running jobs deliver it.
+        finished=(lambda: service.terminal_frame(job.id)) if job.status in TERMINAL else None,
+    )
+
+
+@router.get(
+    "/{job_id}/result",
+    response_model=ScanResult,
+    responses={202: {"model": ProcessingResponse}, **responses((404, "JOB_NOT_FOUND"))},
+)
+async def result(job_id: str, user: CurrentUser, session: SessionDep, service: ServiceDep) -> Response:
+    job = await service.owned_job(session, user.user_id, job_id)
+    status, body = await service.result_view(job)
+    headers = {"Retry-After": "2"} if status == 202 else None
+    return JSONResponse(body, status_code=status, headers=headers)
