@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -72,10 +73,11 @@ class ScanService:
             replay = await self._replay(session, user_id, idempotency_key, digest)
             if replay is not None:
                 return replay  # no new job, no rate-limit cost
+        # The image is checked first so that a refused request (400) does not use up the user's quota.
+        image = await self._resolve_image(body.image_url)
         retry_after = await self.limiter.hit(str(user_id))
         if retry_after is not None:
-            raise RateLimited(int(retry_after) + (0 if float(retry_after).is_integer() else 1))
-        image = await self._resolve_image(body.image_url)
+            raise RateLimited(math.ceil(retry_after))
 
         now = utcnow()
         job = Job(
