@@ -136,6 +136,16 @@ def worker_consumers(
     _run_until_signal(lambda stop: run_consumers(common, names, stop))
 
 
+@worker_app.command("scan")
+def worker_scan() -> None:
+    """Run the scan pipeline: consume the job queue, sweep overdue jobs."""
+    from services.scan.worker import run_scan_worker
+
+    common = CommonSettings()
+    configure_logging(common.log_level, common.log_json)
+    _run_until_signal(lambda stop: run_scan_worker(common, stop))
+
+
 @events_app.command("dead-letters")
 def events_dead_letters(consumer: Annotated[str, typer.Argument(help="consumer name, e.g. my")]) -> None:
     """List the events parked in a consumer's dead-letter queue (they stay there)."""

@@ -27,6 +27,12 @@ class ServiceEntry:
     def db_schema(self) -> str:
         return self.schema or self.name
 
+    @property
+    def internal_prefix(self) -> str:
+        """Service-to-service routes (``/internal/v1/character``): the public ingress routes only
+        ``/api/...``, so these are reachable inside the cluster (and from the dev gateway) alone."""
+        return "/internal" + self.prefix.removeprefix("/api")
+
 
 def load(target: str) -> Any:
     """Import ``module:attribute``."""

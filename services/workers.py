@@ -81,16 +81,19 @@ async def run_consumers(
 
 @asynccontextmanager
 async def background_workers(common: CommonSettings) -> AsyncIterator[None]:
-    """All event workers as tasks of the current process (``eco2 dev``)."""
+    """All event workers and the scan pipeline worker as tasks of the current process (``eco2 dev``)."""
+    from services.scan.worker import run_scan_worker
+
     stop = asyncio.Event()
     async with event_bus(common) as bus:
         consumers = asyncio.create_task(run_consumers(common, list(SERVICES), stop, bus=bus))
         await asyncio.sleep(0)  # let consumers attach before the relay starts handing out events
         relay = asyncio.create_task(run_relay(common, stop, bus=bus))
+        scan = asyncio.create_task(run_scan_worker(common, stop))
         try:
             yield
         finally:
             stop.set()
-            for task in (relay, consumers):
+            for task in (scan, relay, consumers):
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)

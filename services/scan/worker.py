@@ -49,11 +49,12 @@ async def run_scan_worker(
             log.info(
                 "scan_worker_started", concurrency=settings.worker_concurrency, provider=service.pipeline.provider.name
             )
-            sweeper = asyncio.create_task(sweep_forever(service, stop))
+            done = asyncio.Event()  # the sweeper's own stop: never stop the caller's other workers
+            sweeper = asyncio.create_task(sweep_forever(service, done))
             try:
                 await service.queue.consume(service.pipeline.run, stop, settings.worker_concurrency)
             finally:
-                stop.set()
+                done.set()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
     finally:
