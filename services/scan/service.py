@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +30,8 @@ from services.scan.pipeline import STAGE_MESSAGES, STAGES, ScanPipeline, event_d
 from services.scan.schemas import ScanRequest, SubmitResponse
 
 log = get_logger("eco2.scan")
+VERIFIED_CACHE_SIZE = 10_000
+VERIFIED_CACHE_SECONDS = 300.0
 IMAGE_CODES = {"IMAGE_URL_NOT_ALLOWED", "UPLOAD_INCOMPLETE", "FILE_TOO_LARGE", "INVALID_IMAGE_CONTENT"}
 
 
@@ -59,6 +62,7 @@ class ScanService:
     image_base: str
     internal_token: str
     pipeline: ScanPipeline
+    _verified: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
     # --------------------------------------------------------------------------------- submit
 
@@ -137,7 +141,13 @@ class ScanService:
         return submit_response(record.job_id)
 
     async def _resolve_image(self, image_url: str) -> dict[str, Any]:
-        """Allow-list + first-use verification, answered by the image service (it owns the records)."""
+        """Allow-list + first-use verification, answered by the image service (it owns the records).
+
+        A verified upload stays verified (contract §4.2), so answers are cached for a few minutes per
+        process: a user's repeated scans of one photo skip the internal hop."""
+        cached = self._verified.get(image_url)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         try:
             response = await self.http.post(
                 f"{self.image_base}/internal/v1/images/resolve",
@@ -149,7 +159,11 @@ class ScanService:
             log.warning("image_service_unreachable", error=repr(exc))
             raise ServiceUnavailable("image service unavailable") from exc
         if response.status_code == 200:
-            return dict(response.json())
+            image = dict(response.json())
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.pop(next(iter(self._verified)))  # oldest first (insertion order)
+            self._verified[image_url] = (time.monotonic() + VERIFIED_CACHE_SECONDS, image)
+            return image
         try:
             code = response.json().get("code")
         except ValueError:

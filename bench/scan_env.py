@@ -1,0 +1,217 @@
+"""Shared set-up for the scan benchmarks: a real-mode stack of separate processes on this machine.
+
+Processes: the API (image + scan apps behind the dev gateway's prefix dispatcher, no background
+workers), ``eco2 worker scan``, the fake OpenAI-compatible model server (tests/support/fake_openai.py),
+the character reward endpoint, and moto's S3 server. PostgreSQL, Redis and RabbitMQ are the local
+servers (URLs from ECO2_BENCH_PG_ADMIN_URL / _REDIS_URL / _RABBITMQ_URL or the test defaults); the
+benchmark gets its own database, key prefix and queue names and removes them afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get("ECO2_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("ECO2_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBIT = os.environ.get("ECO2_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # local bench servers only
+                if response.status < 500:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up")
+        time.sleep(0.2)
+
+
+class Env:
+    """Environment variables of every benchmark process, and the processes themselves."""
+
+    def __init__(self, *, worker_concurrency: int, vision: float, answer: float, rate_per_window: int) -> None:
+        self.run = uuid.uuid4().hex[:8]
+        self.data_dir = Path(tempfile.mkdtemp(prefix="eco2-bench-scan-"))
+        self.db_name = f"eco2_bench_{self.run}"
+        self.api_port, self.llm_port, self.char_port, self.s3_port = (free_port() for _ in range(4))
+        self.base = f"http://127.0.0.1:{self.api_port}"
+        self.bucket = f"eco2-bench-{self.run}"
+        base_pg = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        self.vision, self.answer = vision, answer
+        self.vars = {
+            "ENVIRONMENT": "test",
+            "ECO2_DATA_DIR": str(self.data_dir),
+            "DATABASE_URL": f"{base_pg}/{self.db_name}",
+            "REDIS_URL": REDIS,
+            "REDIS_KEY_PREFIX": f"eco2bench:{self.run}:",
+            "RABBITMQ_URL": RABBIT,
+            "EVENTS_NAMESPACE": f"eco2bench-{self.run}",
+            "PUBLIC_API_BASE_URL": self.base,
+            "INTERNAL_TOKEN": "bench-internal-token",
+            "LOG_LEVEL": "WARNING",
+            "IMAGE_S3_BUCKET": self.bucket,
+            "IMAGE_S3_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}",
+            "IMAGE_S3_ACCESS_KEY_ID": "bench",
+            "IMAGE_S3_SECRET_ACCESS_KEY": "bench",
+            "IMAGE_CDN_BASE_URL": "https://cdn.eco2.bench",
+            "SCAN_LLM_BASE_URL": f"http://127.0.0.1:{self.llm_port}/v1",
+            "SCAN_LLM_API_KEY": "sk-bench",
+            "SCAN_MODELS": "fake-vlm",
+            "SCAN_CHARACTER_SERVICE_URL": f"http://127.0.0.1:{self.char_port}",
+            "SCAN_WORKER_CONCURRENCY": str(worker_concurrency),
+            "SCAN_LLM_MAX_CONCURRENCY": str(worker_concurrency * 2),
+            "SCAN_RATE_PER_WINDOW": str(rate_per_window),
+            "SCAN_RATE_PER_DAY": "100000",
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.vars, "PYTHONPATH": str(ROOT)}
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.data_dir / f"{name}.log").open("wb")
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env(), stdout=log, stderr=log)
+        self.procs[name] = proc
+        return proc
+
+    def prepare(self) -> None:
+        import asyncpg
+
+        async def create() -> None:
+            conn = await asyncpg.connect(PG_ADMIN)
+            try:
+                await conn.execute(f'CREATE DATABASE "{self.db_name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
+        subprocess.run([eco2, "migrate", "image", "scan"], cwd=ROOT, env=self.env(), check=True, capture_output=True)
+        self.spawn("moto", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.s3_port))
+        wait_http(f"http://127.0.0.1:{self.s3_port}/moto-api/")
+        import boto3
+
+        boto3.client(
+            "s3", endpoint_url=self.vars["IMAGE_S3_ENDPOINT_URL"], region_name="ap-northeast-2",
+            aws_access_key_id="bench", aws_secret_access_key="bench",
+        ).create_bucket(Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-2"})  # fmt: skip
+        self.spawn("llm", "-m", "tests.support.fake_openai", "--port", str(self.llm_port),
+                   "--vision-latency", str(self.vision), "--answer-latency", str(self.answer))  # fmt: skip
+        self.spawn("character", "-m", "bench.scan_env", "character", "--port", str(self.char_port))
+        self.spawn("api", "-m", "bench.scan_env", "api", "--port", str(self.api_port))
+        wait_http(f"{self.base}/health")
+
+    def start_worker(self) -> None:
+        eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
+        log = (self.data_dir / "worker.log").open("wb")
+        self.procs["worker"] = subprocess.Popen([eco2, "worker", "scan"], cwd=ROOT, env=self.env(), stdout=log, stderr=log)
+
+    def cleanup(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        import aio_pika
+        import asyncpg
+        import redis.asyncio as aioredis
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(PG_ADMIN)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+            client = aioredis.from_url(REDIS)
+            async for key in client.scan_iter(match=f"{self.vars['REDIS_KEY_PREFIX']}*", count=1000):
+                await client.delete(key)
+            await client.aclose()
+            connection = await aio_pika.connect_robust(RABBIT)
+            async with connection.channel() as channel:
+                for name in ("scan.jobs", "scan.jobs.dlq"):
+                    await channel.queue_delete(f"{self.vars['EVENTS_NAMESPACE']}.{name}")
+            await connection.close()
+
+        asyncio.run(drop())
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def stack(**kwargs: float | int) -> Iterator[Env]:
+    env = Env(**kwargs)  # type: ignore[arg-type]
+    try:
+        env.prepare()
+        yield env
+    finally:
+        env.cleanup()
+
+
+def tokens(env: Env, count: int) -> list[dict[str, str]]:
+    """Bearer headers for ``count`` users, signed with the key the API reads from the data dir."""
+    sys.path.insert(0, str(ROOT))
+    from services.common.config import CommonSettings
+    from tests.support.tokens import auth_headers
+
+    common = CommonSettings(data_dir=env.data_dir, public_api_base_url=env.base)
+    return [auth_headers(common) for _ in range(count)]
+
+
+def _serve_api(port: int) -> None:
+    import uvicorn
+
+    from services.common.config import CommonSettings
+    from services.gateway import create_gateway
+    from services.registry import SERVICES
+
+    common = CommonSettings()
+    app = create_gateway([SERVICES["image"], SERVICES["scan"]], common, run_workers=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096, timeout_keep_alive=60)
+
+
+def _serve_character(port: int) -> None:
+    import uvicorn
+
+    from tests.support.fake_character import FakeCharacter
+
+    uvicorn.run(FakeCharacter(token="bench-internal-token").app(), host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", choices=["api", "character"])
+    parser.add_argument("--port", type=int, required=True)
+    parsed = parser.parse_args()
+    (_serve_api if parsed.role == "api" else _serve_character)(parsed.port)
