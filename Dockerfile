@@ -2,9 +2,9 @@
 # One image for every service and worker: `eco2 serve <service>`, `eco2 worker <name>`, `eco2 migrate`.
 # No HEALTHCHECK on purpose: Kubernetes probes /health and /ready, compose.yaml declares its own.
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
+# checkov:skip=CKV_DOCKER_2:no HEALTHCHECK by design; Kubernetes probes /health and /ready, compose.yaml has per-service checks, and one image serves APIs and workers that have no HTTP port
+# Both stages on the same slim Python (the project's supported 3.11); keep the two tags equal.
+FROM python:3.11.14-slim-bookworm AS build
 # uv from PyPI at a pinned version, like the Makefile installs it; wheels only, no compiler needed.
 RUN python -m pip install --no-cache-dir uv==0.13.9
 ENV UV_COMPILE_BYTECODE=1 \
@@ -21,7 +21,7 @@ COPY services ./services
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11.14-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="eco2" \
       org.opencontainers.image.description="Eco² backend: every service and worker (eco2 serve|worker|migrate)" \
       org.opencontainers.image.licenses="MIT"

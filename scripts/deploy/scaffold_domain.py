@@ -23,7 +23,7 @@ API_CONFIG = {
     "ENVIRONMENT": "production",
     "LOG_LEVEL": "INFO",
     "LOG_JSON": "true",
-    "ECO2_DATA_DIR": "/tmp/eco2",
+    "ECO2_DATA_DIR": "/tmp/eco2",  # noqa: S108 - the pod's private emptyDir, not a shared /tmp
     "JWT_AUDIENCE": "eco2-api",
     "JWKS_URL": "http://auth.auth.svc.cluster.local/api/v1/auth/.well-known/jwks.json",
 }
@@ -94,9 +94,7 @@ def env_from(name: str, secret: str) -> str:
 """
 
 
-def container_common(
-    name: str, secret: str, args: list[str], resources: tuple[str, str, str, str], mounts: str
-) -> str:
+def container_common(name: str, secret: str, args: list[str], resources: tuple[str, str, str, str], mounts: str) -> str:
     cpu_req, mem_req, cpu_lim, mem_lim = resources
     arg_list = ", ".join(f'"{a}"' for a in args)
     return f"""\
@@ -133,7 +131,9 @@ def volumes(extra: str) -> str:
 {extra}"""
 
 
-def api_base(name: str, namespace: str, extra_config: dict[str, str], mounts: str, extra_volumes: str) -> dict[str, str]:
+def api_base(
+    name: str, namespace: str, extra_config: dict[str, str], mounts: str, extra_volumes: str
+) -> dict[str, str]:
     files: dict[str, str] = {}
     files["kustomization.yaml"] = f"""\
 apiVersion: kustomize.config.k8s.io/v1beta1
@@ -322,7 +322,9 @@ metadata:
 """
 
 
-def worker_base(name: str, namespace: str, args: list[str], scalable: bool, ai: bool, extra_config: dict[str, str]) -> dict[str, str]:
+def worker_base(
+    name: str, namespace: str, args: list[str], scalable: bool, ai: bool, extra_config: dict[str, str]
+) -> dict[str, str]:
     files: dict[str, str] = {}
     resources = ["serviceaccount.yaml", "deployment.yaml", "pdb.yaml"] + (["hpa.yaml"] if scalable else [])
     listed = "".join(f"  - {r}\n" for r in resources)
@@ -342,7 +344,11 @@ generatorOptions:
     config = {k: v for k, v in {**API_CONFIG, **extra_config}.items() if k != "JWKS_URL"}
     files["config.env"] = "".join(f"{k}={v}\n" for k, v in config.items())
     files["serviceaccount.yaml"] = service_account(name, "worker")
-    replicas = "" if scalable else "  # One relay: it is the single reader of every outbox, so it never scales out.\n  replicas: 1\n"
+    replicas = (
+        ""
+        if scalable
+        else "  # One relay: it is the single reader of every outbox, so it never scales out.\n  replicas: 1\n"
+    )
     tolerations = (
         """\
       tolerations:

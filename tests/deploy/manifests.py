@@ -58,7 +58,7 @@ def rel(path: Path) -> str:
 
 
 def render(path: Path) -> list[dict[str, Any]]:
-    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+    result = subprocess.run(
         [kubectl(), "kustomize", str(path)], capture_output=True, text=True, check=False, timeout=120
     )
     if result.returncode != 0:
@@ -83,7 +83,9 @@ def _render_or_error(path: Path) -> Any:
 
 def deployed_paths() -> list[str]:
     """The overlays Argo CD applies: every env folder under workloads/ and platform/ plus clusters/<env>."""
-    return [p for p in map(rel, kustomization_dirs()) if p.rsplit("/", 1)[-1] in ENVIRONMENTS or p.startswith("clusters/")]
+    return [
+        p for p in map(rel, kustomization_dirs()) if p.rsplit("/", 1)[-1] in ENVIRONMENTS or p.startswith("clusters/")
+    ]
 
 
 def domain_folders() -> list[str]:

@@ -36,7 +36,13 @@ WAVES = {
     70: "ingress",
 }
 # Helm charts that carry CRDs: the bundle in platform/crds owns those, so the chart must not install them.
-CHARTS_WITH_CRDS = {"external-secrets", "aws-load-balancer-controller", "kube-prometheus-stack", "cloudnative-pg", "redis-operator"}
+CHARTS_WITH_CRDS = {
+    "external-secrets",
+    "aws-load-balancer-controller",
+    "kube-prometheus-stack",
+    "cloudnative-pg",
+    "redis-operator",
+}
 # terraform/modules/iam irsa_service_accounts (namespace/name the IRSA roles trust).
 IRSA_SERVICE_ACCOUNTS = {
     ("kube-system", "aws-load-balancer-controller"),
@@ -130,10 +136,12 @@ def test_pods_are_hardened_and_run_the_one_image(rendered: dict[str, Any], path:
         spec = pod_spec(obj)
         assert spec["automountServiceAccountToken"] is False, name
         security = spec["securityContext"]
-        assert security["runAsNonRoot"] is True and security["runAsUser"] >= 10000, name
+        assert security["runAsNonRoot"] is True, name
+        assert security["runAsUser"] >= 10000, name
         assert security["seccompProfile"]["type"] == "RuntimeDefault", name
         tmp = [v for v in spec["volumes"] if v["name"] == "tmp"]
-        assert tmp and "emptyDir" in tmp[0], f"{name}: no emptyDir for /tmp"
+        assert tmp, f"{name}: no /tmp volume"
+        assert "emptyDir" in tmp[0], f"{name}: no emptyDir for /tmp"
         for container in spec["containers"]:
             image = container["image"]
             if overlay:
@@ -229,8 +237,11 @@ def test_ingress_routes_only_public_prefixes_over_https(rendered: dict[str, Any]
         assert yaml.safe_load(annotations["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTPS": 443}]
         assert annotations["alb.ingress.kubernetes.io/backend-protocol"] == "HTTP"
         assert annotations["alb.ingress.kubernetes.io/target-type"] == "instance"
-        idle = re.search(r"idle_timeout\.timeout_seconds=(\d+)", annotations["alb.ingress.kubernetes.io/load-balancer-attributes"])
-        assert idle and int(idle.group(1)) >= 600, "SSE streams need a long ALB idle timeout"
+        idle = re.search(
+            r"idle_timeout\.timeout_seconds=(\d+)", annotations["alb.ingress.kubernetes.io/load-balancer-attributes"]
+        )
+        assert idle, "no ALB idle timeout"
+        assert int(idle.group(1)) >= 600, "SSE streams need a long ALB idle timeout"
         host = annotations["external-dns.alpha.kubernetes.io/hostname"]
         assert host == f"api.{env}.eco2.example.com"
         for rule in ing["spec"]["rules"]:
@@ -248,15 +259,17 @@ def test_ingress_routes_only_public_prefixes_over_https(rendered: dict[str, Any]
 
 
 def test_no_secret_with_data_is_committed(rendered: dict[str, Any]) -> None:
-    for path, value in rendered.items():
+    for path in rendered:
         for obj in docs(rendered, path):
             if obj["kind"] == "Secret":
-                assert not obj.get("data") and not obj.get("stringData"), f"{path}: Secret {obj['metadata']['name']}"
+                assert not obj.get("data"), f"{path}: Secret {obj['metadata']['name']}"
+                assert not obj.get("stringData"), f"{path}: Secret {obj['metadata']['name']}"
     for tree in manifests.TREES:
         for file in (ROOT / tree).rglob("*.y*ml"):
             for obj in manifests.load_yaml_docs(file):
                 if isinstance(obj, dict) and obj.get("kind") == "Secret":
-                    assert not obj.get("data") and not obj.get("stringData"), f"{file}: a Secret with data"
+                    assert not obj.get("data"), f"{file}: a Secret with data"
+                    assert not obj.get("stringData"), f"{file}: a Secret with data"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -269,7 +282,8 @@ def test_external_secrets_map_ssm_parameters(rendered: dict[str, Any], env: str)
         assert es["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "aws-ssm"}
         for item in es["spec"]["data"]:
             key = item["remoteRef"]["key"]
-            assert SSM_KEY.match(key) and key.startswith(f"/eco2/{env}/"), key
+            assert SSM_KEY.match(key), key
+            assert key.startswith(f"/eco2/{env}/"), key
     targets = {(es["metadata"]["namespace"], es["spec"]["target"]["name"]) for es in externals}
     # Every secret a workload reads exists, and every domain namespace can pull the image.
     for folder in manifests.domain_folders():
