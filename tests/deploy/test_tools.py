@@ -4,6 +4,7 @@ rules (actions pinned by commit SHA, permissions, timeouts, concurrency)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -31,7 +32,8 @@ def tool(name: str) -> str:
 
 
 def test_checkov_passes_on_rendered_manifests_and_dockerfile(rendered: dict[str, Any], tmp_path: Path) -> None:
-    uv = shutil.which("uv")
+    # `uv run` exports the path of the uv running it (it need not be on PATH, see the Makefile).
+    uv = os.environ.get("UV") or shutil.which("uv")
     assert uv, "uv is needed to run checkov in its own tool environment"
     for path in manifests.deployed_paths():
         if path.startswith("clusters/"):
