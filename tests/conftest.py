@@ -82,7 +82,7 @@ def common_settings(tmp_path_factory: pytest.TempPathFactory, database_url: str 
         cors_allowed_origins=TEST_ORIGINS,
         log_json=True,
         log_level="WARNING",
-        internal_token="test-internal-token",  # noqa: S106
+        internal_token="test-internal-token",
     )
 
 

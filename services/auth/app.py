@@ -31,7 +31,9 @@ def create_app(common: CommonSettings | None = None, settings: AuthSettings | No
     @asynccontextmanager
     async def lifespan(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
         keys_dir = settings.keys_dir or common.data_dir / "keys"
-        keyring = KeyRing.load(keys_dir, settings.active_key_id, generate=common.environment is not Environment.PRODUCTION)
+        keyring = KeyRing.load(
+            keys_dir, settings.active_key_id, generate=common.environment is not Environment.PRODUCTION
+        )
         http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
         runtime.on_close(http.aclose)
         app.state.keyring = keyring

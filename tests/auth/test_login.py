@@ -118,7 +118,7 @@ async def test_expired_state_fails(
 async def test_provider_error_and_refused_code_fail(
     auth_client: httpx.AsyncClient, fake_providers: tuple[FakeProviders, str]
 ) -> None:
-    fake, _ = fake_providers
+    _fake, _ = fake_providers
     data = await start(auth_client, "kakao")
     cancelled = await auth_client.get(
         "/api/v1/auth/kakao/callback", params={"error": "access_denied", "state": data["state"]}
