@@ -13,10 +13,12 @@ from rich.console import Console
 from services.common.config import CommonSettings
 from services.common.db import database_url_for
 from services.common.migrations import upgrade
+from services.location.cli import app as location_app
 from services.registry import SERVICES
 
 app = typer.Typer(help="Eco² backend: run, serve and operate the services.", no_args_is_help=True)
 console = Console()
+app.add_typer(location_app, name="location")
 
 
 def _migrate(names: list[str], common: CommonSettings) -> None:

@@ -23,5 +23,9 @@ class ServiceEntry:
 
 
 SERVICES: dict[str, ServiceEntry] = {
-    entry.name: entry for entry in (ServiceEntry("auth", "/api/v1/auth", "services.auth.app:create_app"),)
+    entry.name: entry
+    for entry in (
+        ServiceEntry("auth", "/api/v1/auth", "services.auth.app:create_app"),
+        ServiceEntry("location", "/api/v1/locations", "services.location.app:create_app"),
+    )
 }
