@@ -59,7 +59,7 @@ def site(pk: int, lat: float, lon: float, name: str = "테스트 거점", **fiel
     from services.location.models import KECO_COLUMNS, TEXT_COLUMNS
 
     values: dict[str, Any] = dict.fromkeys(TEXT_COLUMNS)
-    values.update(name=name, road_address=f"테스트로 {pk}", latitude=lat, longitude=lon, **fields)
+    values.update({"name": name, "road_address": f"테스트로 {pk}", "latitude": lat, "longitude": lon, **fields})
     metadata = {keco: values.get(column) or "" for keco, column in KECO_COLUMNS.items() if column in values}
     metadata["clctItemCn"] = values.get("collection_items") or ""
     return SiteRecord("keco", str(pk), values, metadata, pk)
