@@ -15,7 +15,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import String, cast, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import utcnow
@@ -23,6 +24,7 @@ from services.location.models import SCHEMA, Site
 from services.location.sources import ParsedRow, Progress, Rejection, SiteRecord, SourceFormat, read_rows
 
 BATCH = 2000
+ANALYZE_AFTER = 10_000
 
 
 @dataclass
@@ -79,6 +81,10 @@ async def import_rows(session: AsyncSession, rows: Iterable[ParsedRow], *, dry_r
             first_seen[key] = item.row_number
             records.append(item)
         await _upsert(session, records, summary, dry_run)
+    if summary.inserted >= ANALYZE_AFTER and not dry_run and session.get_bind().dialect.name == "postgresql":
+        # Fresh statistics now, not whenever autovacuum gets to it: with a stale row count the
+        # planner may prefer a box scan + sort to the KNN index scan the nearby search relies on.
+        await session.execute(text(f"ANALYZE {SCHEMA}.sites"))
     return summary
 
 
@@ -86,11 +92,21 @@ async def _upsert(session: AsyncSession, records: list[SiteRecord], summary: Imp
     if not records:
         return
     existing: dict[tuple[str, str], tuple[int, str]] = {}
+    postgres = session.get_bind().dialect.name == "postgresql"
     for source in {r.source for r in records}:
         pks = [r.source_pk for r in records if r.source == source]
-        result = await session.execute(
-            select(Site.source_pk, Site.id, Site.content_hash).where(Site.source == source, Site.source_pk.in_(pks))
-        )
+        if postgres:
+            # One array parameter joined through the unique index: a 2000-item IN list of parameters
+            # is searched linearly per row when the planner (stale statistics mid-import) scans.
+            statement = select(Site.source_pk, Site.id, Site.content_hash).join(
+                _keys := func.unnest(cast(pks, ARRAY(String))).table_valued("pk").render_derived(name="keys"),
+                _keys.c.pk == Site.source_pk,
+            )
+            result = await session.execute(statement.where(Site.source == source))
+        else:
+            result = await session.execute(
+                select(Site.source_pk, Site.id, Site.content_hash).where(Site.source == source, Site.source_pk.in_(pks))
+            )
         existing.update({(source, pk): (site_id, digest) for pk, site_id, digest in result.all()})
 
     now = utcnow()

@@ -27,6 +27,8 @@ from services.location.models import Site, sites_rtree
 from services.location.present import EARTH_RADIUS_M, haversine_m
 from services.location.text import like_pattern
 
+TIE_M = 1e-6  # distances closer than this are the same point (float noise of two formulas)
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -70,18 +72,24 @@ async def _nearby_postgres(
     point = _earth_point(Site.latitude, Site.longitude)  # the indexed expression, verbatim
     to_contract = EARTH_RADIUS_M / func.earth()
     distance = (func.earth_distance(point, here) * to_contract).label("distance")
-    # Tiny slack on the box only: the exact radius test below decides membership.
-    box = func.earth_box(here, cast(literal(radius_m * 1.000001), Float) / to_contract)
-    statement = (
-        select(Site, distance)
-        .where(box.op("@>")(point), distance <= radius_m, *filters.clauses())
-        .order_by(point.op("<->")(here), Site.id)
-        .limit(limit)
-    )
-    rows = (await session.execute(statement)).all()
-    # The chord order equals the great-circle order; re-sorting on the returned distance only fixes
-    # the last-bit rounding differences between the two formulas.
-    return sorted(((site, float(d)) for site, d in rows), key=lambda pair: (pair[1], pair[0].id))
+
+    def within(metres: float) -> list[ColumnElement[bool]]:
+        # Tiny slack on the box only: the exact distance test decides membership.
+        box = func.earth_box(here, cast(literal(metres * 1.000001), Float) / to_contract)
+        return [box.op("@>")(point), distance <= metres, *filters.clauses()]
+
+    # ORDER BY the KNN operator alone: adding ", id" makes PostgreSQL sort the whole box instead of
+    # walking the index nearest-first (measured: 16 s instead of 4 ms for 60 km in Seoul on 1 M rows).
+    # One extra row tells whether a tie crosses the page boundary.
+    knn = select(Site, distance).where(*within(radius_m)).order_by(point.op("<->")(here)).limit(limit + 1)
+    rows = [(site, float(d)) for site, d in (await session.execute(knn)).all()]
+    if len(rows) > limit and rows[limit][1] - rows[limit - 1][1] < TIE_M:
+        # Sites exactly as far as the last one (same coordinates) exist beyond the page: the id
+        # tie-break must choose among all of them. The box of that distance holds about one page.
+        edge = rows[limit - 1][1] + TIE_M
+        exact = select(Site, distance).where(*within(edge)).order_by(distance, Site.id).limit(limit)
+        rows = [(site, float(d)) for site, d in (await session.execute(exact)).all()]
+    return sorted(rows, key=lambda pair: (pair[1], pair[0].id))[:limit]
 
 
 def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
