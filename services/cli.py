@@ -17,6 +17,7 @@ from services.common.config import CommonSettings
 from services.common.db import database_url_for
 from services.common.logging import configure_logging
 from services.common.migrations import upgrade
+from services.location.cli import app as location_app
 from services.registry import SERVICES
 
 app = typer.Typer(help="Eco² backend: run, serve and operate the services.", no_args_is_help=True)
@@ -25,6 +26,7 @@ events_app = typer.Typer(help="Inspect and replay dead-lettered events.", no_arg
 app.add_typer(worker_app, name="worker")
 app.add_typer(events_app, name="events")
 console = Console()
+app.add_typer(location_app, name="location")
 
 
 def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:

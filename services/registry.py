@@ -38,5 +38,6 @@ SERVICES: dict[str, ServiceEntry] = {
     entry.name: entry
     for entry in (
         ServiceEntry("auth", "/api/v1/auth", "services.auth.app:create_app", outbox="services.auth.models:Outbox"),
+        ServiceEntry("location", "/api/v1/locations", "services.location.app:create_app"),
     )
 }
