@@ -59,6 +59,7 @@ module "images" {
 
   bucket_name            = var.images_bucket_name
   cors_allowed_origins   = var.cors_allowed_origins
+  force_destroy          = var.images_force_destroy
   enable_cloudfront      = var.enable_cloudfront
   cloudfront_domain_name = var.images_subdomain == null ? null : "${var.images_subdomain}.${var.domain_name}"
   route53_zone_id        = data.aws_route53_zone.main.zone_id

@@ -123,6 +123,12 @@ variable "cors_allowed_origins" {
   type        = list(string)
 }
 
+variable "images_force_destroy" {
+  description = "Allow terraform destroy to empty and delete the images bucket (dev only; prod keeps user uploads)."
+  type        = bool
+  default     = false
+}
+
 variable "enable_cloudfront" {
   description = "Put CloudFront (OAC, HTTPS only) in front of the images bucket."
   type        = bool

@@ -14,6 +14,7 @@ images_bucket_name   = "eco2-dev-images"
 oidc_bucket_name     = "eco2-dev-oidc"
 cors_allowed_origins = ["https://dev.eco2.example.com", "http://localhost:5173"]
 enable_cloudfront    = true
+images_force_destroy = true
 
 control_plane_instance_type = "t3.large"
 

@@ -77,7 +77,9 @@ resource "aws_iam_instance_profile" "node" {
 
 resource "aws_s3_bucket" "oidc" {
   bucket = var.oidc_bucket_name
-  tags   = merge(var.tags, { Name = var.oidc_bucket_name })
+  # Holds only the two documents Ansible regenerates from the API server.
+  force_destroy = true
+  tags          = merge(var.tags, { Name = var.oidc_bucket_name })
 }
 
 resource "aws_s3_bucket_public_access_block" "oidc" {

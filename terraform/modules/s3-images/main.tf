@@ -1,6 +1,7 @@
 resource "aws_s3_bucket" "images" {
-  bucket = var.bucket_name
-  tags   = merge(var.tags, { Name = var.bucket_name })
+  bucket        = var.bucket_name
+  force_destroy = var.force_destroy
+  tags          = merge(var.tags, { Name = var.bucket_name })
 }
 
 resource "aws_s3_bucket_public_access_block" "images" {

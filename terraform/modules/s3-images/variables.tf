@@ -35,6 +35,12 @@ variable "expiration_days" {
   }
 }
 
+variable "force_destroy" {
+  description = "Let terraform destroy delete a non-empty bucket. Only for environments whose images are disposable (dev)."
+  type        = bool
+  default     = false
+}
+
 variable "enable_cloudfront" {
   description = "Serve images through CloudFront with Origin Access Control (HTTPS only). Off only where CloudFront is unavailable (the emulator in tests)."
   type        = bool
