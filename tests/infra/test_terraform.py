@@ -235,10 +235,12 @@ def test_workspace_guard_refuses_mismatched_environment(
     moto_workdir: Path, moto_aws: dict[str, str], terraform_bin: str, terraform_env: dict[str, str]
 ) -> None:
     run([terraform_bin, "workspace", "select", "dev"], cwd=moto_workdir, env=terraform_env)
+    # -target keeps the plan to the guard itself (no data sources, no modules).
     proc = run(
         [
             terraform_bin,
             "plan",
+            "-target=terraform_data.workspace_guard",
             "-input=false",
             "-lock=false",
             "-no-color",
@@ -386,7 +388,8 @@ def _assert_applied_resources(url: str, outputs: dict[str, Any]) -> None:
     assert all(block.values())
 
     ssm = _client("ssm", url)
-    params = ssm.get_parameters_by_path(Path="/eco2/dev", Recursive=True)["Parameters"]
+    pages = ssm.get_paginator("get_parameters_by_path").paginate(Path="/eco2/dev", Recursive=True)
+    params = [p for page in pages for p in page["Parameters"]]
     assert {p["Type"] for p in params} == {"SecureString"}
     assert "/eco2/dev/auth/jwt-private-key" in {p["Name"] for p in params}
 
