@@ -92,9 +92,7 @@ def find_provider_mirror() -> tuple[Path, str] | None:
         if not provider_dir.is_dir():
             continue
         versions = [d.name for d in provider_dir.iterdir() if (d / "linux_amd64").is_dir()]
-        versions += [
-            z.name.split("_")[1] for z in provider_dir.glob("terraform-provider-aws_*_linux_amd64.zip")
-        ]
+        versions += [z.name.split("_")[1] for z in provider_dir.glob("terraform-provider-aws_*_linux_amd64.zip")]
         usable = sorted((v for v in versions if _version_ok(v)), key=lambda v: tuple(map(int, v.split("."))))
         if usable:
             return root, usable[-1]

@@ -126,10 +126,7 @@ def _hosts(inventory: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_kubeadm_config_rendered_for_control_plane(rendered: Path, inventory: dict[str, Any]) -> None:
     vars_ = inventory["all"]["vars"]
     cp_ip = _hosts(inventory)["control-plane-1"]["ansible_host"]
-    docs = {
-        d["kind"]: d
-        for d in yaml.safe_load_all((rendered / "control-plane-1" / "kubeadm-config.yaml").open())
-    }
+    docs = {d["kind"]: d for d in yaml.safe_load_all((rendered / "control-plane-1" / "kubeadm-config.yaml").open())}
     assert set(docs) == {
         "InitConfiguration",
         "ClusterConfiguration",

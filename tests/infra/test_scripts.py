@@ -187,9 +187,7 @@ def test_bootstrap_runs_layers_in_order(sandbox: Sandbox) -> None:
 
 
 def test_bootstrap_auto_approve_reaches_terraform(sandbox: Sandbox) -> None:
-    proc = sandbox.run(
-        "bootstrap_cluster.sh", "--env=prod", "--auto-approve", "--skip-ansible", "--skip-argocd"
-    )
+    proc = sandbox.run("bootstrap_cluster.sh", "--env=prod", "--auto-approve", "--skip-ansible", "--skip-argocd")
     assert proc.returncode == 0, proc.stderr
     assert f"{TF} apply -input=false -var-file=env/prod.tfvars -auto-approve" in sandbox.calls()
 
@@ -229,10 +227,7 @@ def test_bootstrap_dry_run_runs_nothing(sandbox: Sandbox) -> None:
     steps = [line.split(":", 1)[0] for line in printed if line.startswith("[dry-run]")]
     assert (
         steps
-        == ["[dry-run] terraform"] * 3
-        + ["[dry-run] inventory"] * 2
-        + ["[dry-run] ansible"]
-        + ["[dry-run] argocd"] * 2
+        == ["[dry-run] terraform"] * 3 + ["[dry-run] inventory"] * 2 + ["[dry-run] ansible"] + ["[dry-run] argocd"] * 2
     )
     assert f"[dry-run] ansible: ansible-playbook -i {INV} {SITE} --skip-tags argocd" in printed
 
@@ -312,9 +307,7 @@ def with_kubeconfig(sandbox: Sandbox) -> Callable[[str], None]:
     return make
 
 
-def test_destroy_refuses_without_confirmation(
-    sandbox: Sandbox, with_kubeconfig: Callable[[str], None]
-) -> None:
+def test_destroy_refuses_without_confirmation(sandbox: Sandbox, with_kubeconfig: Callable[[str], None]) -> None:
     with_kubeconfig("dev")
     proc = sandbox.run("destroy_cluster.sh", "--env", "dev")  # stdin is /dev/null
     assert proc.returncode != 0
@@ -322,9 +315,7 @@ def test_destroy_refuses_without_confirmation(
     assert sandbox.calls() == []
 
 
-def test_destroy_refuses_on_wrong_confirmation(
-    sandbox: Sandbox, with_kubeconfig: Callable[[str], None]
-) -> None:
+def test_destroy_refuses_on_wrong_confirmation(sandbox: Sandbox, with_kubeconfig: Callable[[str], None]) -> None:
     with_kubeconfig("dev")
     proc = sandbox.run("destroy_cluster.sh", "--env", "dev", stdin="yes\n")
     assert proc.returncode != 0
@@ -356,9 +347,7 @@ def test_destroy_refuses_prod_without_allow_prod(sandbox: Sandbox, extra: list[s
     assert sandbox.calls() == []
 
 
-def test_destroy_prod_with_allow_prod_still_asks(
-    sandbox: Sandbox, with_kubeconfig: Callable[[str], None]
-) -> None:
+def test_destroy_prod_with_allow_prod_still_asks(sandbox: Sandbox, with_kubeconfig: Callable[[str], None]) -> None:
     with_kubeconfig("prod")
     refused = sandbox.run("destroy_cluster.sh", "--env", "prod", "--allow-prod")
     assert refused.returncode != 0

@@ -68,9 +68,7 @@ def test_terraform_fmt_is_clean(terraform_bin: str, terraform_env: dict[str, str
 
 
 @pytest.mark.parametrize("root", ROOTS)
-def test_terraform_validate(
-    root: str, tmp_path: Path, terraform_bin: str, terraform_env: dict[str, str]
-) -> None:
+def test_terraform_validate(root: str, tmp_path: Path, terraform_bin: str, terraform_env: dict[str, str]) -> None:
     tree = copy_terraform_tree(tmp_path)
     workdir = tree.parent / root
     terraform_init(terraform_bin, workdir, terraform_env, backend=False)
@@ -151,9 +149,7 @@ def moto_workdir(
     return tree
 
 
-def _plan(
-    workdir: Path, terraform_bin: str, env: dict[str, str], environment: str, extra: list[str]
-) -> dict[str, Any]:
+def _plan(workdir: Path, terraform_bin: str, env: dict[str, str], environment: str, extra: list[str]) -> dict[str, Any]:
     run([terraform_bin, "workspace", "select", environment], cwd=workdir, env=env)
     run(
         [
@@ -191,9 +187,7 @@ def test_plan_environment_tfvars(
 ) -> None:
     """Plans each committed tfvars with CloudFront on: covers, at plan level, what
     the apply test has to switch off (CloudFront, OAC, its certificate, IPIP rules)."""
-    plan = _plan(
-        moto_workdir, terraform_bin, terraform_env, environment, [f"-var=ami_id={moto_aws['ami_id']}"]
-    )
+    plan = _plan(moto_workdir, terraform_bin, terraform_env, environment, [f"-var=ami_id={moto_aws['ami_id']}"])
 
     instances = _creates(plan, "aws_instance")
     roles = Counter(i["tags"]["Role"] for i in instances)
@@ -363,9 +357,7 @@ def _assert_applied_resources(url: str, outputs: dict[str, Any]) -> None:
     vpc_id = outputs["vpc_id"]["value"]
     groups = {
         g["GroupName"]: g
-        for g in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])[
-            "SecurityGroups"
-        ]
+        for g in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["SecurityGroups"]
     }
     workers = groups["eco2-dev-workers"]
     alb_sg = outputs["alb_security_group_id"]["value"]
