@@ -3,7 +3,13 @@
 Only public keys live here. The JWKS comes over HTTP in production (cached, re-fetched on an unknown
 ``kid`` at most once a minute) or, embedded, from the public key files the auth service writes.
 Revocation (logout, refresh-token theft, account deletion) is a set of TTL'd keys in the shared
-key-value store, checked on every request.
+key-value store.
+
+Hot path: a token whose signature was verified once is remembered (by its exact string) until it
+expires, so the RS256 check and claim parsing run once per token, not once per request. The
+revocation keys are re-read at most every ``REVOCATION_RECHECK_SECONDS`` per token, and at once
+after any revocation made by this process, so a revoked token is refused everywhere within that
+interval (contract: within 1 s) and immediately by the process that revoked it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from services.common.logging import get_logger
 ACCESS_COOKIE = "s_access"
 REFRESH_COOKIE = "s_refresh"
 JWKS_REFETCH_INTERVAL = 60.0
+REVOCATION_RECHECK_SECONDS = 0.5
+VERIFIED_CACHE_SIZE = 20_000
 
 log = get_logger("eco2.security")
 
@@ -145,17 +153,28 @@ def parse_jwks(document: dict[str, Any]) -> dict[str, RSAPublicKey]:
 class Revocations:
     """Revoked token ids, sessions and users, each kept until the tokens it covers expire."""
 
+    # Bumped by every revocation made in this process (whichever service made it): verifiers re-check
+    # their remembered tokens at once instead of waiting for the recheck interval.
+    generation = 0
+
     def __init__(self, kv: KeyValueStore) -> None:
         self.kv = kv
 
+    @classmethod
+    def _bump(cls) -> None:
+        cls.generation += 1
+
     async def revoke_token(self, jti: str, ttl: float) -> None:
         await self.kv.set(f"revoked:jti:{jti}", "1", ttl=max(1.0, ttl))
+        self._bump()
 
     async def revoke_session(self, sid: str, ttl: float) -> None:
         await self.kv.set(f"revoked:sid:{sid}", "1", ttl=max(1.0, ttl))
+        self._bump()
 
     async def revoke_user(self, user_id: uuid.UUID | str, ttl: float) -> None:
         await self.kv.set(f"revoked:user:{user_id}", "1", ttl=max(1.0, ttl))
+        self._bump()
 
     async def is_revoked(self, claims: TokenClaims) -> bool:
         return (
@@ -166,13 +185,34 @@ class Revocations:
         )
 
 
+@dataclass(slots=True)
+class _Verified:
+    claims: TokenClaims
+    checked_at: float  # monotonic time of the last revocation check
+    generation: int  # Revocations.generation at that check
+    revoked: bool = False
+
+
 class TokenVerifier:
-    def __init__(self, keys: KeySet, revocations: Revocations, *, issuer: str, audience: str, leeway: int = 30) -> None:
+    def __init__(
+        self,
+        keys: KeySet,
+        revocations: Revocations,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: int = 30,
+        recheck_seconds: float = REVOCATION_RECHECK_SECONDS,
+        cache_size: int = VERIFIED_CACHE_SIZE,
+    ) -> None:
         self.keys = keys
         self.revocations = revocations
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self.recheck_seconds = recheck_seconds
+        self.cache_size = cache_size
+        self._verified: dict[str, _Verified] = {}
 
     async def decode(self, token: str, expected_type: str, *, prefix: str = "TOKEN") -> TokenClaims:
         """Verify signature, algorithm, kid, issuer, audience, times and type. No revocation check."""
@@ -208,10 +248,35 @@ class TokenVerifier:
             raise Unauthorized("token claims malformed", f"{prefix}_INVALID") from None
 
     async def verify_access(self, token: str) -> TokenClaims:
-        claims = await self.decode(token, "access")
-        if await self.revocations.is_revoked(claims):
+        entry = self._verified.get(token)
+        if entry is not None and time.time() > entry.claims.exp + self.leeway:
+            del self._verified[token]
+            entry = None
+        if entry is None:
+            # decode() also refuses an expired token, so a cached entry never outlives its token.
+            entry = _Verified(await self.decode(token, "access"), checked_at=-1e18, generation=-1)
+            self._remember(token, entry)
+        if entry.revoked:
             raise Unauthorized("token revoked", "TOKEN_REVOKED")
-        return claims
+        now = time.monotonic()
+        generation = Revocations.generation
+        if now - entry.checked_at >= self.recheck_seconds or entry.generation != generation:
+            if await self.revocations.is_revoked(entry.claims):
+                entry.revoked = True  # revocation entries outlive the token: it never comes back
+                raise Unauthorized("token revoked", "TOKEN_REVOKED")
+            entry.checked_at, entry.generation = now, generation
+        return entry.claims
+
+    def _remember(self, token: str, entry: _Verified) -> None:
+        if len(self._verified) >= self.cache_size:
+            cutoff = time.time() - self.leeway
+            for key in [k for k, v in self._verified.items() if v.claims.exp < cutoff]:
+                del self._verified[key]
+            if len(self._verified) >= self.cache_size:
+                # Still full of live tokens: forget the oldest half (dicts keep insertion order).
+                for key in list(self._verified)[: self.cache_size // 2]:
+                    del self._verified[key]
+        self._verified[token] = entry
 
 
 class StaticKeySet(KeySet):
