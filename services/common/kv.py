@@ -147,7 +147,7 @@ class RedisKeyValueStore(KeyValueStore):
             url, decode_responses=True, health_check_interval=30, socket_timeout=5, socket_connect_timeout=3
         )
         self.prefix = prefix
-        self._listener_tasks: set[asyncio.Task[None]] = set()
+        self._listeners: dict[asyncio.Task[None], asyncio.Event] = {}
 
     def k(self, key: str) -> str:
         return self.prefix + key
@@ -187,44 +187,43 @@ class RedisKeyValueStore(KeyValueStore):
         await self.client.publish(self.k(channel), message)
 
     def listen(self, channel: str, handler: MessageHandler) -> Callable[[], None]:
-        task = asyncio.get_running_loop().create_task(self._listen(self.k(channel), handler))
-        self._listener_tasks.add(task)
-        task.add_done_callback(self._listener_tasks.discard)
+        stopped = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(self._listen(self.k(channel), handler, stopped))
+        self._listeners[task] = stopped
+        task.add_done_callback(lambda done: self._listeners.pop(done, None))
+        return stopped.set
 
-        def stop() -> None:
-            task.cancel()
-
-        return stop
-
-    async def _listen(self, channel: str, handler: MessageHandler) -> None:
-        while True:
+    async def _listen(self, channel: str, handler: MessageHandler, stopped: asyncio.Event) -> None:
+        # Stopped by a flag checked between short reads, never by cancelling a read: cancelling
+        # redis-py in the middle of a pub/sub read can leave the task hanging.
+        while not stopped.is_set():
             pubsub = self.client.pubsub()
             try:
                 await pubsub.subscribe(channel)
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
+                while not stopped.is_set():
+                    message = await pubsub.get_message(timeout=0.25)
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
                         handler(None)  # (re)attached: whatever was published meanwhile is lost to us
                     elif message["type"] == "message":
                         handler(str(message["data"]))
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 log.warning("kv_listen_failed", channel=channel, error=repr(exc))
                 handler(None)
-                await asyncio.sleep(1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopped.wait(), 1.0)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
     async def close(self) -> None:
-        for task in list(self._listener_tasks):
-            task.cancel()
-        for task in list(self._listener_tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for stopped in self._listeners.values():
+            stopped.set()
+        if self._listeners:
+            _, pending = await asyncio.wait(list(self._listeners), timeout=2.0)
+            for task in pending:
+                task.cancel()
         await self.client.aclose()
 
 
