@@ -11,9 +11,9 @@ from services.common.clock import iso_ms, utcnow
 from services.common.config import CommonSettings
 from services.common.events import Event, new_event_id
 from services.common.runtime import ServiceRuntime
-from services.my.consumers import build
 from services.my.app import create_app
 from services.my.config import MySettings
+from services.my.consumers import build
 from tests.support.clients import app_client
 from tests.support.tokens import issue_tokens
 

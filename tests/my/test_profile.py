@@ -137,8 +137,12 @@ async def test_logins_only_move_forward_and_provider_is_the_sessions(
     my_client: httpx.AsyncClient, new_user: User, deliver: Deliver, migrated: CommonSettings
 ) -> None:
     user_id = str(new_user.id)
-    await deliver("user.logged_in", {"user_id": user_id, "provider": "naver", "logged_in_at": "2026-02-01T00:00:00.000Z"})
-    await deliver("user.logged_in", {"user_id": user_id, "provider": "google", "logged_in_at": "2026-01-01T00:00:00.000Z"})
+    await deliver(
+        "user.logged_in", {"user_id": user_id, "provider": "naver", "logged_in_at": "2026-02-01T00:00:00.000Z"}
+    )
+    await deliver(
+        "user.logged_in", {"user_id": user_id, "provider": "google", "logged_in_at": "2026-01-01T00:00:00.000Z"}
+    )
 
     async def seen() -> bool:
         body = (await my_client.get("/api/v1/users/me", headers=new_user.headers)).json()
