@@ -35,16 +35,19 @@ async def test_catalog_is_the_contract_list_mascot_first(character_client: httpx
     body = response.json()
     assert isinstance(body, list)
     assert sorted((c["name"], c["code"], c["match"]) for c in body) == sorted(CONTRACT)
-    assert body[0]["name"] == "이코" and body[0]["match"] is None
+    assert body[0]["name"] == "이코"
+    assert body[0]["match"] is None
     ids = {c.code: str(c.id) for c in characters()}
     for entry in body:
         assert set(entry) == {"id", "code", "name", "type", "dialog", "match", "image_url"}
         assert entry["id"] == ids[entry["code"]]
-        assert entry["type"] and entry["dialog"]
+        assert entry["type"]
+        assert entry["dialog"]
         assert entry["image_url"] is None
     # Cookies are ignored: the catalog needs no authentication, even with a broken token.
     again = await character_client.get("/api/v1/character/catalog", headers={"Authorization": "Bearer nope"})
-    assert again.status_code == 200 and again.json() == body
+    assert again.status_code == 200
+    assert again.json() == body
 
 
 async def test_image_urls_come_from_the_cdn_setting(migrated: CommonSettings) -> None:

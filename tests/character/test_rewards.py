@@ -72,7 +72,8 @@ async def test_first_collection_then_already_owned(
         },
     }
     second = (await character_client.post(URL, json=outcome(user), headers=INTERNAL)).json()
-    assert second["reward"]["received"] is False and second["reward"]["already_owned"] is True
+    assert second["reward"]["received"] is False
+    assert second["reward"]["already_owned"] is True
     assert second["reward"]["points_awarded"] == 10
     assert await rows(migrated, user) == (1, 2, 2)
 
@@ -100,7 +101,8 @@ async def test_eligibility(character_client: httpx.AsyncClient, changes: dict[st
 async def test_match_reason_without_minor(character_client: httpx.AsyncClient) -> None:
     body = outcome(uuid.uuid4(), middle_category="종이", minor_category="")
     reward = (await character_client.post(URL, json=body, headers=INTERNAL)).json()["reward"]
-    assert reward["match_reason"] == "종이" and reward["name"] == "페이피"
+    assert reward["match_reason"] == "종이"
+    assert reward["name"] == "페이피"
 
 
 async def test_bad_input_is_422_never_500(character_client: httpx.AsyncClient) -> None:

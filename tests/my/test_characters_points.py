@@ -36,10 +36,13 @@ async def test_a_new_user_owns_exactly_the_mascot(my_client: httpx.AsyncClient, 
     for response in responses:
         assert response.status_code == 200
         [eco] = response.json()
-        assert eco["name"] == "이코" and eco["code"] == "char-eco" and eco["source"] == "default"
+        assert eco["name"] == "이코"
+        assert eco["code"] == "char-eco"
+        assert eco["source"] == "default"
         assert eco["id"] == str(mascot().id)
         assert set(eco) == {"id", "code", "name", "type", "dialog", "acquired_at", "source"}
-        assert eco["type"] == mascot().type and eco["dialog"] == mascot().dialog
+        assert eco["type"] == mascot().type
+        assert eco["dialog"] == mascot().dialog
 
 
 async def test_a_missing_mascot_is_granted_during_the_read(
@@ -99,7 +102,8 @@ async def test_points_balance_history_and_paging(
         await deliver("scan.reward_granted", reward(new_user, "char-paepy", "페이피", False, job))
     body = (await my_client.get(url, headers=headers)).json()
     assert body["balance"] == 60 + 4 * 10
-    assert len(body["history"]) == 6 and body["next_cursor"] is None
+    assert len(body["history"]) == 6
+    assert body["next_cursor"] is None
     first = {(e["reason"], e["delta"]) for e in body["history"] if e["job_id"] == str(jobs[0])}
     assert first == {("scan_reward", 10), ("character_collected", 50)}
     assert body["history"][0]["job_id"] == str(jobs[-1])  # newest first

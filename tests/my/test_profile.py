@@ -252,7 +252,9 @@ async def test_delete_erases_revokes_and_clears_cookies(
     cookies = response.headers.get_list("set-cookie")
     for name in ("s_access", "s_refresh"):
         [cookie] = [c for c in cookies if c.startswith(f"{name}=")]
-        assert cookie.startswith(f"{name}=;") and "Max-Age=0" in cookie and "Path=/" in cookie
+        assert cookie.startswith(f"{name}=;")
+        assert "Max-Age=0" in cookie
+        assert "Path=/" in cookie
     # Every session of the user is refused at once, not only the one that asked.
     for token in (new_user.tokens.access, second_session):
         after = await my_client.get(url, headers={"Authorization": f"Bearer {token}"})
@@ -264,7 +266,7 @@ async def test_delete_erases_revokes_and_clears_cookies(
     try:
         async with db.session() as session:
             events = (await session.execute(select(Outbox).where(Outbox.type == "user.deleted"))).scalars().all()
-        assert [e.payload for e in events if e.payload["user_id"] == str(new_user.id)][0]["deleted_at"]
+        assert next(e.payload for e in events if e.payload["user_id"] == str(new_user.id))["deleted_at"]
     finally:
         await db.dispose()
     # Late events about the deleted user bring nothing back.
