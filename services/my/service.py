@@ -11,7 +11,7 @@ import base64
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -81,8 +81,16 @@ class ProfileView:
     last_login_provider: str | None
     last_login_at: datetime | None
     created_at: datetime
+    # Rendered bodies by provider: a cached view is immutable, so its JSON is built once.
+    _rendered: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def render(self, provider: str) -> bytes:
+        body = self._rendered.get(provider)
+        if body is None:
+            body = self._rendered[provider] = self._render(provider)
+        return body
+
+    def _render(self, provider: str) -> bytes:
         name = display_name(self.nickname)
         return orjson.dumps(
             {
