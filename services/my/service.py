@@ -217,16 +217,32 @@ class UsersService:
         self.revocations = revocations
         self.cache = cache
         self.refresh_ttl_seconds = refresh_ttl_seconds
+        self._loading: dict[str, tuple[int, asyncio.Future[ProfileView]]] = {}
 
     async def profile(self, user_id: uuid.UUID) -> ProfileView:
         key = str(user_id)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        # Concurrent misses for one user share a single database read — but never one that started
+        # before an invalidation (it may predate the write that caused it: read-your-writes).
         generation = self.cache.generation
-        view = await self._load_or_create(user_id)
-        self.cache.put(key, view, generation)
-        return view
+        loading = self._loading.get(key)
+        if loading is None or loading[0] != generation:
+            loading = self._loading[key] = (
+                generation,
+                asyncio.ensure_future(self._load_and_cache(key, user_id, generation)),
+            )
+        return await asyncio.shield(loading[1])
+
+    async def _load_and_cache(self, key: str, user_id: uuid.UUID, generation: int) -> ProfileView:
+        try:
+            view = await self._load_or_create(user_id)
+            self.cache.put(key, view, generation)
+            return view
+        finally:
+            if self._loading.get(key, (None,))[0] == generation:
+                self._loading.pop(key, None)
 
     async def _load_or_create(self, user_id: uuid.UUID) -> ProfileView:
         async with self.db.session() as session:
