@@ -141,14 +141,10 @@ def worker_consumers(
 @events_app.command("dead-letters")
 def events_dead_letters(consumer: Annotated[str, typer.Argument(help="consumer name, e.g. my")]) -> None:
     """List the events parked in a consumer's dead-letter queue (they stay there)."""
-    from services.common.events import create_bus
+    from services.workers import dead_letters
 
     async def main() -> None:
-        bus = create_bus(CommonSettings())
-        try:
-            letters = await bus.dead_letters(consumer)
-        finally:
-            await bus.close()
+        letters = await dead_letters(CommonSettings(), consumer)
         for letter in letters:
             console.print(f"{letter.event.id}  {letter.event.type}  {letter.reason}  {letter.event.payload}")
         console.print(f"{len(letters)} dead letter(s) for {consumer}")
@@ -159,14 +155,10 @@ def events_dead_letters(consumer: Annotated[str, typer.Argument(help="consumer n
 @events_app.command("replay")
 def events_replay(consumer: Annotated[str, typer.Argument(help="consumer name, e.g. my")]) -> None:
     """Move a consumer's dead letters back to its queue (after fixing what made them fail)."""
-    from services.common.events import create_bus
+    from services.workers import replay_dead_letters
 
     async def main() -> None:
-        bus = create_bus(CommonSettings())
-        try:
-            moved = await bus.replay(consumer)
-        finally:
-            await bus.close()
+        moved = await replay_dead_letters(CommonSettings(), consumer)
         console.print(f"replayed {moved} event(s) to {consumer}")
 
     asyncio.run(main())

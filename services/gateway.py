@@ -74,7 +74,11 @@ def create_gateway(
         return HTMLResponse(_index_page(entries, common))
 
     fallback = CORSMiddleware(gateway, common.cors_allowed_origins)
-    return PrefixDispatcher([(entry.prefix, apps[entry.name]) for entry in entries], fallback)
+    routes = [(entry.prefix, apps[entry.name]) for entry in entries]
+    # In dev the one server also answers internal calls (the scan service calls the character
+    # service's reward endpoint at its own base URL).
+    routes += [(entry.internal_prefix, apps[entry.name]) for entry in entries]
+    return PrefixDispatcher(routes, fallback)
 
 
 def _index_page(entries: Sequence[ServiceEntry], common: CommonSettings) -> str:

@@ -27,6 +27,12 @@ class ServiceEntry:
     def db_schema(self) -> str:
         return self.schema or self.name
 
+    @property
+    def internal_prefix(self) -> str:
+        """Service-to-service routes (``/internal/v1/character``): the public ingress routes only
+        ``/api/...``, so these are reachable inside the cluster (and from the dev gateway) alone."""
+        return "/internal" + self.prefix.removeprefix("/api")
+
 
 def load(target: str) -> Any:
     """Import ``module:attribute``."""
@@ -37,7 +43,27 @@ def load(target: str) -> Any:
 SERVICES: dict[str, ServiceEntry] = {
     entry.name: entry
     for entry in (
-        ServiceEntry("auth", "/api/v1/auth", "services.auth.app:create_app", outbox="services.auth.models:Outbox"),
+        ServiceEntry(
+            "auth",
+            "/api/v1/auth",
+            "services.auth.app:create_app",
+            outbox="services.auth.models:Outbox",
+            consumers="services.auth.consumers",
+        ),
+        ServiceEntry(
+            "my",
+            "/api/v1/users",
+            "services.my.app:create_app",
+            outbox="services.my.models:Outbox",
+            consumers="services.my.consumers",
+        ),
+        ServiceEntry(
+            "character",
+            "/api/v1/character",
+            "services.character.app:create_app",
+            outbox="services.character.models:Outbox",
+            consumers="services.character.consumers",
+        ),
         ServiceEntry("location", "/api/v1/locations", "services.location.app:create_app"),
     )
 }
