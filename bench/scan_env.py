@@ -135,7 +135,9 @@ class Env:
     def start_worker(self) -> None:
         eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
         log = (self.data_dir / "worker.log").open("wb")
-        self.procs["worker"] = subprocess.Popen([eco2, "worker", "scan"], cwd=ROOT, env=self.env(), stdout=log, stderr=log)
+        self.procs["worker"] = subprocess.Popen(
+            [eco2, "worker", "scan"], cwd=ROOT, env=self.env(), stdout=log, stderr=log
+        )
 
     def cleanup(self) -> None:
         for proc in self.procs.values():

@@ -24,16 +24,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rawsse import StreamError, sse_frames  # noqa: E402
-from bench.scan_env import Env, rss_mb, stack, tokens  # noqa: E402
-from tests.support.images import PNG  # noqa: E402
+from bench.rawsse import StreamError, sse_frames
+from bench.scan_env import Env, rss_mb, stack, tokens
+from tests.support.images import PNG
 
 
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def upload(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
@@ -109,8 +109,9 @@ async def main(users: int, cycles: int, env: Env) -> None:
         env.start_worker()
         # Warm-up: one scan end to end, so the clock starts with the worker consuming.
         warm: collections.Counter[str] = collections.Counter()
-        while not await one_scan(client, headers[0], images[0], 0, collections.defaultdict(list), warm):
-            await asyncio.sleep(1)
+        for _ in range(60):
+            if await one_scan(client, headers[0], images[0], 0, collections.defaultdict(list), warm):
+                break
         api_pid, worker_pid = env.procs["api"].pid, env.procs["worker"].pid
         rss_before = (rss_mb(api_pid), rss_mb(worker_pid))
         stats: dict[str, list[float]] = collections.defaultdict(list)

@@ -21,9 +21,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scan_env import Env, rss_mb, stack, tokens  # noqa: E402
-from bench.rawsse import StreamError, sse_frames  # noqa: E402
-from bench.scan_load import upload  # noqa: E402
+from bench.rawsse import StreamError, sse_frames
+from bench.scan_env import Env, rss_mb, stack, tokens
+from bench.scan_load import upload
 
 
 async def main(streams: int, hold: float, env: Env) -> None:

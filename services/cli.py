@@ -17,6 +17,7 @@ from services.common.config import CommonSettings
 from services.common.db import database_url_for
 from services.common.logging import configure_logging
 from services.common.migrations import upgrade
+from services.location.cli import app as location_app
 from services.registry import SERVICES
 
 app = typer.Typer(help="Eco² backend: run, serve and operate the services.", no_args_is_help=True)
@@ -25,6 +26,7 @@ events_app = typer.Typer(help="Inspect and replay dead-lettered events.", no_arg
 app.add_typer(worker_app, name="worker")
 app.add_typer(events_app, name="events")
 console = Console()
+app.add_typer(location_app, name="location")
 
 
 def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -149,14 +151,10 @@ def worker_scan() -> None:
 @events_app.command("dead-letters")
 def events_dead_letters(consumer: Annotated[str, typer.Argument(help="consumer name, e.g. my")]) -> None:
     """List the events parked in a consumer's dead-letter queue (they stay there)."""
-    from services.common.events import create_bus
+    from services.workers import dead_letters
 
     async def main() -> None:
-        bus = create_bus(CommonSettings())
-        try:
-            letters = await bus.dead_letters(consumer)
-        finally:
-            await bus.close()
+        letters = await dead_letters(CommonSettings(), consumer)
         for letter in letters:
             console.print(f"{letter.event.id}  {letter.event.type}  {letter.reason}  {letter.event.payload}")
         console.print(f"{len(letters)} dead letter(s) for {consumer}")
@@ -167,14 +165,10 @@ def events_dead_letters(consumer: Annotated[str, typer.Argument(help="consumer n
 @events_app.command("replay")
 def events_replay(consumer: Annotated[str, typer.Argument(help="consumer name, e.g. my")]) -> None:
     """Move a consumer's dead letters back to its queue (after fixing what made them fail)."""
-    from services.common.events import create_bus
+    from services.workers import replay_dead_letters
 
     async def main() -> None:
-        bus = create_bus(CommonSettings())
-        try:
-            moved = await bus.replay(consumer)
-        finally:
-            await bus.close()
+        moved = await replay_dead_letters(CommonSettings(), consumer)
         console.print(f"replayed {moved} event(s) to {consumer}")
 
     asyncio.run(main())

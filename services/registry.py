@@ -43,7 +43,28 @@ def load(target: str) -> Any:
 SERVICES: dict[str, ServiceEntry] = {
     entry.name: entry
     for entry in (
-        ServiceEntry("auth", "/api/v1/auth", "services.auth.app:create_app", outbox="services.auth.models:Outbox"),
+        ServiceEntry(
+            "auth",
+            "/api/v1/auth",
+            "services.auth.app:create_app",
+            outbox="services.auth.models:Outbox",
+            consumers="services.auth.consumers",
+        ),
+        ServiceEntry(
+            "my",
+            "/api/v1/users",
+            "services.my.app:create_app",
+            outbox="services.my.models:Outbox",
+            consumers="services.my.consumers",
+        ),
+        ServiceEntry(
+            "character",
+            "/api/v1/character",
+            "services.character.app:create_app",
+            outbox="services.character.models:Outbox",
+            consumers="services.character.consumers",
+        ),
+        ServiceEntry("location", "/api/v1/locations", "services.location.app:create_app"),
         ServiceEntry("image", "/api/v1/images", "services.image.app:create_app", consumers="services.image.consumers"),
         ServiceEntry(
             "scan",

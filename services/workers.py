@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for
-from services.common.events import EventBus, OutboxRelay, OutboxSource, Subscription, create_bus
+from services.common.events import DeadLetter, EventBus, OutboxRelay, OutboxSource, Subscription, create_bus
 from services.common.logging import get_logger
 from services.common.runtime import ServiceRuntime
 from services.registry import SERVICES, load
@@ -97,3 +97,21 @@ async def background_workers(common: CommonSettings) -> AsyncIterator[None]:
             for task in (scan, relay, consumers):
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
+
+
+async def dead_letters(common: CommonSettings, consumer: str) -> list[DeadLetter]:
+    """What ``eco2 events dead-letters`` shows: the consumer's parked events (left in place)."""
+    bus = create_bus(common)
+    try:
+        return await bus.dead_letters(consumer)
+    finally:
+        await bus.close()
+
+
+async def replay_dead_letters(common: CommonSettings, consumer: str) -> int:
+    """What ``eco2 events replay`` does: move the consumer's parked events back to its queue."""
+    bus = create_bus(common)
+    try:
+        return await bus.replay(consumer)
+    finally:
+        await bus.close()

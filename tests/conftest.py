@@ -70,8 +70,10 @@ def database_url(run_id: str) -> Iterator[str | None]:
 
 
 @pytest.fixture(scope="session")
-def common_settings(tmp_path_factory: pytest.TempPathFactory, database_url: str | None, run_id: str) -> CommonSettings:
-    return CommonSettings(
+def common_settings(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str | None, run_id: str
+) -> Iterator[CommonSettings]:
+    settings = CommonSettings(
         environment=Environment.TEST,
         database_url=database_url,
         redis_url=REDIS_URL if REAL else None,
@@ -83,7 +85,15 @@ def common_settings(tmp_path_factory: pytest.TempPathFactory, database_url: str 
         log_json=True,
         log_level="WARNING",
         internal_token="test-internal-token",
+        # Exchanges and queues of this run only: other runs (and other engineers) share the broker.
+        events_namespace=f"eco2test-{run_id}",
+        events_max_deliveries=3,
     )
+    yield settings
+    if REAL:
+        from tests.support.events import delete_broker_objects
+
+        asyncio.run(delete_broker_objects(settings))
 
 
 @pytest.fixture(scope="session")

@@ -31,3 +31,18 @@ if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
   rabbitmq-server -detached || true
 fi
 wait_for rabbitmq rabbitmq-diagnostics -q check_port_connectivity
+
+# The location service's migration creates cube + earthdistance (docs/location.md): they ship with
+# postgresql-contrib, which a bare server install may lack.
+has_earthdistance() {
+  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_available_extensions WHERE name = 'earthdistance'" | grep -q 1
+}
+if ! has_earthdistance; then
+  echo "postgresql: installing postgresql-contrib for cube + earthdistance"
+  apt-get update -qq && apt-get install -y -qq "postgresql-contrib-$(ls /etc/postgresql)" || true
+fi
+if ! has_earthdistance; then
+  echo "postgresql: the earthdistance extension is missing; install postgresql-contrib" >&2
+  exit 1
+fi
+echo "postgresql: cube + earthdistance available"

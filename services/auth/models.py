@@ -1,4 +1,4 @@
-"""Tables of the auth schema: accounts, social identities, sessions, login audit, outbox."""
+"""Tables of the auth schema: accounts, social identities, sessions, login audit, outbox, inbox."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import utcnow
 from services.common.db import UtcDateTime, service_metadata
+from services.common.events import InboxMixin
 from services.common.outbox import OutboxMixin
 
 SCHEMA = "auth"
@@ -79,3 +80,7 @@ class LoginEvent(Base):
 
 class Outbox(OutboxMixin, Base):
     pass
+
+
+class Inbox(InboxMixin, Base):
+    """Events auth has applied (``user.deleted``)."""

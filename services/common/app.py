@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -24,6 +25,14 @@ except PackageNotFoundError:  # running from a source tree without an install
     VERSION = "0.0.0"
 
 
+def _settle_heap() -> None:
+    """Move everything built at start-up (modules, models, settings, caches) out of the garbage
+    collector's view. A full collection otherwise re-scans that whole, never-freed heap: tens of ms
+    of pause every few seconds under load, a stall of every request in flight."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_service_app(
     *,
     name: str,
@@ -42,9 +51,11 @@ def create_service_app(
         app.state.runtime = runtime
         try:
             if lifespan is None:
+                _settle_heap()
                 yield
             else:
                 async with lifespan(app, runtime):
+                    _settle_heap()
                     yield
         finally:
             await runtime.close()

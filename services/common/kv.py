@@ -7,11 +7,21 @@ exactly right for ``eco2 dev`` (every service in one process) and for tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import cast
 
 import redis.asyncio as aioredis
+
+from services.common.logging import get_logger
+
+log = get_logger("eco2.kv")
+
+# Called with each message on a channel, and with ``None`` when the listener (re)attached and may
+# have missed messages — a cache must then drop everything it holds.
+MessageHandler = Callable[[str | None], None]
 
 
 class KeyValueStore(ABC):
@@ -43,6 +53,14 @@ class KeyValueStore(ABC):
     @abstractmethod
     async def ping(self) -> None: ...
 
+    @abstractmethod
+    async def publish(self, channel: str, message: str) -> None:
+        """Broadcast ``message`` to every process listening on ``channel`` (best effort, not stored)."""
+
+    @abstractmethod
+    def listen(self, channel: str, handler: MessageHandler) -> Callable[[], None]:
+        """Call ``handler`` for each message on ``channel`` until the returned function is called."""
+
     async def close(self) -> None:
         return None
 
@@ -52,6 +70,7 @@ class MemoryKeyValueStore(KeyValueStore):
         self._data: dict[str, tuple[str, float | None]] = {}
         self._lock = asyncio.Lock()
         self._writes = 0
+        self._listeners: dict[str, list[MessageHandler]] = {}
 
     def _live(self, key: str) -> str | None:
         item = self._data.get(key)
@@ -112,6 +131,15 @@ class MemoryKeyValueStore(KeyValueStore):
     async def ping(self) -> None:
         return None
 
+    async def publish(self, channel: str, message: str) -> None:
+        # One process: delivering synchronously makes an invalidation visible before publish returns.
+        for handler in list(self._listeners.get(channel, ())):
+            handler(message)
+
+    def listen(self, channel: str, handler: MessageHandler) -> Callable[[], None]:
+        self._listeners.setdefault(channel, []).append(handler)
+        return lambda: self._listeners.get(channel, []).remove(handler)
+
 
 class RedisKeyValueStore(KeyValueStore):
     def __init__(self, url: str, prefix: str = "eco2:") -> None:
@@ -119,6 +147,7 @@ class RedisKeyValueStore(KeyValueStore):
             url, decode_responses=True, health_check_interval=30, socket_timeout=5, socket_connect_timeout=3
         )
         self.prefix = prefix
+        self._listeners: dict[asyncio.Task[None], asyncio.Event] = {}
 
     def k(self, key: str) -> str:
         return self.prefix + key
@@ -154,7 +183,47 @@ class RedisKeyValueStore(KeyValueStore):
     async def ping(self) -> None:
         await self.client.ping()
 
+    async def publish(self, channel: str, message: str) -> None:
+        await self.client.publish(self.k(channel), message)
+
+    def listen(self, channel: str, handler: MessageHandler) -> Callable[[], None]:
+        stopped = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(self._listen(self.k(channel), handler, stopped))
+        self._listeners[task] = stopped
+        task.add_done_callback(lambda done: self._listeners.pop(done, None))
+        return stopped.set
+
+    async def _listen(self, channel: str, handler: MessageHandler, stopped: asyncio.Event) -> None:
+        # Stopped by a flag checked between short reads, never by cancelling a read: cancelling
+        # redis-py in the middle of a pub/sub read can leave the task hanging.
+        while not stopped.is_set():
+            pubsub = self.client.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+                while not stopped.is_set():
+                    message = await pubsub.get_message(timeout=0.25)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        handler(None)  # (re)attached: whatever was published meanwhile is lost to us
+                    elif message["type"] == "message":
+                        handler(str(message["data"]))
+            except Exception as exc:
+                log.warning("kv_listen_failed", channel=channel, error=repr(exc))
+                handler(None)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopped.wait(), 1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
     async def close(self) -> None:
+        for stopped in self._listeners.values():
+            stopped.set()
+        if self._listeners:
+            _, pending = await asyncio.wait(list(self._listeners), timeout=2.0)
+            for task in pending:
+                task.cancel()
         await self.client.aclose()
 
 

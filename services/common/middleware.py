@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -73,6 +74,20 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # Metric children by (method, route, status): ``labels()`` takes a lock and builds a key on
+        # every call, a measurable share of a fast request; the set of keys is small and bounded.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _observe(self, method: str, template: str, status: int, elapsed: float) -> None:
+        key = (method, template, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                HTTP_REQUESTS.labels(self.service, method, template, str(status)),
+                HTTP_LATENCY.labels(self.service, method, template),
+            )
+        children[0].inc()
+        children[1].observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,8 +121,7 @@ class RequestContextMiddleware:
                 route = scope.get("route")
                 template = getattr(route, "path", None) or "unmatched"
                 elapsed = time.perf_counter() - started
-                HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
-                HTTP_LATENCY.labels(self.service, scope["method"], template).observe(elapsed)
+                self._observe(scope["method"], template, status, elapsed)
                 if status >= 500:
                     log.warning("request", method=scope["method"], path=path, status=status, ms=elapsed * 1000)
             structlog.contextvars.unbind_contextvars("request_id", "service")

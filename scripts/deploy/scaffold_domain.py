@@ -1,0 +1,487 @@
+"""Write ``workloads/domains/<name>/{base,dev,prod}`` for a service API or a worker.
+
+Every domain folder has the same shape, so adding a service is: run this, commit the folder, then add
+its namespace, network policies, ExternalSecret and (for an API) its ingress path — see docs/deploy.md.
+
+    uv run python scripts/deploy/scaffold_domain.py api auth
+    uv run python scripts/deploy/scaffold_domain.py worker my-consumers --namespace my --args worker,consumers,my
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "docker.io/eco2/eco2"
+INITIAL_TAG = "0.1.0"
+# Node groups created by the Terraform layer (label eco2.io/role); the AI workers' nodes are tainted.
+NODE_ROLE = {"api": "api", "worker": "worker-storage", "worker-ai": "worker-ai"}
+
+API_CONFIG = {
+    "ENVIRONMENT": "production",
+    "LOG_LEVEL": "INFO",
+    "LOG_JSON": "true",
+    "ECO2_DATA_DIR": "/tmp/eco2",  # noqa: S108 - the pod's private emptyDir, not a shared /tmp
+    "JWT_AUDIENCE": "eco2-api",
+    "JWKS_URL": "http://auth.auth.svc.cluster.local/api/v1/auth/.well-known/jwks.json",
+}
+ENV_CONFIG = {
+    "dev": {
+        "PUBLIC_API_BASE_URL": "https://api.dev.eco2.example.com",
+        "CORS_ALLOWED_ORIGINS": "https://dev.eco2.example.com,https://localhost:5173",
+        "DOCS_ENABLED": "true",
+        "LOG_LEVEL": "DEBUG",
+        "REDIS_KEY_PREFIX": "eco2:dev:",
+    },
+    "prod": {
+        "PUBLIC_API_BASE_URL": "https://api.prod.eco2.example.com",
+        "CORS_ALLOWED_ORIGINS": "https://eco2.example.com,https://www.eco2.example.com",
+        "DOCS_ENABLED": "false",
+        "LOG_LEVEL": "INFO",
+        "REDIS_KEY_PREFIX": "eco2:prod:",
+    },
+}
+SCALE = {  # (min, max) replicas per environment; the relay is a single writer and never scales
+    "api": {"dev": (1, 3), "prod": (2, 6)},
+    "worker": {"dev": (1, 2), "prod": (2, 4)},
+}
+
+
+def labels(name: str, component: str, indent: int) -> str:
+    pad = " " * indent
+    return (
+        f"{pad}app.kubernetes.io/name: {name}\n"
+        f"{pad}app.kubernetes.io/component: {component}\n"
+        f"{pad}app.kubernetes.io/part-of: eco2\n"
+    )
+
+
+def selector(name: str, component: str, indent: int) -> str:
+    pad = " " * indent
+    return f"{pad}app.kubernetes.io/name: {name}\n{pad}app.kubernetes.io/component: {component}\n"
+
+
+POD_SECURITY = """\
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 10001
+        runAsGroup: 10001
+        fsGroup: 10001
+        seccompProfile:
+          type: RuntimeDefault
+"""
+
+CONTAINER_SECURITY = """\
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            runAsNonRoot: true
+            privileged: false
+            capabilities:
+              drop: [ALL]
+"""
+
+
+def env_from(name: str, secret: str) -> str:
+    return f"""\
+          envFrom:
+            - configMapRef:
+                name: {name}-config
+            - secretRef:
+                name: {secret}
+"""
+
+
+def container_common(name: str, secret: str, args: list[str], resources: tuple[str, str, str, str], mounts: str) -> str:
+    cpu_req, mem_req, cpu_lim, mem_lim = resources
+    arg_list = ", ".join(f'"{a}"' for a in args)
+    return f"""\
+          image: eco2
+          imagePullPolicy: Always
+          args: [{arg_list}]
+{env_from(name, secret)}          resources:
+            requests:
+              cpu: {cpu_req}
+              memory: {mem_req}
+            limits:
+              cpu: "{cpu_lim}"
+              memory: {mem_lim}
+{CONTAINER_SECURITY}          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+{mounts}"""
+
+
+def pod_common(name: str, extra_volumes: str) -> str:
+    return f"""\
+      serviceAccountName: {name}
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+{POD_SECURITY}"""
+
+
+def volumes(extra: str) -> str:
+    return f"""\
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: 64Mi
+{extra}"""
+
+
+def api_base(
+    name: str, namespace: str, extra_config: dict[str, str], mounts: str, extra_volumes: str
+) -> dict[str, str]:
+    files: dict[str, str] = {}
+    files["kustomization.yaml"] = f"""\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: {namespace}
+resources:
+  - serviceaccount.yaml
+  - migrate-job.yaml
+  - deployment.yaml
+  - service.yaml
+  - hpa.yaml
+  - pdb.yaml
+  - servicemonitor.yaml
+configMapGenerator:
+  - name: {name}-config
+    envs:
+      - config.env
+generatorOptions:
+  annotations:
+    # Before the migrations hook (wave 0) and the Deployment (wave 1).
+    argocd.argoproj.io/sync-wave: "-1"
+"""
+    config = {**API_CONFIG, **extra_config}
+    files["config.env"] = "".join(f"{k}={v}\n" for k, v in config.items())
+    files["serviceaccount.yaml"] = service_account(name, "api")
+    files["migrate-job.yaml"] = f"""\
+# Migrations run before the new pods start: a Sync hook in wave 0, after the ConfigMap and
+# ServiceAccount (wave -1) and before the Deployment (wave 1). A hook Job is recreated on every sync,
+# so its immutable pod template can carry the new image tag.
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}-migrate
+  labels:
+{labels(name, "migrations", 4)}  annotations:
+    argocd.argoproj.io/hook: Sync
+    argocd.argoproj.io/hook-delete-policy: BeforeHookCreation
+    argocd.argoproj.io/sync-wave: "0"
+spec:
+  backoffLimit: 3
+  activeDeadlineSeconds: 600
+  ttlSecondsAfterFinished: 86400
+  template:
+    metadata:
+      labels:
+{labels(name, "migrations", 8)}    spec:
+      restartPolicy: Never
+{pod_common(name, "")}      containers:
+        - name: migrate
+{container_common(name, f"{namespace}-secrets", ["migrate", name], ("100m", "128Mi", "500m", "256Mi"), "")}{volumes("")}"""
+    files["deployment.yaml"] = f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels:
+{labels(name, "api", 4)}  annotations:
+    argocd.argoproj.io/sync-wave: "1"
+spec:
+  # No replicas here: the HorizontalPodAutoscaler owns the count (Argo CD would otherwise reset it).
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+{selector(name, "api", 6)}  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+  template:
+    metadata:
+      labels:
+{labels(name, "api", 8)}    spec:
+{pod_common(name, extra_volumes)}      terminationGracePeriodSeconds: 30
+      containers:
+        - name: {name}
+          ports:
+            - name: http
+              containerPort: 8000
+          livenessProbe:
+            httpGet:
+              path: /health
+              port: http
+            periodSeconds: 10
+            timeoutSeconds: 2
+            failureThreshold: 3
+          readinessProbe:
+            httpGet:
+              path: /ready
+              port: http
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          startupProbe:
+            httpGet:
+              path: /health
+              port: http
+            periodSeconds: 2
+            failureThreshold: 30
+{container_common(name, f"{namespace}-secrets", ["serve", name], ("100m", "256Mi", "1", "512Mi"), mounts)}{volumes(extra_volumes)}"""
+    files["service.yaml"] = f"""\
+# NodePort: the ALB sends plain HTTP to every node's port (target-type instance).
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  labels:
+{labels(name, "api", 4)}  annotations:
+    argocd.argoproj.io/sync-wave: "1"
+    alb.ingress.kubernetes.io/healthcheck-path: /ready
+spec:
+  type: NodePort
+  selector:
+{selector(name, "api", 4)}  ports:
+    - name: http
+      port: 80
+      targetPort: http
+      protocol: TCP
+"""
+    files["hpa.yaml"] = hpa(name, "api", 1, 3)
+    files["pdb.yaml"] = f"""\
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {name}
+  labels:
+{labels(name, "api", 4)}spec:
+  minAvailable: 1
+  selector:
+    matchLabels:
+{selector(name, "api", 6)}"""
+    files["servicemonitor.yaml"] = f"""\
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {name}
+  labels:
+{labels(name, "api", 4)}spec:
+  selector:
+    matchLabels:
+{selector(name, "api", 6)}  endpoints:
+    - port: http
+      path: /metrics
+      interval: 30s
+      scrapeTimeout: 10s
+"""
+    return files
+
+
+def service_account(name: str, component: str) -> str:
+    return f"""\
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {name}
+  labels:
+{labels(name, component, 4)}  annotations:
+    argocd.argoproj.io/sync-wave: "-1"
+# The pods never call the Kubernetes API.
+automountServiceAccountToken: false
+imagePullSecrets:
+  - name: registry-credentials
+"""
+
+
+def hpa(name: str, component: str, low: int, high: int) -> str:
+    return f"""\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {name}
+  labels:
+{labels(name, component, 4)}spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {name}
+  minReplicas: {low}
+  maxReplicas: {high}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: 70
+"""
+
+
+def worker_base(
+    name: str, namespace: str, args: list[str], scalable: bool, ai: bool, extra_config: dict[str, str]
+) -> dict[str, str]:
+    files: dict[str, str] = {}
+    resources = ["serviceaccount.yaml", "deployment.yaml", "pdb.yaml"] + (["hpa.yaml"] if scalable else [])
+    listed = "".join(f"  - {r}\n" for r in resources)
+    files["kustomization.yaml"] = f"""\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: {namespace}
+resources:
+{listed}configMapGenerator:
+  - name: {name}-config
+    envs:
+      - config.env
+generatorOptions:
+  annotations:
+    argocd.argoproj.io/sync-wave: "-1"
+"""
+    config = {k: v for k, v in {**API_CONFIG, **extra_config}.items() if k != "JWKS_URL"}
+    files["config.env"] = "".join(f"{k}={v}\n" for k, v in config.items())
+    files["serviceaccount.yaml"] = service_account(name, "worker")
+    replicas = (
+        ""
+        if scalable
+        else "  # One relay: it is the single reader of every outbox, so it never scales out.\n  replicas: 1\n"
+    )
+    tolerations = (
+        """\
+      tolerations:
+        - key: eco2.io/role
+          operator: Equal
+          value: worker-ai
+          effect: NoSchedule
+"""
+        if ai
+        else ""
+    )
+    skip = (
+        "    checkov.io/skip1: CKV_K8S_8=a worker has no HTTP server to probe; it exits on a lost broker or database and is restarted\n"
+        "    checkov.io/skip2: CKV_K8S_9=a worker has no HTTP server to probe; readiness gates Service traffic and a worker has no Service\n"
+    )
+    files["deployment.yaml"] = f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels:
+{labels(name, "worker", 4)}  annotations:
+    argocd.argoproj.io/sync-wave: "1"
+{skip}spec:
+{replicas}  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+{selector(name, "worker", 6)}  template:
+    metadata:
+      labels:
+{labels(name, "worker", 8)}    spec:
+{pod_common(name, "")}      # SIGTERM makes the worker finish the message in hand and stop consuming.
+      terminationGracePeriodSeconds: 60
+{tolerations}      containers:
+        - name: {name}
+{container_common(name, f"{namespace}-secrets", args, ("50m", "192Mi", "1" if ai else "500m", "768Mi" if ai else "384Mi"), "")}{volumes("")}"""
+    files["pdb.yaml"] = f"""\
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {name}
+  labels:
+{labels(name, "worker", 4)}spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+{selector(name, "worker", 6)}"""
+    if scalable:
+        files["hpa.yaml"] = hpa(name, "worker", 1, 2)
+    return files
+
+
+def overlay(name: str, kind: str, env: str, scalable: bool, node_role: str, env_config: dict[str, str]) -> str:
+    literals = "".join(f'      - "{k}={v}"\n' for k, v in env_config.items())
+    low, high = SCALE["api" if kind == "api" else "worker"][env]
+    scale = (
+        f"""\
+  - target:
+      kind: HorizontalPodAutoscaler
+      name: {name}
+    patch: |-
+      - op: replace
+        path: /spec/minReplicas
+        value: {low}
+      - op: replace
+        path: /spec/maxReplicas
+        value: {high}
+"""
+        if scalable
+        else ""
+    )
+    return f"""\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../base
+images:
+  - name: eco2
+    newName: {IMAGE}
+    newTag: "{INITIAL_TAG}"
+configMapGenerator:
+  - name: {name}-config
+    behavior: merge
+    literals:
+{literals}patches:
+  - target:
+      kind: Deployment
+      name: {name}
+    patch: |-
+      - op: add
+        path: /spec/template/spec/nodeSelector
+        value:
+          eco2.io/role: {node_role}
+{scale}"""
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=["api", "worker"])
+    parser.add_argument("name", help="folder and Deployment name (the service name for an API)")
+    parser.add_argument("--namespace", help="defaults to the name")
+    parser.add_argument("--args", help="comma-separated container args (workers)")
+    parser.add_argument("--single", action="store_true", help="worker runs exactly one replica (no HPA)")
+    parser.add_argument("--ai", action="store_true", help="worker runs on the tainted worker-ai nodes")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing folder")
+    options = parser.parse_args(argv)
+
+    folder = ROOT / "workloads" / "domains" / options.name
+    if folder.exists() and not options.force:
+        print(f"{folder} exists (use --force to overwrite)", file=sys.stderr)
+        return 1
+    namespace = options.namespace or options.name
+    if options.kind == "api":
+        base = api_base(options.name, namespace, {}, "", "")
+        scalable, role = True, NODE_ROLE["api"]
+    else:
+        args = (options.args or "").split(",")
+        if not all(args):
+            parser.error("--args is required for a worker")
+        scalable = not options.single
+        base = worker_base(options.name, namespace, args, scalable, options.ai, {})
+        role = NODE_ROLE["worker-ai" if options.ai else "worker"]
+    for filename, text in base.items():
+        path = folder / "base" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for env in ("dev", "prod"):
+        path = folder / env / "kustomization.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(overlay(options.name, options.kind, env, scalable, role, ENV_CONFIG[env]))
+    print(f"wrote {folder.relative_to(ROOT)}/{{base,dev,prod}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,47 @@
+"""Bodies of the character endpoints: the public catalog and the internal reward call."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict
+
+
+class CatalogCharacter(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    type: str
+    dialog: str
+    match: str | None
+    image_url: str | None
+
+
+class RewardRequest(BaseModel):
+    """A finished scan, as the scan service reports it (same fields as ``scan.completed``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: uuid.UUID
+    job_id: uuid.UUID
+    major_category: str
+    middle_category: str
+    minor_category: str | None = None
+    rule_found: bool
+    insufficiencies: list[str] = []
+
+
+class Reward(BaseModel):
+    received: bool
+    already_owned: bool
+    name: str
+    dialog: str
+    match_reason: str
+    type: str
+    character_code: str
+    points_awarded: int
+
+
+class RewardResponse(BaseModel):
+    eligible: bool
+    reward: Reward | None

@@ -1,0 +1,174 @@
+"""Character rules: the catalog, and the reward decision for a completed scan (contract §5.4).
+
+The decision is made once per scan job and stored; the internal endpoint and the ``scan.completed``
+consumer both call ``decide`` and so always agree. The stored decision, the ownership row and the
+``scan.reward_granted`` outbox row are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.character.models import CatalogEntry, DeletedUser, Outbox, Ownership, RewardDecision
+from services.common.clock import utcnow
+from services.common.db import upsert
+from services.common.errors import Conflict
+from services.common.knowledge import nfc
+from services.common.logging import get_logger
+from services.common.outbox import add_event
+
+log = get_logger("eco2.character")
+
+RECYCLABLE_MAJOR = "재활용폐기물"
+SCAN_POINTS = 10
+COLLECTED_POINTS = 50
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    user_id: uuid.UUID
+    job_id: uuid.UUID
+    major_category: str
+    middle_category: str
+    minor_category: str | None
+    rule_found: bool
+    insufficiencies: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> ScanOutcome:
+        """From a ``scan.completed`` payload; raises on a malformed one (the event is then parked)."""
+        rule_found = payload["rule_found"]
+        insufficiencies = payload.get("insufficiencies") or []
+        if not isinstance(rule_found, bool) or not isinstance(insufficiencies, list):
+            raise ValueError("rule_found must be a boolean and insufficiencies a list")
+        return cls(
+            user_id=uuid.UUID(str(payload["user_id"])),
+            job_id=uuid.UUID(str(payload["job_id"])),
+            major_category=str(payload.get("major_category") or ""),
+            middle_category=str(payload.get("middle_category") or ""),
+            minor_category=str(payload["minor_category"]) if payload.get("minor_category") else None,
+            rule_found=rule_found,
+            insufficiencies=[str(item) for item in insufficiencies],
+        )
+
+    @property
+    def match_reason(self) -> str:
+        minor = (self.minor_category or "").strip()
+        middle = nfc(self.middle_category.strip())
+        return f"{middle}>{nfc(minor)}" if minor else middle
+
+    def qualifies(self) -> bool:
+        """Eligibility apart from the character match: recyclable, rule found, nothing missing."""
+        return (
+            nfc(self.major_category.strip()) == RECYCLABLE_MAJOR
+            and bool(self.middle_category.strip())
+            and self.rule_found
+            and not [item for item in self.insufficiencies if item.strip()]
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    eligible: bool
+    reward: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"eligible": self.eligible, "reward": self.reward}
+
+
+NOT_ELIGIBLE = Decision(False, None)
+
+
+async def decide(session: AsyncSession, outcome: ScanOutcome, *, rewards_enabled: bool = True) -> Decision:
+    """Decide (or recall) the reward for ``outcome.job_id`` in the caller's transaction."""
+    if await session.get(DeletedUser, outcome.user_id) is not None:
+        return NOT_ELIGIBLE  # a scan finishing after its user was deleted grants nothing, stores nothing
+    # Claim the job first: a concurrent decision for the same job waits on this row (PostgreSQL) or
+    # the write lock (SQLite) and then finds it taken, so a job is decided exactly once.
+    claim = upsert(session, RewardDecision).values(
+        job_id=outcome.job_id, user_id=outcome.user_id, eligible=False, reward=None, decided_at=utcnow()
+    )
+    claimed = bool((await session.execute(claim.on_conflict_do_nothing())).rowcount)  # type: ignore[attr-defined]
+    if not claimed:
+        stored = (
+            await session.execute(select(RewardDecision).where(RewardDecision.job_id == outcome.job_id))
+        ).scalar_one()
+        if stored.user_id != outcome.user_id:
+            raise Conflict("job_id was already decided for another user", "JOB_USER_MISMATCH")
+        return Decision(stored.eligible, stored.reward)
+
+    if not (rewards_enabled and outcome.qualifies()):
+        return NOT_ELIGIBLE
+    character = (
+        await session.execute(select(CatalogEntry).where(CatalogEntry.match == nfc(outcome.middle_category.strip())))
+    ).scalar_one_or_none()
+    if character is None:
+        return NOT_ELIGIBLE  # not one of the 12 middle categories; never fall back to the mascot
+    grant = upsert(session, Ownership).values(
+        user_id=outcome.user_id,
+        character_code=character.code,
+        status="owned",
+        source="scan",
+        job_id=outcome.job_id,
+        acquired_at=utcnow(),
+    )
+    received = bool((await session.execute(grant.on_conflict_do_nothing())).rowcount)  # type: ignore[attr-defined]
+    points = SCAN_POINTS + (COLLECTED_POINTS if received else 0)
+    reward = {
+        "received": received,
+        "already_owned": not received,
+        "name": character.name,
+        "dialog": character.dialog,
+        "match_reason": outcome.match_reason,
+        "type": character.type,
+        "character_code": character.code,
+        "points_awarded": points,
+    }
+    await session.execute(
+        update(RewardDecision).where(RewardDecision.job_id == outcome.job_id).values(eligible=True, reward=reward)
+    )
+    add_event(
+        session,
+        Outbox,
+        "scan.reward_granted",
+        {
+            "user_id": str(outcome.user_id),
+            "job_id": str(outcome.job_id),
+            "character_code": character.code,
+            "character_name": character.name,
+            "received": received,
+            "points": points,
+        },
+    )
+    log.info("reward_decided", job_id=str(outcome.job_id), character=character.code, received=received)
+    return Decision(True, reward)
+
+
+async def erase_user(session: AsyncSession, user_id: uuid.UUID, deleted_at: str | None) -> None:
+    await session.execute(delete(Ownership).where(Ownership.user_id == user_id))
+    await session.execute(delete(RewardDecision).where(RewardDecision.user_id == user_id))
+    await session.execute(
+        upsert(session, DeletedUser).values(user_id=user_id, deleted_at=utcnow()).on_conflict_do_nothing()
+    )
+    log.info("user_erased", user_id=str(user_id), deleted_at=deleted_at)
+
+
+async def catalog(session: AsyncSession, cdn_base_url: str | None) -> list[dict[str, Any]]:
+    rows = (await session.execute(select(CatalogEntry).order_by(CatalogEntry.position))).scalars().all()
+    return [
+        {
+            "id": str(row.id),
+            "code": row.code,
+            "name": row.name,
+            "type": row.type,
+            "dialog": row.dialog,
+            "match": row.match,
+            "image_url": f"{cdn_base_url}/character/{row.cdn_code}.png" if cdn_base_url else None,
+        }
+        for row in rows
+    ]

@@ -1,0 +1,130 @@
+"""Indexed nearby search: the sites within a radius, nearest first, filters inside the query.
+
+PostgreSQL: cube + earthdistance. A GiST expression index on ``ll_to_earth(latitude, longitude)``
+(points on a sphere in 3-D) answers both the radius pre-filter (``earth_box(...) @> point``) and the
+ordering: ``point <-> here`` is the straight-line (chord) distance, which grows monotonically with
+great-circle distance, so a KNN index scan returns rows nearest-first and stops after ``limit`` rows
+instead of computing a distance for every site. ``earth_distance`` then gives the exact great-circle
+distance; it is rescaled from the extension's earth radius (``earth()``, 6378.168 km) to the
+contract's mean radius (6371 km).
+
+SQLite (embedded): an R*Tree on (lat, lon) finds the sites in the radius's bounding box; their exact
+haversine distance is computed here, then sorted. Embedded databases are small (dev, tests), so the
+box scan is cheap; both paths return the same ids in the same order (tested on the public data).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, and_, cast, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from services.location.models import Site, sites_rtree
+from services.location.present import EARTH_RADIUS_M, haversine_m
+from services.location.text import like_pattern
+
+TIE_M = 1e-6  # distances closer than this are the same point (float noise of two formulas)
+
+
+@dataclass(frozen=True)
+class Filters:
+    stores: list[str] | None = None
+    pickup_mask: int | None = None  # sites whose mask shares a bit
+    text_key: str | None = None  # keyword search: name or address/keywords contain it
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        if self.stores is not None:
+            clauses.append(Site.store_category.in_(self.stores))
+        if self.pickup_mask is not None:
+            clauses.append(Site.pickup_mask.op("&")(self.pickup_mask) != 0)
+        if self.text_key is not None:
+            clauses.append(text_match(self.text_key))
+        return clauses
+
+
+def text_match(key: str) -> ColumnElement[bool]:
+    pattern = like_pattern(key)
+    return or_(Site.name_key.like(pattern, escape="\\"), Site.search_key.like(pattern, escape="\\"))
+
+
+async def nearby(
+    session: AsyncSession, lat: float, lon: float, radius_m: float, limit: int, filters: Filters = Filters()
+) -> list[tuple[Site, float]]:
+    """Sites within ``radius_m`` great-circle metres, sorted by (distance, id), at most ``limit``."""
+    if session.get_bind().dialect.name == "postgresql":
+        return await _nearby_postgres(session, lat, lon, radius_m, limit, filters)
+    return await _nearby_sqlite(session, lat, lon, radius_m, limit, filters)
+
+
+def _earth_point(lat: ColumnElement[float] | InstrumentedAttribute[float], lon: Any) -> ColumnElement[Any]:
+    return func.ll_to_earth(lat, lon)
+
+
+async def _nearby_postgres(
+    session: AsyncSession, lat: float, lon: float, radius_m: float, limit: int, filters: Filters
+) -> list[tuple[Site, float]]:
+    here = _earth_point(cast(literal(lat), Float), cast(literal(lon), Float))
+    point = _earth_point(Site.latitude, Site.longitude)  # the indexed expression, verbatim
+    to_contract = EARTH_RADIUS_M / func.earth()
+    distance = (func.earth_distance(point, here) * to_contract).label("distance")
+
+    def within(metres: float) -> list[ColumnElement[bool]]:
+        # Tiny slack on the box only: the exact distance test decides membership.
+        box = func.earth_box(here, cast(literal(metres * 1.000001), Float) / to_contract)
+        return [box.op("@>")(point), distance <= metres, *filters.clauses()]
+
+    # ORDER BY the KNN operator alone: adding ", id" makes PostgreSQL sort the whole box instead of
+    # walking the index nearest-first (measured: 16 s instead of 4 ms for 60 km in Seoul on 1 M rows).
+    # One extra row tells whether a tie crosses the page boundary.
+    knn = select(Site, distance).where(*within(radius_m)).order_by(point.op("<->")(here)).limit(limit + 1)
+    rows = [(site, float(d)) for site, d in (await session.execute(knn)).all()]
+    if len(rows) > limit and rows[limit][1] - rows[limit - 1][1] < TIE_M:
+        # Sites exactly as far as the last one (same coordinates) exist beyond the page: the id
+        # tie-break must choose among all of them. The box of that distance holds about one page.
+        edge = rows[limit - 1][1] + TIE_M
+        exact = select(Site, distance).where(*within(edge)).order_by(distance, Site.id).limit(limit)
+        rows = [(site, float(d)) for site, d in (await session.execute(exact)).all()]
+    return sorted(rows, key=lambda pair: (pair[1], pair[0].id))[:limit]
+
+
+def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
+    """(min_lat, max_lat, min_lon, max_lon) containing every point within ``radius_m``."""
+    angle = radius_m / EARTH_RADIUS_M
+    dlat = math.degrees(angle)
+    lat_lo, lat_hi = lat - dlat, lat + dlat
+    if lat_lo <= -90 or lat_hi >= 90:
+        return max(lat_lo, -90), min(lat_hi, 90), -180.0, 180.0
+    # Widest longitude span is at the latitude furthest from the equator inside the box.
+    dlon = math.degrees(math.asin(min(1.0, math.sin(angle) / math.cos(math.radians(lat)))))
+    widest = max(abs(lat_lo), abs(lat_hi))
+    dlon = max(dlon, math.degrees(angle / math.cos(math.radians(widest))))
+    return lat_lo, lat_hi, lon - dlon, lon + dlon
+
+
+async def _nearby_sqlite(
+    session: AsyncSession, lat: float, lon: float, radius_m: float, limit: int, filters: Filters
+) -> list[tuple[Site, float]]:
+    lat_lo, lat_hi, lon_lo, lon_hi = bounding_box(lat, lon, radius_m * 1.000001)
+    box = sites_rtree.c
+    # Overlap tests: the R*Tree stores 32-bit floats rounded outwards, so containment could miss a point.
+    candidates = select(Site.id, Site.latitude, Site.longitude).join(sites_rtree, box.id == Site.id)
+    candidates = candidates.where(
+        and_(box.max_lat >= lat_lo, box.min_lat <= lat_hi, box.max_lon >= lon_lo, box.min_lon <= lon_hi),
+        *filters.clauses(),
+    )
+    hits = []
+    for site_id, site_lat, site_lon in (await session.execute(candidates)).all():
+        metres = haversine_m(lat, lon, site_lat, site_lon)
+        if metres <= radius_m:
+            hits.append((metres, site_id))
+    hits.sort()
+    hits = hits[:limit]
+    if not hits:
+        return []
+    sites = {s.id: s for s in (await session.scalars(select(Site).where(Site.id.in_([i for _, i in hits])))).all()}
+    return [(sites[site_id], metres) for metres, site_id in hits]

@@ -1,0 +1,72 @@
+"""HTTP layer of the location service (API §7). Rules live in ``service.py``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import StringConstraints
+
+from services.common.deps import CurrentUser, SessionDep
+from services.common.errors import responses
+from services.location.schemas import LocationDetail, LocationEntry, Suggestion
+from services.location.service import LocationService
+
+router = APIRouter(prefix="/api/v1/locations", tags=["locations"])
+
+
+def get_service(request: Request) -> LocationService:
+    return request.app.state.locations
+
+
+ServiceDep = Annotated[LocationService, Depends(get_service)]
+# Trimmed first, then 1–100 code points: a blank query is a 422 like any other invalid value.
+SearchQuery = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Query()]
+
+
+@router.get(
+    "/centers",
+    response_model=list[LocationEntry],
+    responses=responses((400, "INVALID_STORE_CATEGORY"), (400, "INVALID_PICKUP_CATEGORY")),
+)
+async def centers(
+    _: CurrentUser,
+    session: SessionDep,
+    service: ServiceDep,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    zoom: int | None = None,
+    radius: Annotated[int | None, Query(description="metres; clamped to 100..80000, never rejected")] = None,
+    store_category: Annotated[str | None, Query(description="comma-separated, or `all`")] = None,
+    pickup_category: Annotated[str | None, Query(description="comma-separated, or `all`")] = None,
+) -> list[LocationEntry]:
+    return await service.centers(
+        session,
+        lat=lat,
+        lon=lon,
+        zoom=zoom,
+        radius=radius,
+        store_category=store_category,
+        pickup_category=pickup_category,
+    )
+
+
+@router.get("/search", response_model=list[LocationEntry])
+async def search(
+    _: CurrentUser,
+    session: SessionDep,
+    service: ServiceDep,
+    q: SearchQuery,
+    radius: Annotated[int, Query(description="metres; clamped to 100..20000")] = 5000,
+) -> list[LocationEntry]:
+    return await service.search(session, q, radius)
+
+
+@router.get("/suggest", response_model=list[Suggestion])
+async def suggest(_: CurrentUser, session: SessionDep, service: ServiceDep, q: SearchQuery) -> list[Suggestion]:
+    return await service.suggest(session, q)
+
+
+@router.get("/centers/{center_id}", response_model=LocationDetail, responses=responses((404, "LOCATION_NOT_FOUND")))
+async def detail(_: CurrentUser, session: SessionDep, service: ServiceDep, center_id: int) -> LocationDetail:
+    return await service.detail(session, center_id)

@@ -1,0 +1,132 @@
+"""Rendering and schema helpers shared by the deploy tests (no Kubernetes cluster needed)."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBERNETES_VERSION = "1.33.0"  # the cluster's minor version (kubeadm); schemas from kubernetes-validate
+ENVIRONMENTS = ("dev", "prod")
+TREES = ("workloads", "platform", "clusters")
+IMAGE_REPOSITORY = "docker.io/eco2/eco2"
+
+# Workers deployed from the one image (folder -> container args); services come from services.registry.
+WORKERS: dict[str, tuple[str, ...]] = {
+    "relay": ("worker", "relay"),
+    "auth-consumers": ("worker", "consumers", "auth"),
+    "my-consumers": ("worker", "consumers", "my"),
+    "character-consumers": ("worker", "consumers", "character"),
+    "scan-consumers": ("worker", "consumers", "scan"),
+    "image-consumers": ("worker", "consumers", "image"),
+    "scan-worker": ("worker", "scan"),
+}
+# Services deployed whether or not they are registered on this branch yet (contract §1.1 prefixes).
+PUBLIC_PREFIXES: dict[str, str] = {
+    "auth": "/api/v1/auth",
+    "my": "/api/v1/users",
+    "image": "/api/v1/images",
+    "scan": "/api/v1/scan",
+    "character": "/api/v1/character",
+    "location": "/api/v1/locations",
+}
+
+
+def kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        raise RuntimeError(
+            "kubectl not found on PATH: the deploy tests render every kustomization with `kubectl kustomize`; "
+            "install kubectl (it bundles kustomize) and rerun"
+        )
+    return path
+
+
+def kustomization_dirs() -> list[Path]:
+    dirs = {p.parent for tree in TREES for p in (ROOT / tree).rglob("kustomization.yaml")}
+    return sorted(dirs)
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def render(path: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(path)], capture_output=True, text=True, check=False, timeout=120
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl kustomize {rel(path)} failed:\n{result.stderr}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def render_all() -> dict[str, list[dict[str, Any]]]:
+    kubectl()
+    dirs = kustomization_dirs()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outputs = list(pool.map(_render_or_error, dirs))
+    return {rel(path): docs for path, docs in zip(dirs, outputs, strict=True)}
+
+
+def _render_or_error(path: Path) -> Any:
+    try:
+        return render(path)
+    except AssertionError as error:
+        return error
+
+
+def deployed_paths() -> list[str]:
+    """The overlays Argo CD applies: every env folder under workloads/ and platform/ plus clusters/<env>."""
+    return [
+        p for p in map(rel, kustomization_dirs()) if p.rsplit("/", 1)[-1] in ENVIRONMENTS or p.startswith("clusters/")
+    ]
+
+
+def domain_folders() -> list[str]:
+    return sorted(p.name for p in (ROOT / "workloads/domains").iterdir() if p.is_dir())
+
+
+def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+# --- CRD schemas -------------------------------------------------------------------------------
+
+
+@functools.cache
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> JSON schema, from every CRD in platform/crds/base."""
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted((ROOT / "platform/crds/base").rglob("*.yaml")):
+        for doc in load_yaml_docs(path):
+            if doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc["spec"]
+            for version in spec["versions"]:
+                schema = version["schema"]["openAPIV3Schema"]
+                schemas[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = strict_schema(schema)
+    return schemas
+
+
+def strict_schema(schema: Any) -> Any:
+    """An openAPIV3Schema as a JSON schema that rejects fields the CRD does not list.
+
+    The API server prunes unknown fields silently; rejecting them here turns a typo into a failure.
+    Objects marked x-kubernetes-preserve-unknown-fields stay open.
+    """
+    if isinstance(schema, list):
+        return [strict_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_schema(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+    if schema.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+    if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        out.setdefault("additionalProperties", False)
+    return out

@@ -1,0 +1,144 @@
+"""Running the event machinery in tests: relay + consumers as tasks, fake producers, clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from sqlalchemy.orm import DeclarativeBase
+
+from services.common.clock import iso_ms, utcnow
+from services.common.config import CommonSettings
+from services.common.db import Database, database_url_for, service_metadata
+from services.common.events import EventBus, OutboxRelay, OutboxSource
+from services.common.outbox import OutboxMixin, add_event
+from services.registry import SERVICES, load
+from services.workers import event_bus, run_consumers, topology
+
+ALL_CONSUMERS = ("auth", "my", "character")
+
+
+@dataclass
+class Workers:
+    bus: EventBus
+    relay: OutboxRelay
+
+
+@asynccontextmanager
+async def event_workers(
+    common: CommonSettings,
+    *,
+    consumers: Sequence[str] = ALL_CONSUMERS,
+    extra_sources: Sequence[OutboxSource] = (),
+    idle_interval: float = 0.05,
+) -> AsyncIterator[Workers]:
+    """What ``eco2 dev`` runs in the background (relay + consumers), plus test-only producers."""
+    stop = asyncio.Event()
+    databases: list[Database] = []
+    sources = list(extra_sources)
+    for entry in SERVICES.values():
+        if entry.outbox:
+            db = Database(database_url_for(entry.name, common.database_url, common.data_dir), entry.db_schema)
+            databases.append(db)
+            sources.append(OutboxSource(entry.name, db, load(entry.outbox)))
+    async with event_bus(common) as bus:
+        consuming = asyncio.create_task(run_consumers(common, list(consumers), stop, bus=bus))
+        await asyncio.sleep(0.1)  # let consumers attach (events published earlier wait in their queues anyway)
+        relay = OutboxRelay(sources, bus, idle_interval=idle_interval)
+        relaying = asyncio.create_task(relay.run(stop))
+        try:
+            yield Workers(bus, relay)
+        finally:
+            stop.set()
+            for task in (relaying, consuming):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=15)
+            for db in databases:
+                await db.dispose()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, interval: float = 0.05) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)
+
+
+async def delete_broker_objects(common: CommonSettings, extra_consumers: Sequence[str] = ()) -> None:
+    """Remove this run's exchanges and queues from the shared RabbitMQ."""
+    assert common.rabbitmq_url
+    ns = common.events_namespace
+    connection = await aio_pika.connect_robust(common.rabbitmq_url, timeout=10)
+    try:
+        for consumer in [*topology(), *extra_consumers]:
+            for name in (f"{ns}.{consumer}", f"{ns}.{consumer}.dlq"):
+                async with connection.channel() as channel:  # a failed delete closes its channel
+                    with contextlib.suppress(Exception):
+                        await channel.queue_delete(name)
+        for name in (f"{ns}.events", f"{ns}.dlx"):
+            async with connection.channel() as channel:
+                with contextlib.suppress(Exception):
+                    await channel.exchange_delete(name)
+    finally:
+        await connection.close()
+
+
+# ------------------------------------------------------------------ a stand-in for the scan service
+
+
+class ScanBase(DeclarativeBase):
+    metadata = service_metadata("scanfake")
+
+
+class ScanOutbox(OutboxMixin, ScanBase):
+    """The outbox a scan service writes ``scan.completed`` to (the real one is built elsewhere)."""
+
+
+@asynccontextmanager
+async def fake_scan_producer(common: CommonSettings) -> AsyncIterator[tuple[Database, OutboxSource]]:
+    db = Database(database_url_for("scanfake", common.database_url, common.data_dir), "scanfake")
+    async with db.engine.begin() as conn:
+        if not db.is_sqlite:
+            await conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS scanfake")
+        await conn.run_sync(ScanBase.metadata.create_all)
+    try:
+        yield db, OutboxSource("scan", db, ScanOutbox)
+    finally:
+        await db.dispose()
+
+
+def scan_completed(
+    user_id: uuid.UUID,
+    job_id: uuid.UUID | None = None,
+    *,
+    middle: str = "종이",
+    minor: str = "신문지",
+    major: str = "재활용폐기물",
+    rule_found: bool = True,
+    insufficiencies: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A ``scan.completed`` payload as agreed in the cross-service interfaces."""
+    return {
+        "user_id": str(user_id),
+        "job_id": str(job_id or uuid.uuid4()),
+        "major_category": major,
+        "middle_category": middle,
+        "minor_category": minor,
+        "rule_found": rule_found,
+        "insufficiencies": list(insufficiencies),
+        "completed_at": iso_ms(utcnow()),
+    }
+
+
+async def emit_scan(db: Database, *payloads: dict[str, Any]) -> None:
+    async with db.session() as session:
+        for payload in payloads:
+            add_event(session, ScanOutbox, "scan.completed", payload)
