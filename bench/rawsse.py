@@ -61,3 +61,36 @@ async def sse_frames(base: str, path: str, headers: dict[str, str]) -> AsyncIter
                     yield event, data
     finally:
         writer.close()
+
+
+async def request(base: str, method: str, path: str, headers: dict[str, str],
+                  body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """One HTTP/1.1 request on a fresh loopback connection (``Connection: close``)."""
+    url = urlsplit(base)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port or 80)
+    try:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {url.netloc}", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+        await writer.drain()
+        raw = await reader.read()
+    finally:
+        writer.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    response_headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        response_headers[name.strip().lower()] = value.strip()
+    if response_headers.get("transfer-encoding") == "chunked":
+        decoded, rest = b"", payload
+        while rest:
+            size_text, _, rest = rest.partition(b"\r\n")
+            size = int(size_text.split(b";")[0] or b"0", 16)
+            if size == 0:
+                break
+            decoded, rest = decoded + rest[:size], rest[size + 2 :]
+        payload = decoded
+    return int(status_line.split()[1]), response_headers, payload

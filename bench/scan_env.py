@@ -1,8 +1,8 @@
 """Shared set-up for the scan benchmarks: a real-mode stack of separate processes on this machine.
 
-Processes: the API (image + scan apps behind the dev gateway's prefix dispatcher, no background
-workers), ``eco2 worker scan``, the fake OpenAI-compatible model server (tests/support/fake_openai.py),
-the character reward endpoint, and moto's S3 server. PostgreSQL, Redis and RabbitMQ are the local
+Processes: the API (image, scan and character apps behind the dev gateway's prefix dispatcher, no
+background workers; scan calls character's internal reward endpoint on it), ``eco2 worker scan``, the
+fake OpenAI-compatible model server (tests/support/fake_openai.py) and moto's S3 server. PostgreSQL, Redis and RabbitMQ are the local
 servers (URLs from ECO2_BENCH_PG_ADMIN_URL / _REDIS_URL / _RABBITMQ_URL or the test defaults); the
 benchmark gets its own database, key prefix and queue names and removes them afterwards.
 """
@@ -64,7 +64,7 @@ class Env:
         self.run = uuid.uuid4().hex[:8]
         self.data_dir = Path(tempfile.mkdtemp(prefix="eco2-bench-scan-"))
         self.db_name = f"eco2_bench_{self.run}"
-        self.api_port, self.llm_port, self.char_port, self.s3_port = (free_port() for _ in range(4))
+        self.api_port, self.llm_port, self.s3_port = (free_port() for _ in range(3))
         self.base = f"http://127.0.0.1:{self.api_port}"
         self.bucket = f"eco2-bench-{self.run}"
         base_pg = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -88,7 +88,6 @@ class Env:
             "SCAN_LLM_BASE_URL": f"http://127.0.0.1:{self.llm_port}/v1",
             "SCAN_LLM_API_KEY": "sk-bench",
             "SCAN_MODELS": "fake-vlm",
-            "SCAN_CHARACTER_SERVICE_URL": f"http://127.0.0.1:{self.char_port}",
             "SCAN_WORKER_CONCURRENCY": str(worker_concurrency),
             "SCAN_LLM_MAX_CONCURRENCY": str(worker_concurrency * 2),
             "SCAN_RATE_PER_WINDOW": str(rate_per_window),
@@ -117,7 +116,9 @@ class Env:
 
         asyncio.run(create())
         eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
-        subprocess.run([eco2, "migrate", "image", "scan"], cwd=ROOT, env=self.env(), check=True, capture_output=True)
+        subprocess.run(
+            [eco2, "migrate", "image", "scan", "character"], cwd=ROOT, env=self.env(), check=True, capture_output=True
+        )
         self.spawn("moto", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.s3_port))
         wait_http(f"http://127.0.0.1:{self.s3_port}/moto-api/")
         import boto3
@@ -128,7 +129,6 @@ class Env:
         ).create_bucket(Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-2"})  # fmt: skip
         self.spawn("llm", "-m", "tests.support.fake_openai", "--port", str(self.llm_port),
                    "--vision-latency", str(self.vision), "--answer-latency", str(self.answer))  # fmt: skip
-        self.spawn("character", "-m", "bench.scan_env", "character", "--port", str(self.char_port))
         self.spawn("api", "-m", "bench.scan_env", "api", "--port", str(self.api_port))
         wait_http(f"{self.base}/health")
 
@@ -199,21 +199,12 @@ def _serve_api(port: int) -> None:
     from services.registry import SERVICES
 
     common = CommonSettings()
-    app = create_gateway([SERVICES["image"], SERVICES["scan"]], common, run_workers=False)
+    app = create_gateway([SERVICES[name] for name in ("image", "scan", "character")], common, run_workers=False)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096, timeout_keep_alive=60)
-
-
-def _serve_character(port: int) -> None:
-    import uvicorn
-
-    from tests.support.fake_character import FakeCharacter
-
-    uvicorn.run(FakeCharacter(token="bench-internal-token").app(), host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["api", "character"])
+    parser.add_argument("role", choices=["api"])
     parser.add_argument("--port", type=int, required=True)
-    parsed = parser.parse_args()
-    (_serve_api if parsed.role == "api" else _serve_character)(parsed.port)
+    _serve_api(parser.parse_args().port)

@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rawsse import StreamError, sse_frames
+from bench.rawsse import StreamError, request, sse_frames
 from bench.scan_env import Env, rss_mb, stack, tokens
 from tests.support.images import PNG
 
@@ -36,34 +36,34 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def upload(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+async def upload(client: httpx.AsyncClient, raw: httpx.AsyncClient, headers: dict[str, str]) -> str:
     issued = (await client.post("/api/v1/images/scan", json={"filename": "b.png", "content_type": "image/png"},
                                 headers=headers)).json()  # fmt: skip
-    async with httpx.AsyncClient() as raw:  # straight to S3 (moto), as the client does
-        put = await raw.put(issued["upload_url"], content=PNG, headers={"Content-Type": "image/png"})
-        put.raise_for_status()
+    # Straight to S3 (moto) with only Content-Type, as the mobile client does.
+    put = await raw.put(issued["upload_url"], content=PNG, headers={"Content-Type": "image/png"})
+    put.raise_for_status()
     callback = await client.post("/api/v1/images/scan/callback", json={"key": issued["key"]}, headers=headers)
     callback.raise_for_status()
     return str(issued["cdn_url"])
 
 
-async def one_scan(client: httpx.AsyncClient, headers: dict[str, str], image_url: str, model_time: float,
+async def one_scan(base: str, headers: dict[str, str], image_url: str, model_time: float,
                    stats: dict[str, list[float]], errors: collections.Counter[str]) -> bool:  # fmt: skip
+    body = json.dumps({"image_url": image_url, "user_input": "생수병"}).encode()
     started = time.perf_counter()
     try:
-        submitted = await client.post("/api/v1/scan", json={"image_url": image_url, "user_input": "생수병"},
-                                      headers=headers)  # fmt: skip
-    except httpx.HTTPError as exc:
+        status, _, payload = await request(base, "POST", "/api/v1/scan", headers, body)
+    except OSError as exc:
         errors[f"submit:{type(exc).__name__}"] += 1
         return False
     stats["submit"].append(time.perf_counter() - started)
-    if submitted.status_code != 202:
-        errors[f"submit:{submitted.status_code}:{submitted.json().get('code')}"] += 1
+    if status != 202:
+        errors[f"submit:{status}:{json.loads(payload or b'{}').get('code')}"] += 1
         return False
-    job = submitted.json()
+    job = json.loads(payload)
     done_at = None
     try:
-        async for event, data in sse_frames(str(client.base_url), job["stream_url"], headers):
+        async for event, data in sse_frames(base, job["stream_url"], headers):
             if event == "done":
                 done_at = time.perf_counter()
                 if json.loads(data)["status"] != "completed":
@@ -80,29 +80,28 @@ async def one_scan(client: httpx.AsyncClient, headers: dict[str, str], image_url
         stats["total"].append(done_at - started)
         stats["overhead"].append(done_at - started - model_time)
     try:
-        result = await client.get(job["result_url"], headers=headers)
-    except httpx.HTTPError as exc:
+        status, _, payload = await request(base, "GET", job["result_url"], headers)
+    except OSError as exc:
         errors[f"result:{type(exc).__name__}"] += 1
         return False
-    if result.status_code != 200:
-        errors[f"result:{result.status_code}"] += 1
+    if status != 200:
+        errors[f"result:{status}"] += 1
         return False
-    body = result.json()
-    if body["status"] != "completed":
-        errors[f"result:failed:{body['error']['code']}"] += 1
+    result = json.loads(payload)
+    if result["status"] != "completed":
+        errors[f"result:failed:{result['error']['code']}"] += 1
         return False
     return done_at is not None
 
 
-async def main(users: int, cycles: int, env: Env) -> None:
-    limits = httpx.Limits(max_connections=users * 2 + 100, max_keepalive_connections=users * 2)
-    async with httpx.AsyncClient(base_url=env.base, limits=limits, timeout=60) as client:
+async def main(users: int, cycles: int, ramp: float, env: Env) -> None:
+    async with httpx.AsyncClient(base_url=env.base, timeout=60) as client, httpx.AsyncClient(timeout=60) as raw:
         headers = tokens(env, users)
         semaphore = asyncio.Semaphore(50)
 
         async def prepared(h: dict[str, str]) -> str:
             async with semaphore:
-                return await upload(client, h)
+                return await upload(client, raw, h)
 
         print(f"uploading {users} images …", flush=True)
         images = await asyncio.gather(*(prepared(h) for h in headers))
@@ -110,7 +109,7 @@ async def main(users: int, cycles: int, env: Env) -> None:
         # Warm-up: one scan end to end, so the clock starts with the worker consuming.
         warm: collections.Counter[str] = collections.Counter()
         for _ in range(60):
-            if await one_scan(client, headers[0], images[0], 0, collections.defaultdict(list), warm):
+            if await one_scan(env.base, headers[0], images[0], 0, collections.defaultdict(list), warm):
                 break
         api_pid, worker_pid = env.procs["api"].pid, env.procs["worker"].pid
         rss_before = (rss_mb(api_pid), rss_mb(worker_pid))
@@ -126,10 +125,10 @@ async def main(users: int, cycles: int, env: Env) -> None:
                 await asyncio.sleep(0.5)
 
         async def user(h: dict[str, str], image: str) -> int:
-            await asyncio.sleep(random.uniform(0, 1.0))  # arrivals spread over the first second
+            await asyncio.sleep(random.uniform(0, ramp))  # users arrive over the ramp, then loop back to back
             ok = 0
             for _ in range(cycles):
-                ok += await one_scan(client, h, image, model_time, stats, errors)
+                ok += await one_scan(env.base, h, image, model_time, stats, errors)
             return ok
 
         print(f"running {users} users × {cycles} cycles …", flush=True)
@@ -140,7 +139,8 @@ async def main(users: int, cycles: int, env: Env) -> None:
         sampler.cancel()
     attempts = users * cycles
     ms = 1000
-    print(f"\nscans: {attempts} ({users} users × {cycles}), wall {wall:.1f} s, model time per scan {model_time:.1f} s")
+    print(f"\nscans: {attempts} ({users} users × {cycles}, arrivals over {ramp:.0f} s), wall {wall:.1f} s, "
+          f"model time per scan {model_time:.1f} s")  # fmt: skip
     print(f"completion: {completed}/{attempts} = {100 * completed / attempts:.2f} %")
     print(f"submit latency: p50 {pct(stats['submit'], 50) * ms:.1f} ms, p95 {pct(stats['submit'], 95) * ms:.1f} ms, "
           f"max {max(stats['submit'] or [0]) * ms:.1f} ms")  # fmt: skip
@@ -156,9 +156,10 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=1200)
+    parser.add_argument("--ramp", type=float, default=12.0, help="seconds over which users arrive (≈ one cycle)")
     parser.add_argument("--vision", type=float, default=4.5)
     parser.add_argument("--answer", type=float, default=6.7)
     args = parser.parse_args()
     with stack(worker_concurrency=args.worker_concurrency, vision=args.vision, answer=args.answer,
                rate_per_window=6) as environment:  # fmt: skip
-        asyncio.run(main(args.users, args.cycles, environment))
+        asyncio.run(main(args.users, args.cycles, args.ramp, environment))

@@ -32,10 +32,11 @@ async def main(streams: int, hold: float, env: Env) -> None:
     async with httpx.AsyncClient(base_url=env.base, limits=limits, timeout=120) as client:
         headers = tokens(env, users)
         gate = asyncio.Semaphore(40)
+        raw = httpx.AsyncClient(timeout=60)
 
         async def prepare(h: dict[str, str]) -> list[tuple[dict[str, str], str]]:
             async with gate:
-                image = await upload(client, h)
+                image = await upload(client, raw, h)
                 jobs = []
                 for _ in range(10):
                     r = await client.post("/api/v1/scan", json={"image_url": image, "user_input": "생수병"}, headers=h)
@@ -45,6 +46,7 @@ async def main(streams: int, hold: float, env: Env) -> None:
 
         print(f"submitting {users * 10} jobs (no worker: they stay queued) …", flush=True)
         jobs = [job for batch in await asyncio.gather(*(prepare(h) for h in headers)) for job in batch][:streams]
+        await raw.aclose()
         pid = env.procs["api"].pid
         gc.collect()
         await asyncio.sleep(3)

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from services.common.config import CommonSettings
+from services.common.kv import redis_client
 from services.common.logging import get_logger
 
 log = get_logger("eco2.jobs")
@@ -189,9 +190,7 @@ return seq
 class RedisJobEventLog(JobEventLog):
     def __init__(self, url: str, prefix: str, namespace: str, retention_seconds: float) -> None:
         super().__init__(retention_seconds)
-        self.client: aioredis.Redis = aioredis.from_url(
-            url, decode_responses=True, health_check_interval=30, socket_connect_timeout=3
-        )
+        self.client: aioredis.Redis = redis_client(url, health_check_interval=30, socket_connect_timeout=3)
         self.prefix = f"{prefix}jobs:{namespace}:"
         self.channel = f"{self.prefix}live"
         self._append = self.client.register_script(_APPEND)

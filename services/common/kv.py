@@ -11,7 +11,7 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -141,10 +141,24 @@ class MemoryKeyValueStore(KeyValueStore):
         return lambda: self._listeners.get(channel, []).remove(handler)
 
 
+# redis-py's asyncio pool allows 100 connections and *raises* once they are all busy, so a burst of
+# more than 100 concurrent requests turned into 500s. A blocking pool waits for a free connection.
+REDIS_POOL_SIZE = 512
+REDIS_POOL_WAIT_SECONDS = 5.0
+
+
+def redis_client(url: str, **options: Any) -> aioredis.Redis:
+    """A client whose pool waits (briefly) for a free connection instead of failing under bursts."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_SECONDS, decode_responses=True, **options
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 class RedisKeyValueStore(KeyValueStore):
     def __init__(self, url: str, prefix: str = "eco2:") -> None:
-        self.client: aioredis.Redis = aioredis.from_url(
-            url, decode_responses=True, health_check_interval=30, socket_timeout=5, socket_connect_timeout=3
+        self.client: aioredis.Redis = redis_client(
+            url, health_check_interval=30, socket_timeout=5, socket_connect_timeout=3
         )
         self.prefix = prefix
         self._listeners: dict[asyncio.Task[None], asyncio.Event] = {}

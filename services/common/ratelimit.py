@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 
 from services.common.config import CommonSettings
+from services.common.kv import redis_client
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ return {0, '0'}
 class RedisRateLimiter(RateLimiter):
     def __init__(self, url: str, prefix: str, name: str, limit: RateLimit) -> None:
         super().__init__(limit)
-        self.client: aioredis.Redis = aioredis.from_url(url, decode_responses=True, socket_connect_timeout=3)
+        self.client: aioredis.Redis = redis_client(url, socket_connect_timeout=3)
         self.prefix = f"{prefix}ratelimit:{name}:"
         self._script = self.client.register_script(_HIT)
 

@@ -71,6 +71,10 @@ VISION_UNAVAILABLE_MESSAGE = (
 )
 
 
+class AlreadyFinished(Exception):
+    """Another delivery of the same job finished it while this one was running."""
+
+
 class StageFailed(Exception):
     def __init__(self, code: str, message: str, reason: str | None = None) -> None:
         super().__init__(code)
@@ -137,6 +141,10 @@ class ScanPipeline:
         try:
             async with asyncio.timeout(remaining):
                 await self._run_stages(job)
+        except AlreadyFinished:
+            fresh = await self._load(job_id)
+            if fresh is not None:
+                await self.ensure_done(fresh)
         except TimeoutError:
             await self.fail(job, "SCAN_TIMEOUT", stage=self._current_stage(job))
         except StageFailed as failure:
@@ -164,6 +172,9 @@ class ScanPipeline:
 
     async def _run_stages(self, job: Job) -> None:
         job_id = str(job.id)
+        if job.status == "queued":
+            # Claimed: the sweeper re-enqueues only jobs no worker has started.
+            await self._guarded_update(job, status="processing")
         checkpoint = dict(job.checkpoint or {})
         if checkpoint:
             await self._reemit_missing(job, checkpoint)
@@ -192,13 +203,17 @@ class ScanPipeline:
                 await self.events.append(job_id, stage, event_data(job_id, stage, "completed", progress, result))
 
     async def _save_checkpoint(self, job: Job, checkpoint: dict[str, Any], stage: str, progress: int) -> None:
-        async with self.db.session() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == job.id)
-                .values(checkpoint=checkpoint, stage=stage, progress=progress, status="processing")
-            )
+        await self._guarded_update(job, checkpoint=checkpoint, stage=stage, progress=progress, status="processing")
         job.checkpoint = checkpoint
+
+    async def _guarded_update(self, job: Job, **values: Any) -> None:
+        """Write only while the job is unfinished: a finished job is never reopened by a late delivery."""
+        async with self.db.session() as session:
+            updated = await session.execute(
+                update(Job).where(Job.id == job.id, Job.status.in_(("queued", "processing"))).values(**values)
+            )
+        if not updated.rowcount:  # type: ignore[attr-defined]
+            raise AlreadyFinished(str(job.id))
 
     @staticmethod
     def _event_result(stage: str, output: dict[str, Any]) -> Any:

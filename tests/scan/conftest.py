@@ -19,6 +19,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from services.character.app import create_app as create_character_app
 from services.common.config import CommonSettings
 from services.common.jobs import RabbitJobQueue, create_job_queue
 from services.image.app import create_app as create_image_app
@@ -36,6 +37,7 @@ from tests.support.servers import serve_asgi
 from tests.support.tokens import auth_headers
 
 IMAGE_HOST = "http://image.internal"
+CHARACTER_HOST = "http://character.internal"
 
 
 @pytest.fixture(scope="session")
@@ -159,7 +161,7 @@ async def make_stack(
         llm, llm_url = fake_llm
 
         async def build(*, worker: bool = True, model: bool = False, image: dict[str, Any] | None = None,
-                        **overrides: Any) -> Stack:  # fmt: skip
+                        real_character: bool = False, **overrides: Any) -> Stack:  # fmt: skip
             character.down = False
             llm.latency = {"classification": 0.0, "answer": 0.0}
             llm.fail_next.clear()
@@ -178,9 +180,16 @@ async def make_stack(
             image_app = await exit_stack.enter_async_context(
                 LifespanManager(create_image_app(common=scan_common, settings=image_settings))
             )
-            http = await exit_stack.enter_async_context(
-                httpx.AsyncClient(mounts={IMAGE_HOST: httpx.ASGITransport(app=image_app.app)})
-            )
+            mounts: dict[str, httpx.AsyncBaseTransport] = {IMAGE_HOST: httpx.ASGITransport(app=image_app.app)}
+            if real_character:
+                # The character service's own app and database, called in-process over ASGI.
+                character_app = await exit_stack.enter_async_context(
+                    LifespanManager(create_character_app(common=scan_common))
+                )
+                mounts[CHARACTER_HOST] = httpx.ASGITransport(app=character_app.app)
+                values["character_service_url"] = CHARACTER_HOST
+                settings = ScanSettings(environment="test", **values)
+            http = await exit_stack.enter_async_context(httpx.AsyncClient(mounts=mounts))
             image_client = await exit_stack.enter_async_context(
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=image_app.app), base_url=BASE_URL)
             )

@@ -175,3 +175,21 @@ async def test_user_deleted_erases_scan_data(make_stack: StackFactory) -> None:
     assert await stack.service.events.read(job_id) == []
     response = await stack.scan.get(f"/api/v1/scan/{job_id}/result", headers=stack.headers)
     assert response.status_code == 404
+
+
+async def test_duplicate_deliveries_finish_once(make_stack: StackFactory) -> None:
+    """Two workers on the same job (a re-enqueue racing the first delivery): one result, never reopened."""
+    stack = await make_stack(model=True, worker=False)
+    stack.llm.latency["answer"] = 0.3
+    job_id = (await stack.submit()).json()["job_id"]
+    pipeline = stack.service.pipeline
+    await asyncio.gather(pipeline.run(job_id, 1), pipeline.run(job_id, 1))
+    await pipeline.run(job_id, 2)  # a late redelivery of a finished job only makes sure `done` exists
+    async with stack.service.db.session() as session:
+        job = await session.get(Job, uuid.UUID(job_id))
+    assert job is not None
+    assert job.status == "completed"
+    response = await stack.scan.get(f"/api/v1/scan/{job_id}/result", headers=stack.headers)
+    assert response.status_code == 200
+    _, frames = await stack.stream(job_id)
+    assert frames[-1]["event"] == "done"
