@@ -60,7 +60,9 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
 class Env:
     """Environment variables of every benchmark process, and the processes themselves."""
 
-    def __init__(self, *, worker_concurrency: int, vision: float, answer: float, rate_per_window: int) -> None:
+    def __init__(self, *, worker_concurrency: int, vision: float, answer: float, rate_per_window: int,
+                 api_processes: int = 1) -> None:  # fmt: skip
+        self.api_processes = api_processes
         self.run = uuid.uuid4().hex[:8]
         self.data_dir = Path(tempfile.mkdtemp(prefix="eco2-bench-scan-"))
         self.db_name = f"eco2_bench_{self.run}"
@@ -129,8 +131,12 @@ class Env:
         ).create_bucket(Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-2"})  # fmt: skip
         self.spawn("llm", "-m", "tests.support.fake_openai", "--port", str(self.llm_port),
                    "--vision-latency", str(self.vision), "--answer-latency", str(self.answer))  # fmt: skip
-        self.spawn("api", "-m", "bench.scan_env", "api", "--port", str(self.api_port))
+        for index in range(self.api_processes):  # SO_REUSEPORT: the kernel spreads connections
+            self.spawn(
+                "api" if index == 0 else f"api{index}", "-m", "bench.scan_env", "api", "--port", str(self.api_port)
+            )
         wait_http(f"{self.base}/health")
+        time.sleep(2)
 
     def start_worker(self) -> None:
         eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
@@ -200,7 +206,12 @@ def _serve_api(port: int) -> None:
 
     common = CommonSettings()
     app = create_gateway([SERVICES[name] for name in ("image", "scan", "character")], common, run_workers=False)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096, timeout_keep_alive=60)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    config = uvicorn.Config(app, log_level="warning", backlog=4096, timeout_keep_alive=60, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":

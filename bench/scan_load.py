@@ -111,8 +111,9 @@ async def main(users: int, cycles: int, ramp: float, env: Env) -> None:
         for _ in range(60):
             if await one_scan(env.base, headers[0], images[0], 0, collections.defaultdict(list), warm):
                 break
-        api_pid, worker_pid = env.procs["api"].pid, env.procs["worker"].pid
-        rss_before = (rss_mb(api_pid), rss_mb(worker_pid))
+        api_pids = [p.pid for name, p in env.procs.items() if name.startswith("api")]
+        worker_pid = env.procs["worker"].pid
+        rss_before = (sum(rss_mb(pid) for pid in api_pids), rss_mb(worker_pid))
         stats: dict[str, list[float]] = collections.defaultdict(list)
         errors: collections.Counter[str] = collections.Counter()
         model_time = env.vision + env.answer
@@ -120,7 +121,7 @@ async def main(users: int, cycles: int, ramp: float, env: Env) -> None:
 
         async def sample() -> None:
             while True:
-                peak[0] = max(peak[0], rss_mb(api_pid))
+                peak[0] = max(peak[0], sum(rss_mb(pid) for pid in api_pids))
                 peak[1] = max(peak[1], rss_mb(worker_pid))
                 await asyncio.sleep(0.5)
 
@@ -131,7 +132,7 @@ async def main(users: int, cycles: int, ramp: float, env: Env) -> None:
                 ok += await one_scan(env.base, h, image, model_time, stats, errors)
             return ok
 
-        print(f"running {users} users × {cycles} cycles …", flush=True)
+        print(f"{time.strftime('%H:%M:%S')} running {users} users × {cycles} cycles …", flush=True)
         sampler = asyncio.create_task(sample())
         wall = time.perf_counter()
         completed = sum(await asyncio.gather(*(user(h, i) for h, i in zip(headers, images, strict=True))))
@@ -156,10 +157,11 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=1200)
+    parser.add_argument("--api-processes", type=int, default=1)
     parser.add_argument("--ramp", type=float, default=12.0, help="seconds over which users arrive (≈ one cycle)")
     parser.add_argument("--vision", type=float, default=4.5)
     parser.add_argument("--answer", type=float, default=6.7)
     args = parser.parse_args()
     with stack(worker_concurrency=args.worker_concurrency, vision=args.vision, answer=args.answer,
-               rate_per_window=6) as environment:  # fmt: skip
+               rate_per_window=6, api_processes=args.api_processes) as environment:  # fmt: skip
         asyncio.run(main(args.users, args.cycles, args.ramp, environment))
