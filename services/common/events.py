@@ -23,10 +23,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -37,6 +35,10 @@ from services.common.clock import iso_ms, utcnow
 from services.common.config import CommonSettings
 from services.common.db import Database, UtcDateTime
 from services.common.logging import get_logger
+
+if TYPE_CHECKING:  # imported when a broker URL is configured: embedded runs never load it
+    import aio_pika
+    from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 log = get_logger("eco2.events")
 
@@ -207,6 +209,8 @@ class RabbitBus(EventBus):
         return f"{self.namespace}.{consumer}.dlq"
 
     async def connect(self) -> None:
+        import aio_pika
+
         async with self._lock:
             if self._connection is None:
                 self._connection = await aio_pika.connect_robust(self.url, timeout=10)
@@ -246,6 +250,8 @@ class RabbitBus(EventBus):
                     await queue.bind(self.exchange_name, routing_key=event_type)
 
     async def publish(self, event: Event) -> None:
+        import aio_pika
+
         await self.connect()
         assert self._exchange is not None
         message = aio_pika.Message(
@@ -317,6 +323,8 @@ class RabbitBus(EventBus):
         return letters
 
     async def replay(self, consumer: str) -> int:
+        import aio_pika
+
         await self.connect()
         assert self._connection is not None
         moved = 0

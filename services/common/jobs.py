@@ -25,11 +25,12 @@ from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aio_pika
-import redis.asyncio as aioredis
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+if TYPE_CHECKING:  # the real adapters' clients are imported when used: embedded runs never load them
+    import aio_pika
+    import redis.asyncio as aioredis
+    from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from services.common.config import CommonSettings
 from services.common.kv import redis_client
@@ -348,6 +349,8 @@ class RabbitJobQueue(JobQueue):
     async def _connect(self) -> aio_pika.abc.AbstractChannel:
         async with self._lock:
             if self._connection is None:
+                import aio_pika
+
                 self._connection = await aio_pika.connect_robust(self.url, timeout=10)
             if self._channel is None or self._channel.is_closed:
                 self._channel = await self._connection.channel(publisher_confirms=True)
@@ -356,6 +359,8 @@ class RabbitJobQueue(JobQueue):
 
     async def enqueue(self, job_id: str) -> None:
         channel = await self._connect()
+        import aio_pika
+
         message = aio_pika.Message(job_id.encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=job_id)
         await channel.default_exchange.publish(message, routing_key=self.name, timeout=10)
 

@@ -11,9 +11,7 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, cast
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING, Any, cast
 
 from services.common.logging import get_logger
 
@@ -22,6 +20,10 @@ log = get_logger("eco2.kv")
 # Called with each message on a channel, and with ``None`` when the listener (re)attached and may
 # have missed messages — a cache must then drop everything it holds.
 MessageHandler = Callable[[str | None], None]
+
+
+if TYPE_CHECKING:  # imported when a Redis URL is configured: embedded runs never load it
+    import redis.asyncio as aioredis
 
 
 class KeyValueStore(ABC):
@@ -148,6 +150,8 @@ REDIS_POOL_WAIT_SECONDS = 5.0
 
 
 def redis_client(url: str, **options: Any) -> aioredis.Redis:
+    import redis.asyncio as aioredis
+
     """A client whose pool waits (briefly) for a free connection instead of failing under bursts."""
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_SECONDS, decode_responses=True, **options

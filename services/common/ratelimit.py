@@ -13,12 +13,14 @@ from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import redis.asyncio as aioredis
 
 from services.common.config import CommonSettings
 from services.common.kv import redis_client
+
+if TYPE_CHECKING:  # imported when a Redis URL is configured: embedded runs never load it
+    import redis.asyncio as aioredis
 
 
 @dataclass(frozen=True)
