@@ -43,7 +43,7 @@ from services.location.models import KECO_COLUMNS, SCHEMA
 from services.location.service import LocationService, zoom_plan
 from services.location.sources import SourceFormat
 from tests.support.clients import app_client
-from tests.support.tokens import bearer
+from tests.support.tokens import auth_headers
 
 ADMIN_URL = os.environ.get("ECO2_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # (lat, lon, share of sites, spread σ in km): the large cities carry most of the population.
@@ -124,7 +124,7 @@ async def measure(url: str, common: CommonSettings, requests: int, naive_runs: i
     db = Database(url, SCHEMA)
     service = LocationService()
     app = create_app(common=common, settings=LocationSettings(environment="test"))
-    headers = bearer(common)
+    headers = auth_headers(common)
     rng = random.Random(11)
     print(f"\n{'area':<7}{'zoom':>5}{'rows':>6}{'service p50':>13}{'p99':>8}{'http p50':>10}{'p99':>8}"
           f"{'naive p50':>11}{'ratio':>9}")  # fmt: skip
