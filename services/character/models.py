@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import utcnow
 from services.common.db import UtcDateTime, service_metadata
-from services.common.events import InboxMixin
+from services.common.events import DeletedUserMixin, InboxMixin
 from services.common.outbox import OutboxMixin
 
 SCHEMA = "character"
@@ -61,13 +61,8 @@ class RewardDecision(Base):
     decided_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
-class DeletedUser(Base):
-    """Ids of deleted accounts (no personal data): a late scan must not grant them anything."""
-
-    __tablename__ = "deleted_users"
-
-    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    deleted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+class DeletedUser(DeletedUserMixin, Base):
+    pass
 
 
 class Outbox(OutboxMixin, Base):

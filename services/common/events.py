@@ -295,14 +295,7 @@ class RabbitBus(EventBus):
                 return
             await message.ack()
 
-        tag = await queue.consume(on_message, no_ack=False)
-        try:
-            await stop.wait()
-        finally:
-            with contextlib.suppress(Exception):
-                await queue.cancel(tag)
-            with contextlib.suppress(Exception):
-                await channel.close()
+        await consume_until_stopped(channel, queue, on_message, stop)
 
     async def dead_letters(self, consumer: str) -> list[DeadLetter]:
         await self.connect()
@@ -350,6 +343,23 @@ class RabbitBus(EventBus):
             raise ConnectionError("broker connection is closed")
 
 
+async def consume_until_stopped(
+    channel: aio_pika.abc.AbstractChannel,
+    queue: aio_pika.abc.AbstractQueue,
+    on_message: Callable[[AbstractIncomingMessage], Awaitable[None]],
+    stop: asyncio.Event,
+) -> None:
+    """Consume ``queue`` with manual acks until ``stop`` is set, then detach without raising."""
+    tag = await queue.consume(on_message, no_ack=False)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await queue.cancel(tag)
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+
 _shared_in_process_bus: InProcessBus | None = None
 
 
@@ -375,6 +385,15 @@ class InboxMixin:
     event_id: Mapped[str] = mapped_column(primary_key=True)
     event_type: Mapped[str] = mapped_column()
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class DeletedUserMixin:
+    """Ids of deleted accounts (no personal data), so an event arriving late cannot recreate their rows."""
+
+    __tablename__ = "deleted_users"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 async def claim_event(session: AsyncSession, inbox: type[Any], consumer: str, event: Event) -> bool:

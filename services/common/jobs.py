@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # the real adapters' clients are imported when used: embedded
     from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from services.common.config import CommonSettings
+from services.common.events import consume_until_stopped
 from services.common.kv import redis_client
 from services.common.logging import get_logger
 
@@ -383,14 +384,7 @@ class RabbitJobQueue(JobQueue):
                 return
             await message.ack()  # only now: the job's state is stored
 
-        tag = await queue.consume(on_message, no_ack=False)
-        try:
-            await stop.wait()
-        finally:
-            with contextlib.suppress(Exception):
-                await queue.cancel(tag)
-            with contextlib.suppress(Exception):
-                await channel.close()
+        await consume_until_stopped(channel, queue, on_message, stop)
 
     async def delete(self) -> None:
         """Remove the queue and its dead-letter queue (tests on a shared broker)."""

@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import utcnow
 from services.common.db import UtcDateTime, service_metadata
-from services.common.events import InboxMixin
+from services.common.events import DeletedUserMixin, InboxMixin
 from services.common.outbox import OutboxMixin
 
 SCHEMA = "my"
@@ -72,13 +72,8 @@ class PointEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
-class DeletedUser(Base):
-    """Ids of deleted accounts (no personal data): events that arrive late must not recreate them."""
-
-    __tablename__ = "deleted_users"
-
-    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    deleted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+class DeletedUser(DeletedUserMixin, Base):
+    pass
 
 
 class Outbox(OutboxMixin, Base):
