@@ -33,12 +33,12 @@ from services.auth.providers import (
     fetch_profile,
 )
 from services.auth.tokens import TokenIssuer, TokenPair
-from services.common.clock import iso_ms, utcnow
+from services.common.clock import utcnow
 from services.common.db import Database
+from services.common.domain_events import UserCreated, UserLoggedIn
 from services.common.errors import BadRequest, Unauthorized
 from services.common.kv import KeyValueStore
 from services.common.logging import get_logger
-from services.common.outbox import add_event
 from services.common.security import Revocations, TokenClaims, TokenVerifier
 
 log = get_logger("eco2.auth")
@@ -239,12 +239,7 @@ class AuthService:
                 created_at=now,
             )
         )
-        add_event(
-            session,
-            Outbox,
-            "user.logged_in",
-            {"user_id": str(identity.account_id), "provider": provider, "logged_in_at": iso_ms(now)},
-        )
+        Outbox.emit(session, UserLoggedIn(user_id=identity.account_id, provider=provider, logged_in_at=now))
         log.info("login", user_id=str(identity.account_id), provider=provider, new_account=created)
         return identity.account_id
 
@@ -268,18 +263,16 @@ class AuthService:
         )
         session.add_all([account, identity])
         # The users service creates the profile (and grants 이코) from this event.
-        add_event(
+        Outbox.emit(
             session,
-            Outbox,
-            "user.created",
-            {
-                "user_id": str(account.id),
-                "provider": provider,
-                "nickname": nickname,
-                "email": profile.email,
-                "profile_image_url": profile.profile_image_url,
-                "created_at": iso_ms(now),
-            },
+            UserCreated(
+                user_id=account.id,
+                provider=provider,
+                nickname=nickname,
+                email=profile.email,
+                profile_image_url=profile.profile_image_url,
+                created_at=now,
+            ),
         )
         return identity
 

@@ -43,14 +43,5 @@ async def require_internal_token(request: Request, x_internal_token: Annotated[s
 
 @internal.post("/rewards", response_model=RewardResponse, dependencies=[Depends(require_internal_token)])
 async def reward(body: RewardRequest, request: Request, session: SessionDep) -> RewardResponse:
-    outcome = ScanOutcome(
-        user_id=body.user_id,
-        job_id=body.job_id,
-        major_category=body.major_category,
-        middle_category=body.middle_category,
-        minor_category=body.minor_category,
-        rule_found=body.rule_found,
-        insufficiencies=body.insufficiencies,
-    )
-    decision = await decide(session, outcome, rewards_enabled=request.app.state.settings.rewards_enabled)
+    decision = await decide(session, ScanOutcome.of(body), rewards_enabled=request.app.state.settings.rewards_enabled)
     return RewardResponse.model_validate(decision.to_dict())

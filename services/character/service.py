@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.character.models import CatalogEntry, DeletedUser, Outbox, Ownership, RewardDecision
-from services.common.clock import utcnow
+from services.character.schemas import RewardRequest
+from services.common.clock import iso_ms, utcnow
 from services.common.db import upsert
+from services.common.domain_events import ScanCompleted, ScanRewardGranted, reward_points
 from services.common.errors import Conflict
 from services.common.knowledge import nfc
 from services.common.logging import get_logger
-from services.common.outbox import add_event
 
 log = get_logger("eco2.character")
 
 RECYCLABLE_MAJOR = "재활용폐기물"
-SCAN_POINTS = 10
-COLLECTED_POINTS = 50
 
 
 @dataclass(frozen=True)
@@ -40,20 +40,16 @@ class ScanOutcome:
     insufficiencies: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> ScanOutcome:
-        """From a ``scan.completed`` payload; raises on a malformed one (the event is then parked)."""
-        rule_found = payload["rule_found"]
-        insufficiencies = payload.get("insufficiencies") or []
-        if not isinstance(rule_found, bool) or not isinstance(insufficiencies, list):
-            raise ValueError("rule_found must be a boolean and insufficiencies a list")
+    def of(cls, scan: RewardRequest | ScanCompleted) -> ScanOutcome:
+        """From the internal reward call or the ``scan.completed`` event (the same fields, validated)."""
         return cls(
-            user_id=uuid.UUID(str(payload["user_id"])),
-            job_id=uuid.UUID(str(payload["job_id"])),
-            major_category=str(payload.get("major_category") or ""),
-            middle_category=str(payload.get("middle_category") or ""),
-            minor_category=str(payload["minor_category"]) if payload.get("minor_category") else None,
-            rule_found=rule_found,
-            insufficiencies=[str(item) for item in insufficiencies],
+            user_id=scan.user_id,
+            job_id=scan.job_id,
+            major_category=scan.major_category,
+            middle_category=scan.middle_category,
+            minor_category=scan.minor_category or None,
+            rule_found=scan.rule_found,
+            insufficiencies=list(scan.insufficiencies),
         )
 
     @property
@@ -118,7 +114,7 @@ async def decide(session: AsyncSession, outcome: ScanOutcome, *, rewards_enabled
         acquired_at=utcnow(),
     )
     received = bool((await session.execute(grant.on_conflict_do_nothing())).rowcount)  # type: ignore[attr-defined]
-    points = SCAN_POINTS + (COLLECTED_POINTS if received else 0)
+    points = reward_points(received)
     reward = {
         "received": received,
         "already_owned": not received,
@@ -132,30 +128,28 @@ async def decide(session: AsyncSession, outcome: ScanOutcome, *, rewards_enabled
     await session.execute(
         update(RewardDecision).where(RewardDecision.job_id == outcome.job_id).values(eligible=True, reward=reward)
     )
-    add_event(
+    Outbox.emit(
         session,
-        Outbox,
-        "scan.reward_granted",
-        {
-            "user_id": str(outcome.user_id),
-            "job_id": str(outcome.job_id),
-            "character_code": character.code,
-            "character_name": character.name,
-            "received": received,
-            "points": points,
-        },
+        ScanRewardGranted(
+            user_id=outcome.user_id,
+            job_id=outcome.job_id,
+            character_code=character.code,
+            character_name=character.name,
+            received=received,
+            points=points,
+        ),
     )
     log.info("reward_decided", job_id=str(outcome.job_id), character=character.code, received=received)
     return Decision(True, reward)
 
 
-async def erase_user(session: AsyncSession, user_id: uuid.UUID, deleted_at: str | None) -> None:
+async def erase_user(session: AsyncSession, user_id: uuid.UUID, deleted_at: datetime) -> None:
     await session.execute(delete(Ownership).where(Ownership.user_id == user_id))
     await session.execute(delete(RewardDecision).where(RewardDecision.user_id == user_id))
     await session.execute(
         upsert(session, DeletedUser).values(user_id=user_id, deleted_at=utcnow()).on_conflict_do_nothing()
     )
-    log.info("user_erased", user_id=str(user_id), deleted_at=deleted_at)
+    log.info("user_erased", user_id=str(user_id), deleted_at=iso_ms(deleted_at))
 
 
 async def catalog(session: AsyncSession, cdn_base_url: str | None) -> list[dict[str, Any]]:

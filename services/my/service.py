@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import iso_ms, utcnow
 from services.common.db import Database, upsert
+from services.common.domain_events import UserDeleted
 from services.common.errors import BadRequest, NotFound, Unauthorized
 from services.common.knowledge import Character, characters, mascot, nfc
 from services.common.logging import get_logger
-from services.common.outbox import add_event
 from services.common.security import Revocations
 from services.my.cache import InvalidatedCache
 from services.my.models import DeletedUser, Outbox, OwnedCharacter, PointEntry, Profile
@@ -38,10 +38,9 @@ NICKNAME_MAX = 30
 ADJECTIVES = ("초록", "맑은", "푸른", "따뜻한", "빛나는", "싱그러운", "잔잔한", "깨끗한", "산뜻한", "포근한")
 NOUNS = ("씨앗", "숲지기", "바람", "별빛", "이코", "물결", "햇살", "나뭇잎", "자연", "지구친구")
 
+# Ledger reasons; the amounts come with the ``scan.reward_granted`` event.
 SCAN_REWARD = "scan_reward"
 CHARACTER_COLLECTED = "character_collected"
-SCAN_REWARD_POINTS = 10
-COLLECTED_POINTS = 50
 
 _NON_DIGITS = re.compile(r"\D")
 
@@ -299,7 +298,7 @@ class UsersService:
             await session.execute(
                 upsert(session, DeletedUser).values(user_id=user_id, deleted_at=now).on_conflict_do_nothing()
             )
-            add_event(session, Outbox, "user.deleted", {"user_id": str(user_id), "deleted_at": iso_ms(now)})
+            Outbox.emit(session, UserDeleted(user_id=user_id, deleted_at=now))
         await self._invalidate(user_id)
         # After the commit, not before: revoking first and then failing to delete would lock the
         # account out for the refresh lifetime. Should the store be down, the auth service's

@@ -35,12 +35,12 @@ from services.common.ai import (
 from services.common.blobs import BlobStore
 from services.common.clock import iso_ms, utcnow
 from services.common.db import Database
+from services.common.domain_events import ScanCompleted, reward_points
 from services.common.internal import internal_headers
 from services.common.jobs import Frame, JobEventLog
 from services.common.knowledge import character_for_middle
 from services.common.knowledge.disposal import RECYCLABLE, KnowledgeBase
 from services.common.logging import get_logger
-from services.common.outbox import add_event
 from services.scan.config import ScanSettings
 from services.scan.models import TERMINAL, Job, Outbox
 
@@ -326,7 +326,7 @@ class ScanPipeline:
             "type": character.type,
             "received": received,
             "already_owned": not received,
-            "points_awarded": 60 if received else 10,
+            "points_awarded": reward_points(received),
         }
 
     # ---------------------------------------------------------------------------- finishing
@@ -353,19 +353,19 @@ class ScanPipeline:
             "completed_at": iso_ms(completed_at),
         }
         character = character_for_middle(c.middle) if reward else None
-        payload = {
-            "user_id": str(job.user_id),
-            "job_id": str(job.id),
-            "major_category": c.major,
-            "middle_category": c.middle,
-            "minor_category": c.minor,
-            "rule_found": rule is not None,
-            "insufficiencies": list(checkpoint["answer"]["insufficiencies"]),
-            "completed_at": iso_ms(completed_at),
-        }
+        event = ScanCompleted(
+            user_id=job.user_id,
+            job_id=job.id,
+            major_category=c.major,
+            middle_category=c.middle,
+            minor_category=c.minor,
+            rule_found=rule is not None,
+            insufficiencies=list(checkpoint["answer"]["insufficiencies"]),
+            completed_at=completed_at,
+        )
 
         async def outbox(session: AsyncSession) -> None:
-            add_event(session, Outbox, "scan.completed", payload)
+            Outbox.emit(session, event)
 
         await self._finish(job, "completed", result, completed_at, character.code if character else None, outbox)
 
