@@ -10,7 +10,6 @@ from fastapi import FastAPI
 
 from services.auth.config import AuthSettings
 from services.auth.keys import KeyRing
-from services.auth.models import SCHEMA
 from services.auth.providers import configured_providers
 from services.auth.router import router
 from services.auth.service import AuthService
@@ -19,9 +18,9 @@ from services.common.app import create_service_app
 from services.common.config import CommonSettings, Environment
 from services.common.runtime import ServiceRuntime
 from services.common.security import StaticKeySet, TokenVerifier
+from services.registry import SERVICES
 
-NAME = "auth"
-PREFIX = "/api/v1/auth"
+SERVICE = SERVICES["auth"]
 
 
 def create_app(common: CommonSettings | None = None, settings: AuthSettings | None = None) -> FastAPI:
@@ -57,17 +56,15 @@ def create_app(common: CommonSettings | None = None, settings: AuthSettings | No
                 audience=common.jwt_audience,
                 leeway=common.jwt_leeway_seconds,
             ),
-            providers=configured_providers(settings, common.public_api_base_url),
+            providers=configured_providers(settings, SERVICE.public_url(common.public_api_base_url)),
             http=http,
         )
         yield
 
     return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
+        SERVICE,
         common=common,
         routers=[router],
-        schema=SCHEMA,
         lifespan=lifespan,
         description="Social login, sessions and token rotation.",
     )

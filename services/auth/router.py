@@ -27,7 +27,7 @@ from services.common.logging import get_logger
 from services.common.security import ACCESS_COOKIE, REFRESH_COOKIE
 
 log = get_logger("eco2.auth")
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(tags=["auth"])
 
 
 def get_service(request: Request) -> AuthService:

@@ -8,14 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.character.config import CharacterSettings
-from services.character.models import SCHEMA
 from services.character.router import internal, router
 from services.common.app import create_service_app
 from services.common.config import CommonSettings
 from services.common.runtime import ServiceRuntime
+from services.registry import SERVICES
 
-NAME = "character"
-PREFIX = "/api/v1/character"
+SERVICE = SERVICES["character"]
 
 
 def create_app(common: CommonSettings | None = None, settings: CharacterSettings | None = None) -> FastAPI:
@@ -29,11 +28,10 @@ def create_app(common: CommonSettings | None = None, settings: CharacterSettings
         yield
 
     return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
+        SERVICE,
         common=common,
-        routers=[router, internal],
-        schema=SCHEMA,
+        routers=[router],
+        internal=[internal],
         lifespan=lifespan,
         description="The character catalog and scan rewards.",
     )

@@ -4,21 +4,18 @@ public OpenAPI schema)."""
 
 from __future__ import annotations
 
-import hmac
 import time
-from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.character.schemas import CatalogCharacter, RewardRequest, RewardResponse
 from services.character.service import ScanOutcome, catalog, decide
-from services.common.deps import SessionDep, get_runtime
-from services.common.errors import Unauthorized
+from services.common.deps import SessionDep
 
-router = APIRouter(prefix="/api/v1/character", tags=["character"])
-internal = APIRouter(prefix="/internal/v1/character", include_in_schema=False)
+router = APIRouter(tags=["character"])
+internal = APIRouter()  # mounted behind the internal token (services.common.app)
 
 
 @router.get("/catalog", response_model=list[CatalogCharacter])
@@ -35,13 +32,7 @@ async def get_catalog(request: Request, session: SessionDep) -> Response:
     return Response(cached[1], media_type="application/json", headers={"Cache-Control": f"public, max-age={max_age}"})
 
 
-async def require_internal_token(request: Request, x_internal_token: Annotated[str | None, Header()] = None) -> None:
-    expected = get_runtime(request).common.internal_token.encode()
-    if x_internal_token is None or not hmac.compare_digest(x_internal_token.encode(), expected):
-        raise Unauthorized("internal token missing or wrong", "INTERNAL_AUTH_FAILED")
-
-
-@internal.post("/rewards", response_model=RewardResponse, dependencies=[Depends(require_internal_token)])
+@internal.post("/rewards", response_model=RewardResponse)
 async def reward(body: RewardRequest, request: Request, session: SessionDep) -> RewardResponse:
     decision = await decide(session, ScanOutcome.of(body), rewards_enabled=request.app.state.settings.rewards_enabled)
     return RewardResponse.model_validate(decision.to_dict())

@@ -10,23 +10,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
-from services.common.blobs import create_blob_store
 from services.common.config import CommonSettings
 from services.common.events import wait_any
 from services.common.logging import get_logger
 from services.common.runtime import ServiceRuntime
 from services.image.config import ImageSettings
-from services.image.models import SCHEMA
 from services.image.router import internal, router
 from services.image.service import ImageService
+from services.registry import SERVICES
 
-NAME = "image"
-PREFIX = "/api/v1/images"
+SERVICE = SERVICES["image"]
 log = get_logger("eco2.image")
-
-
-def build_service(common: CommonSettings, settings: ImageSettings) -> ImageService:
-    return ImageService(settings, create_blob_store(common, settings), settings.hosts(common))
 
 
 def create_app(common: CommonSettings | None = None, settings: ImageSettings | None = None) -> FastAPI:
@@ -35,7 +29,7 @@ def create_app(common: CommonSettings | None = None, settings: ImageSettings | N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        service = build_service(common, settings)
+        service = ImageService.create(common, settings)
         app.state.images = service
         runtime.ready_checks["blobs"] = service.store.ping
         stop = asyncio.Event()
@@ -59,11 +53,10 @@ def create_app(common: CommonSettings | None = None, settings: ImageSettings | N
                 await task
 
     return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
+        SERVICE,
         common=common,
-        routers=[router, internal],
-        schema=SCHEMA,
+        routers=[router],
+        internal=[internal],
         lifespan=lifespan,
         description="Presigned uploads, verification of uploaded images, the image-URL allow-list.",
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.blobs import create_blob_store
 from services.common.domain_events import UserDeleted
 from services.common.events import Consumer, Subscription
 from services.common.runtime import ServiceRuntime
@@ -25,6 +24,5 @@ EVENT_TYPES = consumer.topology()
 
 def build(runtime: ServiceRuntime, settings: ImageSettings | None = None) -> list[Subscription]:
     settings = settings or ImageSettings()
-    service = ImageService(settings, create_blob_store(runtime.common, settings), settings.hosts(runtime.common))
     assert runtime.db is not None
-    return [consumer.subscription(runtime.db, service)]
+    return [consumer.subscription(runtime.db, ImageService.create(runtime.common, settings))]

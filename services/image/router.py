@@ -11,12 +11,11 @@ from fastapi.responses import FileResponse, Response
 from services.common.blobs import KEY_PATTERN, LocalBlobStore
 from services.common.deps import CurrentUser, SessionDep
 from services.common.errors import NotFound, error_response, responses
-from services.common.internal import require_internal
 from services.image.schemas import CallbackRequest, ResolveRequest, UploadRequest, UploadResponse, VerifiedImage
 from services.image.service import ImageService
 
-router = APIRouter(prefix="/api/v1/images", tags=["images"])
-internal = APIRouter(prefix="/internal/v1/images", include_in_schema=False, dependencies=[Depends(require_internal)])
+router = APIRouter(tags=["images"])
+internal = APIRouter()  # mounted behind the internal token (services.common.app)
 
 
 def get_service(request: Request) -> ImageService:

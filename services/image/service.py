@@ -12,14 +12,16 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.blobs import KEY_PATTERN, BlobStore
+from services.common.blobs import KEY_PATTERN, BlobStore, create_blob_store
 from services.common.clock import utcnow
+from services.common.config import CommonSettings
 from services.common.db import Database
 from services.common.errors import BadRequest, NotFound
 from services.common.logging import get_logger
 from services.image.config import ImageSettings
 from services.image.models import Upload
 from services.image.schemas import UploadRequest, UploadResponse, VerifiedImage
+from services.registry import SERVICES
 
 log = get_logger("eco2.image")
 
@@ -83,6 +85,11 @@ class ImageService:
     settings: ImageSettings
     store: BlobStore
     hosts: frozenset[str]
+
+    @classmethod
+    def create(cls, common: CommonSettings, settings: ImageSettings) -> ImageService:
+        api = SERVICES["image"].public_url(common.public_api_base_url)
+        return cls(settings, create_blob_store(common, settings, api), settings.hosts(api))
 
     # ------------------------------------------------------------------------------- issuing
 

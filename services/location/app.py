@@ -12,14 +12,13 @@ from services.common.app import create_service_app
 from services.common.config import CommonSettings
 from services.common.runtime import ServiceRuntime
 from services.location.config import LocationSettings
-from services.location.models import SCHEMA
 from services.location.provider import KakaoLocal, PlaceSearch
 from services.location.router import router
 from services.location.sample import seed_if_empty
 from services.location.service import LocationService
+from services.registry import SERVICES
 
-NAME = "location"
-PREFIX = "/api/v1/locations"
+SERVICE = SERVICES["location"]
 
 
 def create_app(common: CommonSettings | None = None, settings: LocationSettings | None = None) -> FastAPI:
@@ -45,11 +44,9 @@ def create_app(common: CommonSettings | None = None, settings: LocationSettings 
         yield
 
     return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
+        SERVICE,
         common=common,
         routers=[router],
-        schema=SCHEMA,
         lifespan=lifespan,
         description="Drop-off sites: nearby search, keyword search and suggestions.",
     )

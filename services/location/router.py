@@ -12,7 +12,7 @@ from services.common.errors import responses
 from services.location.schemas import LocationDetail, LocationEntry, Suggestion
 from services.location.service import LocationService
 
-router = APIRouter(prefix="/api/v1/locations", tags=["locations"])
+router = APIRouter(tags=["locations"])
 
 
 def get_service(request: Request) -> LocationService:

@@ -12,12 +12,11 @@ from services.common.config import CommonSettings
 from services.common.runtime import ServiceRuntime
 from services.my.cache import InvalidatedCache
 from services.my.config import MySettings
-from services.my.models import SCHEMA
 from services.my.router import router
 from services.my.service import ProfileView, UsersService
+from services.registry import SERVICES
 
-NAME = "my"
-PREFIX = "/api/v1/users"
+SERVICE = SERVICES["my"]
 
 
 def create_app(common: CommonSettings | None = None, settings: MySettings | None = None) -> FastAPI:
@@ -43,11 +42,9 @@ def create_app(common: CommonSettings | None = None, settings: MySettings | None
         yield
 
     return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
+        SERVICE,
         common=common,
         routers=[router],
-        schema=SCHEMA,
         lifespan=lifespan,
         description="Profiles, owned characters and points.",
     )

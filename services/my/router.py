@@ -21,7 +21,7 @@ from services.my.schemas import (
 )
 from services.my.service import UsersService
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(tags=["my"])
 
 
 async def get_service(request: Request) -> UsersService:

@@ -25,7 +25,7 @@ EVENT_TYPES = consumer.topology()
 
 def build(runtime: ServiceRuntime, settings: ScanSettings | None = None) -> list[Subscription]:
     settings = settings or ScanSettings()
-    events = create_job_log(runtime.common, "scan", settings.retention_seconds)
+    events = create_job_log(runtime.common, runtime.name, settings.retention_seconds)
     runtime.on_close(events.close)
     assert runtime.db is not None
     return [consumer.subscription(runtime.db, events)]

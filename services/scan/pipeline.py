@@ -41,6 +41,7 @@ from services.common.jobs import Frame, JobEventLog
 from services.common.knowledge import character_for_middle
 from services.common.knowledge.disposal import RECYCLABLE, KnowledgeBase
 from services.common.logging import get_logger
+from services.registry import SERVICES
 from services.scan.config import ScanSettings
 from services.scan.models import TERMINAL, Job, Outbox
 
@@ -291,7 +292,7 @@ class ScanPipeline:
         for attempt in range(self.settings.reward_attempts):
             try:
                 response = await self.http.post(
-                    f"{self.character_base}/internal/v1/character/rewards",
+                    SERVICES["character"].internal_url(self.character_base, "/rewards"),
                     json=request,
                     headers=internal_headers(self.internal_token),
                     timeout=self.settings.reward_timeout_seconds,

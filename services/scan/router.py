@@ -14,7 +14,7 @@ from services.scan.models import TERMINAL
 from services.scan.schemas import ProcessingResponse, ScanRequest, ScanResult, SubmitResponse
 from services.scan.service import ScanService
 
-router = APIRouter(prefix="/api/v1/scan", tags=["scan"])
+router = APIRouter(tags=["scan"])
 
 
 def get_service(request: Request) -> ScanService:

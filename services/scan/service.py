@@ -24,6 +24,7 @@ from services.common.internal import internal_headers
 from services.common.jobs import Frame, JobEventLog, JobQueue
 from services.common.logging import get_logger
 from services.common.ratelimit import RateLimiter
+from services.registry import SERVICES
 from services.scan.config import ScanSettings
 from services.scan.models import TERMINAL, IdempotencyKey, Job
 from services.scan.pipeline import STAGE_MESSAGES, STAGES, ScanPipeline, event_data
@@ -43,10 +44,12 @@ def request_hash(body: ScanRequest, model: str) -> str:
 
 
 def submit_response(job_id: uuid.UUID) -> SubmitResponse:
+    # Relative paths of exactly this shape: the client prefixes them with its API base (docs/api.md).
+    scan = SERVICES["scan"]
     return SubmitResponse(
         job_id=str(job_id),
-        stream_url=f"/api/v1/scan/{job_id}/events",
-        result_url=f"/api/v1/scan/{job_id}/result",
+        stream_url=scan.public_url("", f"/{job_id}/events"),
+        result_url=scan.public_url("", f"/{job_id}/result"),
         status="queued",
     )
 
@@ -150,7 +153,7 @@ class ScanService:
             return cached[1]
         try:
             response = await self.http.post(
-                f"{self.image_base}/internal/v1/images/resolve",
+                SERVICES["image"].internal_url(self.image_base, "/resolve"),
                 json={"image_url": image_url},
                 headers=internal_headers(self.internal_token),
                 timeout=self.settings.image_timeout_seconds,

@@ -16,9 +16,8 @@ from services.common.config import CommonSettings
 from services.common.events import wait_any
 from services.common.logging import get_logger
 from services.common.runtime import ServiceRuntime
-from services.scan.app import NAME, scan_components
+from services.scan.app import SERVICE, scan_components
 from services.scan.config import ScanSettings
-from services.scan.models import SCHEMA
 from services.scan.service import ScanService
 
 log = get_logger("eco2.scan.worker")
@@ -42,7 +41,7 @@ async def run_scan_worker(
     blob_settings: BlobSettings | None = None,
 ) -> None:
     settings = settings or ScanSettings()
-    runtime = ServiceRuntime(NAME, SCHEMA, common)
+    runtime = ServiceRuntime(SERVICE.name, SERVICE.name, common)
     try:
         assert runtime.db is not None
         async with scan_components(common, settings, runtime.db, http=http, blob_settings=blob_settings) as service:

@@ -18,10 +18,10 @@ from services.common.db import Database, database_url_for, service_metadata
 from services.common.domain_events import DomainEvent, ScanCompleted
 from services.common.events import Event, EventBus, OutboxRelay, OutboxSource, new_event_id
 from services.common.outbox import OutboxMixin
-from services.registry import SERVICES, load
-from services.workers import event_bus, run_consumers, topology
+from services.registry import SERVICES
+from services.workers import event_bus, outbox_sources, run_consumers, topology
 
-ALL_CONSUMERS = ("auth", "my", "character")
+ALL_CONSUMERS = tuple(name for name, entry in SERVICES.items() if entry.consumers)
 
 
 @dataclass
@@ -40,13 +40,8 @@ async def event_workers(
 ) -> AsyncIterator[Workers]:
     """What ``eco2 dev`` runs in the background (relay + consumers), plus test-only producers."""
     stop = asyncio.Event()
-    databases: list[Database] = []
-    sources = list(extra_sources)
-    for entry in SERVICES.values():
-        if entry.outbox:
-            db = Database(database_url_for(entry.name, common.database_url, common.data_dir), entry.db_schema)
-            databases.append(db)
-            sources.append(OutboxSource(entry.name, db, load(entry.outbox)))
+    own = outbox_sources(common)
+    sources = [*own, *extra_sources]
     async with event_bus(common) as bus:
         consuming = asyncio.create_task(run_consumers(common, list(consumers), stop, bus=bus))
         await asyncio.sleep(0.1)  # let consumers attach (events published earlier wait in their queues anyway)
@@ -59,8 +54,8 @@ async def event_workers(
             for task in (relaying, consuming):
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=15)
-            for db in databases:
-                await db.dispose()
+            for source in own:
+                await source.db.dispose()
 
 
 def envelope(event: DomainEvent, producer: str = "test", event_id: str | None = None) -> Event:
