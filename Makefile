@@ -22,7 +22,8 @@ test: sync
 test-real: sync
 	ECO2_TEST_MODE=real $(UV) run pytest $(PYTEST_ARGS)
 
-lint: sync
+lint: sync  # ruff, mypy, and the import rules (import-linter contracts in pyproject.toml)
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	$(UV) run lint-imports

@@ -37,7 +37,7 @@ from services.common.clock import iso_ms, utcnow
 from services.common.db import Database
 from services.common.domain_events import ScanCompleted, reward_points
 from services.common.internal import internal_headers
-from services.common.jobs import Frame, JobEventLog
+from services.common.jobs import Frame, JobEventLog, event_data
 from services.common.knowledge import character_for_middle
 from services.common.knowledge.disposal import RECYCLABLE, KnowledgeBase
 from services.common.logging import get_logger
@@ -82,21 +82,6 @@ class StageFailed(Exception):
         self.code = code
         self.message = message
         self.reason = reason
-
-
-def event_data(job_id: str, stage: str, status: str, progress: int, result: Any = None,
-               message: str | None = None) -> dict[str, Any]:  # fmt: skip
-    data: dict[str, Any] = {
-        "job_id": job_id,
-        "stage": stage,
-        "status": status,
-        "ts": iso_ms(utcnow()),
-        "progress": progress,
-        "result": result,
-    }
-    if message is not None:
-        data["message"] = message
-    return data
 
 
 def failed_result(job: Job, code: str, message: str, completed_at: datetime) -> dict[str, Any]:

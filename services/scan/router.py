@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from services.common.deps import CurrentUser, SessionDep, StreamUser
 from services.common.errors import responses
-from services.common.sse import JobStreamResponse, parse_last_event_id
+from services.common.jobs import JobStreamResponse, parse_last_event_id
 from services.scan.models import TERMINAL
 from services.scan.schemas import ProcessingResponse, ScanRequest, ScanResult, SubmitResponse
 from services.scan.service import ScanService

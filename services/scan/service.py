@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,15 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import utcnow
 from services.common.db import Database
-from services.common.errors import BadRequest, Conflict, NotFound, RateLimited, ServiceUnavailable
+from services.common.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from services.common.internal import internal_headers
-from services.common.jobs import Frame, JobEventLog, JobQueue
+from services.common.jobs import Frame, JobEventLog, JobQueue, event_data
 from services.common.logging import get_logger
 from services.common.ratelimit import RateLimiter
 from services.registry import SERVICES
 from services.scan.config import ScanSettings
 from services.scan.models import TERMINAL, IdempotencyKey, Job
-from services.scan.pipeline import STAGE_MESSAGES, STAGES, ScanPipeline, event_data
+from services.scan.pipeline import STAGE_MESSAGES, STAGES, ScanPipeline
 from services.scan.schemas import ScanRequest, SubmitResponse
 
 log = get_logger("eco2.scan")
@@ -82,9 +81,7 @@ class ScanService:
                 return replay  # no new job, no rate-limit cost
         # The image is checked first so that a refused request (400) does not use up the user's quota.
         image = await self._resolve_image(body.image_url)
-        retry_after = await self.limiter.hit(str(user_id))
-        if retry_after is not None:
-            raise RateLimited(math.ceil(retry_after))
+        await self.limiter.enforce(str(user_id))
 
         now = utcnow()
         job = Job(

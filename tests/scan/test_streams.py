@@ -16,8 +16,9 @@ from services.common.runtime import ServiceRuntime
 from services.scan import consumers
 from services.scan.models import IdempotencyKey, Job
 from tests.conftest import REAL
-from tests.scan.conftest import StackFactory, parse_sse, start_worker
+from tests.scan.conftest import StackFactory, start_worker
 from tests.support.events import envelope
+from tests.support.sse import parse_sse
 
 
 async def test_resume_with_last_event_id(make_stack: StackFactory) -> None:
