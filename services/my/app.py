@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.common.cache import InvalidatedCache
 from services.common.config import CommonSettings
 from services.common.runtime import ServiceRuntime
-from services.my.cache import InvalidatedCache
 from services.my.config import MySettings
 from services.my.router import router
-from services.my.service import ProfileView, UsersService
+from services.my.service import PROFILE_CHANNEL, ProfileView, UsersService
 from services.registry import SERVICES
 
 SERVICE = SERVICES["my"]
@@ -27,7 +27,10 @@ def create_app(common: CommonSettings | None = None, settings: MySettings | None
     async def lifespan(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
         assert runtime.db is not None
         cache: InvalidatedCache[ProfileView] = InvalidatedCache(
-            runtime.kv, ttl=settings.profile_cache_ttl_seconds, max_size=settings.profile_cache_size
+            runtime.kv,
+            channel=PROFILE_CHANNEL,
+            ttl=settings.profile_cache_ttl_seconds,
+            max_size=settings.profile_cache_size,
         )
         cache.start()
 

@@ -19,11 +19,11 @@ from services.common.events import Consumer, Subscription
 from services.common.knowledge import characters, mascot
 from services.common.kv import KeyValueStore
 from services.common.runtime import ServiceRuntime
-from services.my.cache import CHANNEL
 from services.my.models import Inbox, OwnedCharacter, Profile
 from services.my.service import (
     CHARACTER_COLLECTED,
     NICKNAME_MAX,
+    PROFILE_CHANNEL,
     SCAN_REWARD,
     add_points,
     grant_character,
@@ -126,7 +126,7 @@ async def reward_granted(ctx: Context, session: AsyncSession, event: ScanRewardG
 async def invalidate_profile(ctx: Context, event: UserCreated | UserLoggedIn) -> None:
     # After the commit: API processes drop their cached profile (``GET /me`` shows these events). A
     # failure here fails the delivery; the redelivery is a no-op apart from this broadcast.
-    await ctx.kv.publish(CHANNEL, str(event.user_id))
+    await ctx.kv.publish(PROFILE_CHANNEL, str(event.user_id))
 
 
 EVENT_TYPES = consumer.topology()

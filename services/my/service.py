@@ -1,6 +1,6 @@
 """Users rules: profiles, phone numbers, nicknames, owned characters, points, account deletion.
 
-No HTTP here. Reads of ``/me`` come from an in-process cache (``cache.py``); everything else reads
+No HTTP here. Reads of ``/me`` come from an in-process cache (``services.common.cache``); everything else reads
 the database. Events from other services are applied in ``consumers.py`` with the helpers below.
 """
 
@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.cache import InvalidatedCache
 from services.common.clock import iso_ms, utcnow
 from services.common.db import Database, upsert
 from services.common.domain_events import UserDeleted
@@ -27,11 +28,12 @@ from services.common.errors import BadRequest, NotFound, Unauthorized
 from services.common.knowledge import Character, characters, mascot, nfc
 from services.common.logging import get_logger
 from services.common.security import Revocations
-from services.my.cache import InvalidatedCache
 from services.my.models import DeletedUser, Outbox, OwnedCharacter, PointEntry, Profile
 
 log = get_logger("eco2.my")
 
+# Where profile invalidations are broadcast (the ``InvalidatedCache`` of every process listens).
+PROFILE_CHANNEL = "my:profile-invalidations"
 DISPLAY_NAME_FALLBACK = "사용자"
 NICKNAME_MAX = 30
 # DOMAIN §8: adjective + noun, no space, uniformly at random (100 combinations).

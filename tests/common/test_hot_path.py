@@ -10,13 +10,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from services.common.cache import InvalidatedCache
 from services.common.config import CommonSettings
 from services.common.errors import Unauthorized
 from services.common.kv import KeyValueStore, create_kv
 from services.common.security import DirectoryKeySet, Revocations, TokenVerifier
-from services.my.cache import InvalidatedCache
 from tests.support.events import eventually
 from tests.support.tokens import issue_tokens, issuer
+
+CHANNEL = "test:invalidations"
 
 
 @pytest.fixture
@@ -110,8 +112,8 @@ async def test_cache_size_is_bounded(common_settings: CommonSettings, kv: KeyVal
 
 async def test_pubsub_invalidates_other_processes(common_settings: CommonSettings, kv: KeyValueStore) -> None:
     other = create_kv(common_settings.redis_url, common_settings.redis_key_prefix)  # another process's client
-    mine: InvalidatedCache[str] = InvalidatedCache(kv, ttl=60, max_size=100)
-    theirs: InvalidatedCache[str] = InvalidatedCache(other, ttl=60, max_size=100)
+    mine: InvalidatedCache[str] = InvalidatedCache(kv, channel=CHANNEL, ttl=60, max_size=100)
+    theirs: InvalidatedCache[str] = InvalidatedCache(other, channel=CHANNEL, ttl=60, max_size=100)
     mine.start()
     theirs.start()
     try:
@@ -134,14 +136,14 @@ async def test_pubsub_invalidates_other_processes(common_settings: CommonSetting
 
 
 async def test_a_load_older_than_an_invalidation_is_not_cached(kv: KeyValueStore) -> None:
-    cache: InvalidatedCache[str] = InvalidatedCache(kv, ttl=60, max_size=100)
+    cache: InvalidatedCache[str] = InvalidatedCache(kv, channel=CHANNEL, ttl=60, max_size=100)
     seen = cache.generation  # a slow read starts ...
     await cache.invalidate("u1")  # ... a write commits and invalidates meanwhile ...
     cache.put("u1", "stale", seen)  # ... the slow read must not put its old row back
     assert cache.get("u1") is None
     cache.put("u1", "fresh", cache.generation)
     assert cache.get("u1") == "fresh"
-    expiring: InvalidatedCache[str] = InvalidatedCache(kv, ttl=0.05, max_size=100)
+    expiring: InvalidatedCache[str] = InvalidatedCache(kv, channel=CHANNEL, ttl=0.05, max_size=100)
     expiring.put("u1", "x", expiring.generation)
     await asyncio.sleep(0.1)
     assert expiring.get("u1") is None

@@ -59,9 +59,7 @@ async def slow(request: Request) -> Response:
     return PlainTextResponse("late")
 
 
-app = Starlette(
-    routes=[Route("/hello", hello), Route("/redirect", redirect), Route("/big", big), Route("/slow", slow)]
-)
+app = Starlette(routes=[Route("/hello", hello), Route("/redirect", redirect), Route("/big", big), Route("/slow", slow)])
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
-"""Profiles held in this process's memory, invalidated on every write in every process.
+"""Values held in this process's memory, invalidated on every write in every process.
 
-``GET /users/me`` is the hottest read of the app; serving it from memory keeps the database out of
-the request. Freshness:
+Hot reads (``GET /users/me`` profiles, the first page of the news feed) are served from memory so
+the database stays out of the request. Freshness:
 
 - the process that writes (PATCH, an event consumer) drops the entry after its commit, before it
   answers, so a user's own write is visible to their next read on that process at once;
@@ -22,8 +22,7 @@ from typing import Generic, TypeVar
 
 from services.common.kv import KeyValueStore
 
-CHANNEL = "my:profile-invalidations"
-ALL = "*"
+ALL = "*"  # the key that drops every entry
 
 V = TypeVar("V")
 
@@ -35,7 +34,7 @@ class _Entry(Generic[V]):
 
 
 class InvalidatedCache(Generic[V]):
-    def __init__(self, kv: KeyValueStore, *, ttl: float, max_size: int, channel: str = CHANNEL) -> None:
+    def __init__(self, kv: KeyValueStore, *, channel: str, ttl: float, max_size: int) -> None:
         self.kv = kv
         self.ttl = ttl
         self.max_size = max_size
