@@ -49,5 +49,12 @@ SERVICES: dict[str, ServiceEntry] = {
             consumers="services.scan.consumers",
             workers={"scan": "services.scan.worker:run_scan_worker"},
         ),
+        ServiceEntry(
+            "info",
+            "/api/v1/info",
+            "services.info.app:create_app",
+            commands="services.info.cli:app",
+            workers={"info-refresh": "services.info.worker:run_news_refresher"},
+        ),
     )
 }
