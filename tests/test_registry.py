@@ -53,7 +53,10 @@ def test_outbox_lives_in_the_service_schema(name: str) -> None:
 
 
 def test_workers_and_commands_resolve() -> None:
-    assert service_workers() == {"scan": "services.scan.worker:run_scan_worker"}
+    assert service_workers() == {
+        "scan": "services.scan.worker:run_scan_worker",
+        "info-refresh": "services.info.worker:run_news_refresher",
+    }
     for target in service_workers().values():
         assert callable(load(target))
     for entry in SERVICES.values():
