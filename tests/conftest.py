@@ -22,6 +22,9 @@ from services.common.db import database_url_for
 from services.common.migrations import upgrade
 from services.registry import SERVICES
 
+# ECO2_RECORD_QUERIES=<file>: write the SQL this run issued (the release's query corpus, docs/migrations.md).
+pytest_plugins = ["tests.migrations.recorder"]
+
 MODE = os.environ.get("ECO2_TEST_MODE", "embedded")
 REAL = MODE == "real"
 DRILL = os.environ.get("ECO2_DRILL") == "1"
