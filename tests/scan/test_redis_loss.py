@@ -19,8 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.common.config import CommonSettings
-from services.common.jobs import RabbitJobQueue, create_job_queue
-from tests.scan.conftest import Stack, StackFactory, start_worker
+from tests.scan.conftest import Stack, StackFactory, delete_job_queue, start_worker
 from tests.support.instances import private_redis
 
 pytestmark = [pytest.mark.real_only, pytest.mark.slow]
@@ -39,14 +38,7 @@ def scan_common(migrated: CommonSettings, run_id: str, private_redis_url: str) -
         update={"redis_url": private_redis_url, "events_namespace": f"eco2test-{run_id}-redisloss"}
     )
     yield common
-    queue = create_job_queue(common, "scan")
-    assert isinstance(queue, RabbitJobQueue)
-
-    async def cleanup() -> None:
-        await queue.delete()
-        await queue.close()
-
-    asyncio.run(cleanup())
+    delete_job_queue(common)
 
 
 @pytest.fixture
