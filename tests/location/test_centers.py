@@ -14,7 +14,7 @@ from services.location.classify import PICKUP_CATEGORIES, STORE_CATEGORIES, pick
 from services.location.models import Site
 from services.location.present import EARTH_RADIUS_M, haversine_m
 from services.location.service import ZOOM_TABLE, zoom_plan
-from tests.location.conftest import load_public, load_sites, site
+from tests.location.conftest import load_public, load_sites, needs_public_data, site
 
 CENTERS = "/api/v1/locations/centers"
 ENTRY_FIELDS = [
@@ -241,6 +241,7 @@ def brute_force(
     return sorted(hits)[:limit]
 
 
+@needs_public_data
 async def test_indexed_search_equals_brute_force_on_public_data(
     location_db: Database, client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
