@@ -43,7 +43,7 @@ class Ownership(Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     character_code: Mapped[str] = mapped_column(String(40), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default="owned")  # DOMAIN §4.3; only "owned" today
+    status: Mapped[str] = mapped_column(String(16), default="owned")  # only "owned" today
     source: Mapped[str] = mapped_column(String(16), default="scan")
     job_id: Mapped[uuid.UUID | None] = mapped_column()  # the scan that granted it
     acquired_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,4 +1,4 @@
-"""HTTP layer of the character service: the public catalog (contract §6) and the internal reward
+"""HTTP layer of the character service: the public catalog (docs/api.md, character) and the internal reward
 endpoint the scan service calls (``/internal/...``: never routed by the public ingress, not in the
 public OpenAPI schema)."""
 

@@ -1,4 +1,4 @@
-"""Character rules: the catalog, and the reward decision for a completed scan (contract §5.4).
+"""Character rules: the catalog, and the reward decision for a completed scan (docs/api.md, scan: reward).
 
 The decision is made once per scan job and stored; the internal endpoint and the ``scan.completed``
 consumer both call ``decide`` and so always agree. The stored decision, the ownership row and the

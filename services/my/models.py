@@ -26,7 +26,7 @@ class Base(DeclarativeBase):
 
 class Profile(Base):
     __tablename__ = "profiles"
-    # Phone numbers are unique across users (DOMAIN §8); NULLs never collide in a unique index.
+    # Phone numbers are unique across users (docs/api.md, users); NULLs never collide in a unique index.
     __table_args__ = (Index("uq_profiles_phone_number", "phone_number", unique=True),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

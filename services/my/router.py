@@ -1,4 +1,4 @@
-"""HTTP layer of the users service (contract §3). Rules live in ``service.py``."""
+"""HTTP layer of the users service (docs/api.md, users). Rules live in ``service.py``."""
 
 from __future__ import annotations
 

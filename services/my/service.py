@@ -34,7 +34,7 @@ log = get_logger("eco2.my")
 
 DISPLAY_NAME_FALLBACK = "사용자"
 NICKNAME_MAX = 30
-# DOMAIN §8: adjective + noun, no space, uniformly at random (100 combinations).
+# docs/api.md, users: adjective + noun, no space, uniformly at random (100 combinations).
 ADJECTIVES = ("초록", "맑은", "푸른", "따뜻한", "빛나는", "싱그러운", "잔잔한", "깨끗한", "산뜻한", "포근한")
 NOUNS = ("씨앗", "숲지기", "바람", "별빛", "이코", "물결", "햇살", "나뭇잎", "자연", "지구친구")
 
@@ -322,7 +322,7 @@ class UsersService:
                 await grant_character(session, user_id, mascot().code, "default", profile.created_at)
                 rows = await self._owned(session, user_id)
         owned = [Owned(catalog[r.character_code], r.source, r.acquired_at) for r in rows if r.character_code in catalog]
-        # 이코 first, then by acquisition (contract §3.2), whatever the timestamps say.
+        # 이코 first, then by acquisition (docs/api.md, users), whatever the timestamps say.
         owned.sort(key=lambda o: (o.character.code != mascot().code, o.acquired_at, o.character.code))
         return owned
 

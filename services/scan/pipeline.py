@@ -1,6 +1,6 @@
 """The scan pipeline: vision → rule → answer → reward, run by a worker for one job at a time.
 
-Durability rules (contract §5.3):
+Durability rules (docs/api.md, scan: pipeline and result):
 - each finished stage's output is written to the job's ``checkpoint`` before its ``completed`` event,
   so a redelivered job (worker crash) skips stages that already ran and only re-emits a missing
   ``completed`` event;
@@ -422,7 +422,7 @@ class ScanPipeline:
 
 
 def _reward_fields(reward: dict[str, Any]) -> dict[str, Any]:
-    """Exactly the contract's reward object (§5.3), whatever else the character service returns."""
+    """Exactly the reward object of docs/api.md (scan: reward), whatever else the character service returns."""
     return {
         "name": reward["name"],
         "dialog": reward["dialog"],

@@ -1,4 +1,4 @@
-"""Scan rules of contract §5 that are not the pipeline: submission (allow-list, idempotency, rate
+"""Scan rules of docs/api.md, scan that are not the pipeline: submission (allow-list, idempotency, rate
 limit), ownership, the result view, the sweeper, and erasing a user's data."""
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class ScanService:
     async def _resolve_image(self, image_url: str) -> dict[str, Any]:
         """Allow-list + first-use verification, answered by the image service (it owns the records).
 
-        A verified upload stays verified (contract §4.2), so answers are cached for a few minutes per
+        A verified upload stays verified (docs/api.md, images), so answers are cached for a few minutes per
         process: a user's repeated scans of one photo skip the internal hop."""
         cached = self._verified.get(image_url)
         if cached is not None and cached[0] > time.monotonic():

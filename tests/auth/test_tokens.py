@@ -1,4 +1,4 @@
-"""Refresh rotation, reuse detection, the grace window, logout and JWKS (contract §2.3–2.4)."""
+"""Refresh rotation, reuse detection, the grace window, logout and JWKS (docs/api.md, auth: tokens, refresh)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Opening hours in Asia/Seoul, phone formatting and distance text (DOMAIN §6.6, API §7.3)."""
+"""Opening hours in Asia/Seoul, phone formatting and distance text (docs/location.md, docs/api.md, locations: site data)."""
 
 from __future__ import annotations
 
