@@ -262,7 +262,7 @@ class AuthService:
             created_at=now,
         )
         session.add_all([account, identity])
-        # The users service creates the profile (and grants 이코) from this event.
+        # The my service creates the profile (and grants 이코) from this event.
         Outbox.emit(
             session,
             UserCreated(

@@ -24,7 +24,7 @@ def create_app(common: CommonSettings | None = None, settings: CharacterSettings
     @asynccontextmanager
     async def lifespan(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.catalog_cache = None
+        app.state.catalog_body = None
         yield
 
     return create_service_app(

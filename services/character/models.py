@@ -1,4 +1,6 @@
-"""Tables of the character service (schema ``character``): the catalog, ownership, reward decisions."""
+"""Tables of the character service (schema ``character``): ownership and reward decisions.
+
+The catalog itself is reference data (``services.common.knowledge``), not a table."""
 
 from __future__ import annotations
 
@@ -19,21 +21,6 @@ SCHEMA = "character"
 
 class Base(DeclarativeBase):
     metadata = service_metadata(SCHEMA)
-
-
-class CatalogEntry(Base):
-    """The 13 characters, seeded from ``services/common/knowledge/characters.json`` by migration."""
-
-    __tablename__ = "catalog"
-
-    code: Mapped[str] = mapped_column(String(40), primary_key=True)
-    id: Mapped[uuid.UUID] = mapped_column(unique=True)
-    position: Mapped[int] = mapped_column()  # 0 = the mascot 이코, then the contract's order
-    name: Mapped[str] = mapped_column(String(40), unique=True)
-    match: Mapped[str | None] = mapped_column(String(40), unique=True)
-    type: Mapped[str] = mapped_column(String(200))
-    dialog: Mapped[str] = mapped_column(String(500))
-    cdn_code: Mapped[str] = mapped_column(String(40))
 
 
 class Ownership(Base):

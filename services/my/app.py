@@ -1,4 +1,4 @@
-"""The users service's FastAPI app (service name ``my``, public prefix ``/api/v1/users``)."""
+"""The my service's FastAPI app (public prefix ``/api/v1/users``, the path the client knows)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from services.common.runtime import ServiceRuntime
 from services.my.cache import InvalidatedCache
 from services.my.config import MySettings
 from services.my.router import router
-from services.my.service import ProfileView, UsersService
+from services.my.service import MyService, ProfileView
 from services.registry import SERVICES
 
 SERVICE = SERVICES["my"]
@@ -36,7 +36,7 @@ def create_app(common: CommonSettings | None = None, settings: MySettings | None
 
         runtime.on_close(stop_cache)
         app.state.settings = settings
-        app.state.users = UsersService(
+        app.state.my = MyService(
             runtime.db, runtime.revocations, cache, refresh_ttl_seconds=settings.refresh_ttl_seconds
         )
         yield

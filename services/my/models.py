@@ -1,4 +1,4 @@
-"""Tables of the users service (schema ``my``): profiles, owned characters, the points ledger.
+"""Tables of the my service (schema ``my``): profiles, owned characters, the points ledger.
 
 Rows are keyed by the user id the auth service issued; this service never reads auth's tables and
 learns about accounts and logins from events only.

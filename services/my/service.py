@@ -1,4 +1,4 @@
-"""Users rules: profiles, phone numbers, nicknames, owned characters, points, account deletion.
+"""The my service's rules: profiles, phone numbers, nicknames, owned characters, points, account deletion.
 
 No HTTP here. Reads of ``/me`` come from an in-process cache (``cache.py``); everything else reads
 the database. Events from other services are applied in ``consumers.py`` with the helpers below.
@@ -203,7 +203,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 # ------------------------------------------------------------------------------------ service
 
 
-class UsersService:
+class MyService:
     def __init__(
         self,
         db: Database,
