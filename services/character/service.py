@@ -20,10 +20,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.character.models import DeletedUser, Outbox, Ownership, RewardDecision
-from services.character.schemas import RewardRequest
 from services.common.clock import iso_ms, utcnow
 from services.common.db import upsert
-from services.common.domain_events import ScanCompleted, ScanRewardGranted, reward_points
+from services.common.domain_events import FinishedScan, ScanRewardGranted, reward_points
 from services.common.errors import Conflict
 from services.common.knowledge import character_for_middle, characters, nfc
 from services.common.logging import get_logger
@@ -44,7 +43,7 @@ class ScanOutcome:
     insufficiencies: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, scan: RewardRequest | ScanCompleted) -> ScanOutcome:
+    def of(cls, scan: FinishedScan) -> ScanOutcome:
         """From the internal reward call or the ``scan.completed`` event (the same fields, validated)."""
         return cls(
             user_id=scan.user_id,

@@ -72,13 +72,10 @@ class PointEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
-class DeletedUser(DeletedUserMixin, Base):
-    pass
+class DeletedUser(DeletedUserMixin, Base): ...
 
 
-class Outbox(OutboxMixin, Base):
-    pass
+class Outbox(OutboxMixin, Base): ...
 
 
-class Inbox(InboxMixin, Base):
-    pass
+class Inbox(InboxMixin, Base): ...

@@ -166,15 +166,8 @@ async def add_points(
     character_name: str | None,
     at: datetime,
 ) -> bool:
-    statement = upsert(session, PointEntry).values(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        job_id=job_id,
-        reason=reason,
-        delta=delta,
-        character_name=character_name,
-        created_at=at,
-    )
+    entry = {"user_id": user_id, "job_id": job_id, "reason": reason, "delta": delta, "character_name": character_name}
+    statement = upsert(session, PointEntry).values(id=uuid.uuid4(), created_at=at, **entry)
     result = await session.execute(statement.on_conflict_do_nothing(index_elements=["user_id", "job_id", "reason"]))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

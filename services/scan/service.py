@@ -55,16 +55,33 @@ def submit_response(job_id: uuid.UUID) -> SubmitResponse:
 
 @dataclass
 class ScanService:
-    settings: ScanSettings
-    db: Database
-    events: JobEventLog
+    """The API side of scan; it shares the pipeline's settings, database, event log and HTTP client."""
+
+    pipeline: ScanPipeline
     queue: JobQueue
     limiter: RateLimiter
-    http: httpx.AsyncClient
     image_base: str
-    internal_token: str
-    pipeline: ScanPipeline
     _verified: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> ScanSettings:
+        return self.pipeline.settings
+
+    @property
+    def db(self) -> Database:
+        return self.pipeline.db
+
+    @property
+    def events(self) -> JobEventLog:
+        return self.pipeline.events
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self.pipeline.http
+
+    @property
+    def internal_token(self) -> str:
+        return self.pipeline.internal_token
 
     # --------------------------------------------------------------------------------- submit
 

@@ -1,8 +1,4 @@
-"""character schema
-
-Revision ID: 0001
-Revises:
-"""
+"""character schema"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,12 +7,10 @@ from services.common.migrations import create_event_tables, drop_event_tables
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
-def upgrade() -> None:
-    create_event_tables("character", outbox=True, inbox=True, deleted_users=True)
+def create_catalog() -> None:
+    """The catalog table (dropped by 0003, recreated by its downgrade)."""
     op.create_table(
         "catalog",
         sa.Column("code", sa.String(length=40), nullable=False),
@@ -33,6 +27,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_catalog_name")),
         schema="character",
     )
+
+
+def upgrade() -> None:
+    create_event_tables("character", outbox=True, inbox=True, deleted_users=True)
+    create_catalog()
     op.create_table(
         "ownerships",
         sa.Column("user_id", sa.Uuid(), nullable=False),

@@ -1,8 +1,4 @@
-"""seed the character catalog (the 13 characters of docs/api.md, character)
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""seed the character catalog (the 13 characters of docs/api.md, character)"""
 
 import uuid
 
@@ -11,8 +7,6 @@ from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def _catalog() -> sa.TableClause:

@@ -1,8 +1,4 @@
-"""my schema
-
-Revision ID: 0001
-Revises:
-"""
+"""my schema"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +7,6 @@ from services.common.migrations import create_event_tables, drop_event_tables
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
