@@ -1,6 +1,8 @@
 """Tables of the character service (schema ``character``): ownership and reward decisions.
 
-The catalog itself is reference data (``services.common.knowledge``), not a table."""
+The catalog is reference data (``services.common.knowledge``), read from there by every service.
+``CatalogEntry`` is the table the previous release still reads; this release no longer does, and a
+later release drops it (the contract step of docs/migrations.md)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,21 @@ SCHEMA = "character"
 
 class Base(DeclarativeBase):
     metadata = service_metadata(SCHEMA)
+
+
+class CatalogEntry(Base):
+    """No longer read (see the module docstring); kept until a later release drops the table."""
+
+    __tablename__ = "catalog"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    position: Mapped[int] = mapped_column()
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    match: Mapped[str | None] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(200))
+    dialog: Mapped[str] = mapped_column(String(500))
+    cdn_code: Mapped[str] = mapped_column(String(40))
 
 
 class Ownership(Base):

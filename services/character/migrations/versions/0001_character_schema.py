@@ -9,8 +9,8 @@ revision = "0001"
 down_revision = None
 
 
-def create_catalog() -> None:
-    """The catalog table (dropped by 0003, recreated by its downgrade)."""
+def upgrade() -> None:
+    create_event_tables("character", outbox=True, inbox=True, deleted_users=True)
     op.create_table(
         "catalog",
         sa.Column("code", sa.String(length=40), nullable=False),
@@ -27,11 +27,6 @@ def create_catalog() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_catalog_name")),
         schema="character",
     )
-
-
-def upgrade() -> None:
-    create_event_tables("character", outbox=True, inbox=True, deleted_users=True)
-    create_catalog()
     op.create_table(
         "ownerships",
         sa.Column("user_id", sa.Uuid(), nullable=False),
