@@ -85,28 +85,19 @@ class DevLoginError(Exception):
     """Invalid input or state on the dev login page (rendered as a 400 HTML page)."""
 
 
+@dataclass(kw_only=True)
 class AuthService:
-    def __init__(
-        self,
-        *,
-        settings: AuthSettings,
-        allowed_origins: frozenset[str],
-        kv: KeyValueStore,
-        revocations: Revocations,
-        issuer: TokenIssuer,
-        verifier: TokenVerifier,
-        providers: dict[str, ProviderConfig],
-        http: httpx.AsyncClient,
-    ) -> None:
-        self.settings = settings
-        self.allowed_origins = allowed_origins
-        self.kv = kv
-        self.revocations = revocations
-        self.issuer = issuer
-        self.verifier = verifier
-        self.providers = providers
-        self.http = http
-        secret = hashlib.sha256(settings.secret_key.encode()).digest()
+    settings: AuthSettings
+    allowed_origins: frozenset[str]
+    kv: KeyValueStore
+    revocations: Revocations
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    providers: dict[str, ProviderConfig]
+    http: httpx.AsyncClient
+
+    def __post_init__(self) -> None:
+        secret = hashlib.sha256(self.settings.secret_key.encode()).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(secret))
 
     # ----------------------------------------------------------------- login start
@@ -262,7 +253,7 @@ class AuthService:
             created_at=now,
         )
         session.add_all([account, identity])
-        # The users service creates the profile (and grants 이코) from this event.
+        # The my service creates the profile (and grants 이코) from this event.
         Outbox.emit(
             session,
             UserCreated(

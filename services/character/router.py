@@ -1,10 +1,8 @@
-"""HTTP layer of the character service: the public catalog (contract §6) and the internal reward
+"""HTTP layer of the character service: the public catalog (docs/api.md, character) and the internal reward
 endpoint the scan service calls (``/internal/...``: never routed by the public ingress, not in the
 public OpenAPI schema)."""
 
 from __future__ import annotations
-
-import time
 
 import orjson
 from fastapi import APIRouter, Request
@@ -19,17 +17,15 @@ internal = APIRouter()  # mounted behind the internal token (services.common.app
 
 
 @router.get("/catalog", response_model=list[CatalogCharacter])
-async def get_catalog(request: Request, session: SessionDep) -> Response:
+async def get_catalog(request: Request) -> Response:
     state = request.app.state
+    if state.catalog_body is None:
+        # The catalog changes only with a deploy: rendered once per process.
+        state.catalog_body = orjson.dumps(catalog(state.settings.cdn_base_url))
     max_age = state.settings.catalog_max_age_seconds
-    cached: tuple[float, bytes] | None = state.catalog_cache
-    if cached is None or cached[0] < time.monotonic():
-        # The catalog changes only with a migration (and a deploy): keep the rendered body as long
-        # as clients may cache it.
-        body = orjson.dumps(await catalog(session, state.settings.cdn_base_url))
-        cached = (time.monotonic() + max_age, body)
-        state.catalog_cache = cached
-    return Response(cached[1], media_type="application/json", headers={"Cache-Control": f"public, max-age={max_age}"})
+    return Response(
+        state.catalog_body, media_type="application/json", headers={"Cache-Control": f"public, max-age={max_age}"}
+    )
 
 
 @internal.post("/rewards", response_model=RewardResponse)

@@ -1,4 +1,8 @@
-"""Character rules: the catalog, and the reward decision for a completed scan (contract §5.4).
+"""Character rules: the catalog, and the reward decision for a completed scan (docs/api.md, scan: reward).
+
+The catalog has one source, the shared reference data (``services.common.knowledge.characters()``),
+read by this service, by my (owned characters) and by scan (the pending-reward fallback) alike; it
+is not copied into this service's database.
 
 The decision is made once per scan job and stored; the internal endpoint and the ``scan.completed``
 consumer both call ``decide`` and so always agree. The stored decision, the ownership row and the
@@ -15,13 +19,12 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.character.models import CatalogEntry, DeletedUser, Outbox, Ownership, RewardDecision
-from services.character.schemas import RewardRequest
+from services.character.models import DeletedUser, Outbox, Ownership, RewardDecision
 from services.common.clock import iso_ms, utcnow
 from services.common.db import upsert
-from services.common.domain_events import ScanCompleted, ScanRewardGranted, reward_points
+from services.common.domain_events import FinishedScan, ScanRewardGranted, reward_points
 from services.common.errors import Conflict
-from services.common.knowledge import nfc
+from services.common.knowledge import character_for_middle, characters, nfc
 from services.common.logging import get_logger
 
 log = get_logger("eco2.character")
@@ -40,7 +43,7 @@ class ScanOutcome:
     insufficiencies: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, scan: RewardRequest | ScanCompleted) -> ScanOutcome:
+    def of(cls, scan: FinishedScan) -> ScanOutcome:
         """From the internal reward call or the ``scan.completed`` event (the same fields, validated)."""
         return cls(
             user_id=scan.user_id,
@@ -100,9 +103,7 @@ async def decide(session: AsyncSession, outcome: ScanOutcome, *, rewards_enabled
 
     if not (rewards_enabled and outcome.qualifies()):
         return NOT_ELIGIBLE
-    character = (
-        await session.execute(select(CatalogEntry).where(CatalogEntry.match == nfc(outcome.middle_category.strip())))
-    ).scalar_one_or_none()
+    character = character_for_middle(outcome.middle_category.strip())
     if character is None:
         return NOT_ELIGIBLE  # not one of the 12 middle categories; never fall back to the mascot
     grant = upsert(session, Ownership).values(
@@ -152,17 +153,16 @@ async def erase_user(session: AsyncSession, user_id: uuid.UUID, deleted_at: date
     log.info("user_erased", user_id=str(user_id), deleted_at=iso_ms(deleted_at))
 
 
-async def catalog(session: AsyncSession, cdn_base_url: str | None) -> list[dict[str, Any]]:
-    rows = (await session.execute(select(CatalogEntry).order_by(CatalogEntry.position))).scalars().all()
+def catalog(cdn_base_url: str | None) -> list[dict[str, Any]]:
     return [
         {
-            "id": str(row.id),
-            "code": row.code,
-            "name": row.name,
-            "type": row.type,
-            "dialog": row.dialog,
-            "match": row.match,
-            "image_url": f"{cdn_base_url}/character/{row.cdn_code}.png" if cdn_base_url else None,
+            "id": str(character.id),
+            "code": character.code,
+            "name": character.name,
+            "type": character.type,
+            "dialog": character.dialog,
+            "match": character.match,
+            "image_url": f"{cdn_base_url}/character/{character.cdn_code}.png" if cdn_base_url else None,
         }
-        for row in rows
+        for character in characters()
     ]

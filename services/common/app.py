@@ -6,11 +6,12 @@ import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.common.config import CommonSettings
+from services.common.config import CommonSettings, ServiceSettings
 from services.common.errors import install_error_handlers
 from services.common.identity import ServiceEntry
 from services.common.internal import require_internal
@@ -20,6 +21,8 @@ from services.common.middleware import CORSMiddleware, RequestContextMiddleware
 from services.common.runtime import ServiceRuntime
 
 ServiceLifespan = Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]
+S = TypeVar("S", bound=ServiceSettings)
+SettingsLifespan = Callable[[FastAPI, ServiceRuntime, S], AbstractAsyncContextManager[None]]
 
 try:
     VERSION = version("eco2")
@@ -104,3 +107,38 @@ def create_service_app(
     app.add_middleware(RequestContextMiddleware, service=name, templates=templates)
     app.add_middleware(CORSMiddleware, allowed_origins=common.cors_allowed_origins)
     return app
+
+
+class ServiceApp(Generic[S]):
+    """A service's ``create_app(common=None, settings=None)``: settings read from the environment
+    unless given (tests pass their own), the lifespan handed the runtime and the settings."""
+
+    def __init__(
+        self,
+        service: ServiceEntry,
+        settings: type[S],
+        *,
+        routers: Sequence[APIRouter],
+        internal: Sequence[APIRouter] = (),
+        lifespan: SettingsLifespan[S] | None = None,
+        description: str = "",
+    ) -> None:
+        self.service, self.settings, self.lifespan = service, settings, lifespan
+        self.routers, self.internal, self.description = routers, internal, description
+
+    def __call__(self, common: CommonSettings | None = None, settings: S | None = None) -> FastAPI:
+        chosen = settings or self.settings()
+        lifespan = self.lifespan
+
+        def bound(app: FastAPI, runtime: ServiceRuntime) -> AbstractAsyncContextManager[None]:
+            assert lifespan is not None
+            return lifespan(app, runtime, chosen)
+
+        return create_service_app(
+            self.service,
+            common=common or CommonSettings(),
+            routers=self.routers,
+            internal=self.internal,
+            lifespan=bound if lifespan is not None else None,
+            description=self.description,
+        )

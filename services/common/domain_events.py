@@ -74,10 +74,11 @@ class UserDeleted(DomainEvent):
     deleted_at: Timestamp
 
 
-class ScanCompleted(DomainEvent):
-    """scan → character: a finished scan, to decide its reward (the same fields as the internal reward call)."""
+class FinishedScan(BaseModel):
+    """What a finished scan tells the character service: the body of the internal reward call and
+    the payload of ``scan.completed``."""
 
-    name = EventName.SCAN_COMPLETED
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     user_id: uuid.UUID
     job_id: uuid.UUID
@@ -86,6 +87,13 @@ class ScanCompleted(DomainEvent):
     minor_category: str | None = None
     rule_found: StrictBool
     insufficiencies: list[str] = []
+
+
+class ScanCompleted(DomainEvent, FinishedScan):
+    """scan → character: a finished scan, to decide its reward."""
+
+    name = EventName.SCAN_COMPLETED
+
     completed_at: Timestamp
 
 

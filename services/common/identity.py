@@ -30,6 +30,11 @@ class ServiceEntry:
     commands: str | None = None  # "module:app" of a Typer app mounted as ``eco2 <name> …``
 
     @property
+    def db_schema(self) -> str:
+        """The service's PostgreSQL schema (and SQLite file name): its name."""
+        return self.name
+
+    @property
     def internal_prefix(self) -> str:
         """Service-to-service routes (``/internal/v1/character``): the public ingress routes only
         ``/api/...``, so these are reachable inside the cluster (and from the dev gateway) alone."""

@@ -1,6 +1,6 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it buffers streams and costs per request).
 
-``CORSMiddleware`` implements contract §1.6 exactly (204 preflight on any path, headers on every
+``CORSMiddleware`` implements docs/api.md, conventions: CORS exactly (204 preflight on any path, headers on every
 answer including errors and SSE). ``RequestContextMiddleware`` gives each request an id, logs it,
 records metrics by route template and turns an unhandled exception into a 500 ``INTERNAL_ERROR``
 *inside* the CORS layer, so even a crash reaches the browser with CORS headers.

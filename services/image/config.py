@@ -10,7 +10,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.common.blobs import BlobSettings
 
-MAX_IMAGE_BYTES = 10 * 1024 * 1024  # contract §4.2: 10 485 760 bytes
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # docs/api.md, images: 10 485 760 bytes
 
 
 class ImageSettings(BlobSettings):

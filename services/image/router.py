@@ -1,4 +1,4 @@
-"""HTTP layer of the image service (contract §4), the internal resolve call, and — embedded store
+"""HTTP layer of the image service (docs/api.md, images), the internal resolve call, and — embedded store
 only — the signed upload target and the file route that stand in for S3 and the CDN."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Upload rules of contract §4: key issuing, verification (exists, size, magic bytes) and the allow-list."""
+"""Upload rules of docs/api.md, images: key issuing, verification (exists, size, magic bytes) and the allow-list."""
 
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ class ImageService:
     # ---------------------------------------------------------------------------- allow-list
 
     def key_from_url(self, url: str) -> str:
-        """The issued key an ``image_url`` points at, or IMAGE_URL_NOT_ALLOWED (contract §4.3)."""
+        """The issued key an ``image_url`` points at, or IMAGE_URL_NOT_ALLOWED (docs/api.md, images: allow-list)."""
         refused = BadRequest("image_url is not an image of this service", "IMAGE_URL_NOT_ALLOWED")
         try:
             parts = urlsplit(url.strip())
@@ -220,7 +220,7 @@ class ImageService:
     # ------------------------------------------------------------------------------ clean-up
 
     async def sweep_pending(self, db: Database) -> int:
-        """Delete objects still pending past the TTL (contract §4.2: 24 h)."""
+        """Delete objects still pending past the TTL (docs/api.md, images: 24 h)."""
         cutoff = utcnow() - timedelta(seconds=self.settings.pending_ttl_seconds)
         async with db.session() as session:
             rows = (

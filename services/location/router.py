@@ -1,4 +1,4 @@
-"""HTTP layer of the location service (API §7). Rules live in ``service.py``."""
+"""HTTP layer of the location service (docs/api.md, locations). Rules live in ``service.py``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Users rules: profiles, phone numbers, nicknames, owned characters, points, account deletion.
+"""The my service's rules: profiles, phone numbers, nicknames, owned characters, points, account deletion.
 
 No HTTP here. Reads of ``/me`` come from an in-process cache (``services.common.cache``); everything else reads
 the database. Events from other services are applied in ``consumers.py`` with the helpers below.
@@ -36,7 +36,7 @@ log = get_logger("eco2.my")
 PROFILE_CHANNEL = "my:profile-invalidations"
 DISPLAY_NAME_FALLBACK = "사용자"
 NICKNAME_MAX = 30
-# DOMAIN §8: adjective + noun, no space, uniformly at random (100 combinations).
+# docs/api.md, users: adjective + noun, no space, uniformly at random (100 combinations).
 ADJECTIVES = ("초록", "맑은", "푸른", "따뜻한", "빛나는", "싱그러운", "잔잔한", "깨끗한", "산뜻한", "포근한")
 NOUNS = ("씨앗", "숲지기", "바람", "별빛", "이코", "물결", "햇살", "나뭇잎", "자연", "지구친구")
 
@@ -168,15 +168,8 @@ async def add_points(
     character_name: str | None,
     at: datetime,
 ) -> bool:
-    statement = upsert(session, PointEntry).values(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        job_id=job_id,
-        reason=reason,
-        delta=delta,
-        character_name=character_name,
-        created_at=at,
-    )
+    entry = {"user_id": user_id, "job_id": job_id, "reason": reason, "delta": delta, "character_name": character_name}
+    statement = upsert(session, PointEntry).values(id=uuid.uuid4(), created_at=at, **entry)
     result = await session.execute(statement.on_conflict_do_nothing(index_elements=["user_id", "job_id", "reason"]))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -205,7 +198,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 # ------------------------------------------------------------------------------------ service
 
 
-class UsersService:
+class MyService:
     def __init__(
         self,
         db: Database,
@@ -324,7 +317,7 @@ class UsersService:
                 await grant_character(session, user_id, mascot().code, "default", profile.created_at)
                 rows = await self._owned(session, user_id)
         owned = [Owned(catalog[r.character_code], r.source, r.acquired_at) for r in rows if r.character_code in catalog]
-        # 이코 first, then by acquisition (contract §3.2), whatever the timestamps say.
+        # 이코 first, then by acquisition (docs/api.md, users), whatever the timestamps say.
         owned.sort(key=lambda o: (o.character.code != mascot().code, o.acquired_at, o.character.code))
         return owned
 

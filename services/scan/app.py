@@ -70,17 +70,7 @@ async def scan_components(
             character_base=settings.character_base(common),
             internal_token=common.internal_token,
         )
-        yield ScanService(
-            settings=settings,
-            db=db,
-            events=events,
-            queue=queue,
-            limiter=limiter,
-            http=http,
-            image_base=settings.image_base(common),
-            internal_token=common.internal_token,
-            pipeline=pipeline,
-        )
+        yield ScanService(pipeline, queue, limiter, settings.image_base(common))
 
 
 def create_app(

@@ -1,4 +1,4 @@
-"""Scan rules of contract §5 that are not the pipeline: submission (allow-list, idempotency, rate
+"""Scan rules of docs/api.md, scan that are not the pipeline: submission (allow-list, idempotency, rate
 limit), ownership, the result view, the sweeper, and erasing a user's data."""
 
 from __future__ import annotations
@@ -55,16 +55,33 @@ def submit_response(job_id: uuid.UUID) -> SubmitResponse:
 
 @dataclass
 class ScanService:
-    settings: ScanSettings
-    db: Database
-    events: JobEventLog
+    """The API side of scan; it shares the pipeline's settings, database, event log and HTTP client."""
+
+    pipeline: ScanPipeline
     queue: JobQueue
     limiter: RateLimiter
-    http: httpx.AsyncClient
     image_base: str
-    internal_token: str
-    pipeline: ScanPipeline
     _verified: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> ScanSettings:
+        return self.pipeline.settings
+
+    @property
+    def db(self) -> Database:
+        return self.pipeline.db
+
+    @property
+    def events(self) -> JobEventLog:
+        return self.pipeline.events
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self.pipeline.http
+
+    @property
+    def internal_token(self) -> str:
+        return self.pipeline.internal_token
 
     # --------------------------------------------------------------------------------- submit
 
@@ -143,7 +160,7 @@ class ScanService:
     async def _resolve_image(self, image_url: str) -> dict[str, Any]:
         """Allow-list + first-use verification, answered by the image service (it owns the records).
 
-        A verified upload stays verified (contract §4.2), so answers are cached for a few minutes per
+        A verified upload stays verified (docs/api.md, images), so answers are cached for a few minutes per
         process: a user's repeated scans of one photo skip the internal hop."""
         cached = self._verified.get(image_url)
         if cached is not None and cached[0] > time.monotonic():

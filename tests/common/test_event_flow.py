@@ -84,7 +84,7 @@ class Counter:
             return int(await session.scalar(select(func.count()).where(column == user_id, *where)) or 0)
 
     async def my(self, user_id: uuid.UUID) -> tuple[int, int, int]:
-        """(ledger entries, points balance, owned characters) in the users service."""
+        """(ledger entries, points balance, owned characters) in the my service."""
         async with self.dbs["my"].session() as session:
             entries = await session.scalar(select(func.count()).where(PointEntry.user_id == user_id))
             balance = await session.scalar(select(func.sum(PointEntry.delta)).where(PointEntry.user_id == user_id))

@@ -1,4 +1,4 @@
-"""SSE resume/keepalive/cap (contract §10), the 202 view, and the failure paths: deadline, a worker
+"""SSE resume/keepalive/cap (docs/api.md, SSE), the 202 view, and the failure paths: deadline, a worker
 that crashes mid-job, no worker at all, the character service down, account deletion."""
 
 from __future__ import annotations

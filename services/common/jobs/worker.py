@@ -18,12 +18,15 @@ from services.common.logging import get_logger
 log = get_logger("eco2.jobs")
 
 
-async def sweep_forever(sweep: Callable[[], Awaitable[None]], interval: float, stop: asyncio.Event) -> None:
+async def sweep_forever(
+    sweep: Callable[[], Awaitable[object]], interval: float, stop: asyncio.Event, *, name: str = "job_sweep"
+) -> None:
+    """Call ``sweep`` every ``interval`` seconds until ``stop``; a failing pass is logged and retried."""
     while not stop.is_set():
         try:
             await sweep()
         except Exception as exc:
-            log.warning("job_sweep_failed", error=repr(exc))
+            log.warning(f"{name}_failed", error=repr(exc))
         await wait_any(interval, stop)
 
 
