@@ -53,6 +53,10 @@ class InvalidatedCache(Generic[V]):
             self._stop_listening()
             self._stop_listening = None
 
+    async def aclose(self) -> None:
+        """``stop`` as a closer (``runtime.on_close(cache.aclose)``)."""
+        self.stop()
+
     def get(self, key: str) -> V | None:
         entry = self._entries.get(key)
         if entry is None:

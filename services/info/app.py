@@ -26,12 +26,8 @@ async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: InfoSettings
         source_ids(settings, development=runtime.common.is_development),
         cache_seconds=settings.first_page_cache_seconds,
     )
-    feed.start()
-
-    async def stop_feed() -> None:
-        feed.stop()
-
-    runtime.on_close(stop_feed)
+    feed.cache.start()  # drops its pages when the refresher announces a change
+    runtime.on_close(feed.cache.aclose)
     app.state.news = feed
     yield
 

@@ -59,21 +59,10 @@ class Meta:
 
 
 def article_body(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "title": row.title,
-        "url": row.url,
-        "snippet": row.snippet,
-        "source": row.source,
-        "source_name": row.source_name,
-        "published_at": iso_ms(row.published_at),
-        "thumbnail_url": row.thumbnail_url,
-        "category": row.category,
-        "source_icon_url": row.source_icon_url,
-        "video_url": row.video_url,
-        "keywords": row.keywords,
-        "ai_tag": row.ai_tag,
-    }
+    """A page row (``store.PAGE_COLUMNS``, in the response's key order) as the API's article."""
+    body = dict(row._mapping)
+    body["published_at"] = iso_ms(row.published_at)
+    return body
 
 
 class NewsFeed:
@@ -91,12 +80,6 @@ class NewsFeed:
         self.clock = clock
         self.cache: InvalidatedCache[Any] = InvalidatedCache(kv, channel=FEED_CHANNEL, ttl=cache_seconds, max_size=512)
         self._meta_load: asyncio.Future[Meta] | None = None
-
-    def start(self) -> None:
-        self.cache.start()
-
-    def stop(self) -> None:
-        self.cache.stop()
 
     # ----------------------------------------------------------------------------------- input
 

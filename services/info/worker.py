@@ -7,9 +7,12 @@ refresh it at a time, see ``refresh.py``); ``eco2 dev`` runs it as a task of the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
+from services.common.clock import utcnow
 from services.common.config import CommonSettings
 from services.common.logging import get_logger
 from services.common.runtime import ServiceRuntime
@@ -24,8 +27,15 @@ log = get_logger("eco2.info.worker")
 
 
 @asynccontextmanager
-async def news_refresher(common: CommonSettings, settings: InfoSettings | None = None) -> AsyncIterator[Refresher]:
-    """A refresher over the configured sources, with its database, key-value store and HTTP client."""
+async def news_refresher(
+    common: CommonSettings,
+    settings: InfoSettings | None = None,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    rng: Callable[[], float] = random.random,
+) -> AsyncIterator[Refresher]:
+    """A refresher over the configured sources, with its database, key-value store and HTTP client
+    (``clock`` and ``rng`` are the schedule's "now" and jitter draw, fixed by tests)."""
     settings = settings or InfoSettings()
     runtime = ServiceRuntime(SCHEMA, SCHEMA, common)
     http = SafeHttpClient(
@@ -43,7 +53,7 @@ async def news_refresher(common: CommonSettings, settings: InfoSettings | None =
             budget=settings.page_image_budget_seconds,
         )
         sources = configured_sources(settings, http, development=common.is_development)
-        yield Refresher(runtime.db, runtime.kv, sources, settings, pages)
+        yield Refresher(runtime.db, runtime.kv, sources, settings, pages, clock=clock, rng=rng)
     finally:
         await http.aclose()
         await runtime.close()

@@ -26,11 +26,7 @@ async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: MySettings) 
         max_size=settings.profile_cache_size,
     )
     cache.start()
-
-    async def stop_cache() -> None:
-        cache.stop()
-
-    runtime.on_close(stop_cache)
+    runtime.on_close(cache.aclose)
     app.state.settings = settings
     app.state.my = MyService(runtime.db, runtime.revocations, cache, refresh_ttl_seconds=settings.refresh_ttl_seconds)
     yield

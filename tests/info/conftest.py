@@ -12,15 +12,13 @@ from sqlalchemy import delete
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for
 from services.common.kv import KeyValueStore, create_kv
-from services.common.safehttp import SafeHttpClient
 from services.info.app import create_app
 from services.info.articles import NewsItem, article_id, url_key
 from services.info.config import InfoSettings
 from services.info.models import SCHEMA, Article, FeedSource
-from services.info.providers import configured_sources
 from services.info.refresh import Refresher
 from services.info.store import insert_new
-from services.info.thumbnails import PageImages
+from services.info.worker import news_refresher
 from tests.info.fake_providers import FakeNews, fake_news_app
 from tests.support.clients import app_client
 from tests.support.servers import serve_asgi
@@ -92,29 +90,12 @@ def provider_settings(fake: FakeNews, **overrides: Any) -> InfoSettings:
 
 @asynccontextmanager
 async def refresher_for(
-    db: Database, common: CommonSettings, settings: InfoSettings, clock: Callable[[], datetime] | None = None
+    common: CommonSettings, settings: InfoSettings, clock: Callable[[], datetime] | None = None
 ) -> AsyncIterator[Refresher]:
-    kv = create_kv(common.redis_url, common.redis_key_prefix)
-    http = SafeHttpClient(
-        timeout=settings.fetch_timeout_seconds,
-        max_concurrency=settings.page_image_concurrency,
-        allow_networks=settings.fetch_allow_networks,
-    )
-    pages = PageImages(
-        http,
-        timeout=settings.page_image_timeout_seconds,
-        max_bytes=settings.page_image_max_bytes,
-        budget=settings.page_image_budget_seconds,
-    )
-    sources = configured_sources(settings, http, development=False)
-    refresher = Refresher(db, kv, sources, settings, pages, clock=clock or Clock(), rng=lambda: 0.5)
-    await refresher.ensure_rows()
-    try:
+    """The worker's refresher on the test database, with a fixed clock and no jitter draw."""
+    async with news_refresher(common, settings, clock=clock or Clock(), rng=lambda: 0.5) as refresher:
+        await refresher.ensure_rows()
         yield refresher
-    finally:
-        await http.aclose()
-        if common.redis_url:
-            await kv.close()
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ async def test_refresh_stores_clean_deduplicated_categorised_articles(
             "pubDate": "Mon, 19 Jan 2026 18:00:00 +0900",
         }
     )
-    async with refresher_for(empty_db, migrated, provider_settings(fake)) as refresher:
+    async with refresher_for(migrated, provider_settings(fake)) as refresher:
         reports = [await refresher.refresh(s) for s in refresher.sources]
     assert [(r.source, r.status) for r in reports] == [
         ("naver", "stored"),
@@ -92,7 +92,7 @@ async def test_refresh_stores_clean_deduplicated_categorised_articles(
     assert (plain.source_name, plain.thumbnail_url) == ("테스트 신문", f"{fake.base}/images/14.jpg?w=600&h=400")
 
     # A second run finds nothing new and fetches no article page again.
-    async with refresher_for(empty_db, migrated, provider_settings(fake)) as again:
+    async with refresher_for(migrated, provider_settings(fake)) as again:
         pages_before = len([r for r in fake.requests if r[0] == "naver"])
         report = await again.refresh(source(again, "naver"), force=True)
     assert (report.status, report.new, report.images) == ("stored", 0, 0)
@@ -107,7 +107,7 @@ async def test_schedule_interval_and_exponential_backoff(
     settings = provider_settings(
         fake, naver_interval_seconds=600, backoff_base_seconds=60, backoff_max_seconds=200, refresh_jitter=0
     )
-    async with refresher_for(empty_db, migrated, settings, clock) as refresher:
+    async with refresher_for(migrated, settings, clock) as refresher:
         naver = source(refresher, "naver")
         assert await refresher.seconds_until_due() == 0
         assert (await refresher.refresh(naver)).status == "stored"
@@ -142,7 +142,7 @@ async def test_schedule_interval_and_exponential_backoff(
 async def test_jitter_spreads_runs_within_its_fraction(
     empty_db: Database, migrated: CommonSettings, fake: FakeNews
 ) -> None:
-    async with refresher_for(empty_db, migrated, provider_settings(fake, refresh_jitter=0.2)) as refresher:
+    async with refresher_for(migrated, provider_settings(fake, refresh_jitter=0.2)) as refresher:
         naver = source(refresher, "naver")
         spread = []
         for draw in (0.0, 0.5, 1.0):
@@ -154,7 +154,7 @@ async def test_jitter_spreads_runs_within_its_fraction(
 async def test_retry_after_wins_when_longer(empty_db: Database, migrated: CommonSettings, fake: FakeNews) -> None:
     clock = Clock()
     fake.mode["naver"] = "429"
-    async with refresher_for(empty_db, migrated, provider_settings(fake), clock) as refresher:
+    async with refresher_for(migrated, provider_settings(fake), clock) as refresher:
         report = await refresher.refresh(source(refresher, "naver"))
     assert report.next_run_at == clock() + timedelta(seconds=120)
 
@@ -164,7 +164,7 @@ async def test_a_failing_provider_never_drops_stored_articles(
     empty_db: Database, migrated: CommonSettings, fake: FakeNews, mode: str
 ) -> None:
     settings = provider_settings(fake, retention_days=30)
-    async with refresher_for(empty_db, migrated, settings) as refresher:
+    async with refresher_for(migrated, settings) as refresher:
         await refresher.refresh(source(refresher, "naver"))
         await store(empty_db, item(1, source="naver", published=datetime(2025, 6, 1, tzinfo=UTC)))  # past retention
         before = await articles(empty_db)
@@ -183,7 +183,7 @@ async def test_retention_prunes_only_after_success_and_only_that_source(
     await store(empty_db, item(1, source="testpaper", published=old), item(2, source="naver", published=old))
     settings = provider_settings(fake, retention_days=30)
     fake.mode["rss"] = "500"
-    async with refresher_for(empty_db, migrated, settings) as refresher:
+    async with refresher_for(migrated, settings) as refresher:
         feed = source(refresher, "testpaper")
         assert (await refresher.refresh(feed)).pruned == 0
         assert len(await articles(empty_db)) == 2
@@ -222,7 +222,7 @@ async def test_one_refresher_per_source_and_a_stale_one_writes_nothing(
     empty_db: Database, migrated: CommonSettings, fake: FakeNews
 ) -> None:
     clock = Clock()
-    async with refresher_for(empty_db, migrated, provider_settings(fake, lease_seconds=60), clock) as base:
+    async with refresher_for(migrated, provider_settings(fake, lease_seconds=60), clock) as base:
         first, second = SlowProvider(1), SlowProvider(2)
         a, b = slow_refresher(empty_db, base, first, clock), slow_refresher(empty_db, base, second, clock)
         await a.ensure_rows()
@@ -246,7 +246,7 @@ async def test_concurrent_claims_let_exactly_one_run(
     empty_db: Database, migrated: CommonSettings, fake: FakeNews
 ) -> None:
     clock = Clock()
-    async with refresher_for(empty_db, migrated, provider_settings(fake), clock) as base:
+    async with refresher_for(migrated, provider_settings(fake), clock) as base:
         providers = [SlowProvider(n) for n in range(4)]
         refreshers = [slow_refresher(empty_db, base, p, clock) for p in providers]
         await refreshers[0].ensure_rows()
@@ -260,7 +260,7 @@ async def test_concurrent_claims_let_exactly_one_run(
 async def test_worker_loop_refreshes_due_sources_until_stopped(
     empty_db: Database, migrated: CommonSettings, fake: FakeNews
 ) -> None:
-    async with refresher_for(empty_db, migrated, provider_settings(fake, poll_seconds=0.05)) as refresher:
+    async with refresher_for(migrated, provider_settings(fake, poll_seconds=0.05)) as refresher:
         stop = asyncio.Event()
         task = asyncio.create_task(refresher.run(stop))
         for _ in range(200):
