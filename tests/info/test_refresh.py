@@ -306,3 +306,21 @@ def test_eco2_info_refresh_command(
     failed = runner.invoke(app, ["info", "refresh"])
     assert failed.exit_code == 1
     assert "failed" in failed.output
+
+
+async def test_a_hanging_provider_never_blocks_the_feed(
+    empty_db: Database, migrated: CommonSettings, fake: FakeNews, client_factory: Any
+) -> None:
+    await store(empty_db, item(1), item(2))
+    fake.mode["rss"] = "hang"  # answers after 3 s; the refresher gives up after 1 s
+    async with refresher_for(migrated, provider_settings(fake)) as refresher, client_factory() as client:
+        refreshing = asyncio.create_task(refresher.refresh(source(refresher, "testpaper")))
+        await asyncio.sleep(0.1)  # the refresh is now waiting on the provider
+        started = asyncio.get_running_loop().time()
+        page = (await client.get("/api/v1/info/news", params={"limit": 10})).json()
+        assert asyncio.get_running_loop().time() - started < 0.5
+        assert not refreshing.done()
+        assert [a["title"] for a in page["articles"]] == ["기사 2", "기사 1"]
+        report = await refreshing
+    assert (report.status, report.error) == ("failed", "ProviderError: timeout: no complete answer from "
+                                             f"{fake.base}/feed.xml in time")  # fmt: skip
