@@ -5,9 +5,9 @@
    thumbnail; publication times spread over 30 days with collisions to exercise the id tie-break).
 2. For each filter (none, ``category=ai``, ``source=<rare feed>``, ``has_image=true``) and each page
    depth (first page, 2nd, 100th, 5,000th, last), measures the server side two ways: the service call
-   (query + building the page) and the whole request through the ASGI app in-process (validation,
-   orjson rendering), p50/p99 over ``--requests`` calls. The first page is served from the in-process
-   cache, the others are keyset range scans.
+   (query + building the page) and the whole request inside the ASGI app, from arrival to last byte
+   (routing, validation, service, orjson rendering; ``asgi_timer.py``), p50/p99 over ``--requests``
+   calls. The first page is served from the in-process cache, the others are keyset range scans.
 3. Runs the same deepest page with ``OFFSET`` (what keyset paging avoids) for comparison.
 4. Drops the database.
 
@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import text
 
+from bench.asgi_timer import ServerTimer
 from services.common.config import CommonSettings, Environment
 from services.common.db import Database
 from services.common.kv import MemoryKeyValueStore
@@ -147,8 +148,9 @@ async def measure(url: str, common: CommonSettings, requests: int) -> None:
         rss_feeds=[{"id": "rarefeed", "url": "https://rare.example.com/rss"}],
     )
     feed = NewsFeed(db, MemoryKeyValueStore(), ("naver", "newsdata", "rarefeed"), cache_seconds=60)
-    print(f"\n{'filter':<17}{'page':>6}{'service p50':>13}{'p99':>8}{'http p50':>10}{'p99':>8}")
-    async with app_client(create_app(common=common, settings=settings)) as client:
+    print(f"\n{'filter':<17}{'page':>6}{'service p50':>13}{'p99':>8}{'server p50':>12}{'p99':>8}")
+    timer = ServerTimer(create_app(common=common, settings=settings))
+    async with app_client(timer) as client:  # type: ignore[arg-type]
         for label, params in FILTERS.items():
             for depth in DEPTHS:
                 cursor = await cursor_at(db, SQL_FILTERS[label], depth)
@@ -172,10 +174,12 @@ async def measure(url: str, common: CommonSettings, requests: int) -> None:
                 await timed(service_call, 20)  # warm the pool, the plan cache and the first-page cache
                 svc = await timed(service_call, requests)
                 await timed(http_call, 20)
-                http = await timed(http_call, requests)
+                timer.take()
+                await timed(http_call, requests)
+                http = timer.take()
                 print(
                     f"{label:<17}{depth!s:>6}{statistics.median(svc):>11.2f}ms{percentile(svc, 0.99):>6.2f}ms"
-                    f"{statistics.median(http):>8.2f}ms{percentile(http, 0.99):>6.2f}ms"
+                    f"{statistics.median(http):>10.2f}ms{percentile(http, 0.99):>6.2f}ms"
                 )
     async with db.session() as session:
         skip = ((await session.scalar(text(f"SELECT count(*) FROM {SCHEMA}.articles")) or 1) - 1) // LIMIT * LIMIT
