@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from services.common.config import ServiceSettings
+from services.common.config import PLACEHOLDER_SECRETS, ServiceSettings
 from services.info.categories import KOREAN_QUERIES, LATIN_QUERIES
 
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,23}$")]
@@ -72,6 +72,15 @@ class InfoSettings(ServiceSettings):
 
     retention_days: int = Field(default=30, ge=0)  # 0 keeps everything
     first_page_cache_seconds: float = Field(default=60, ge=0)
+
+    @field_validator("naver_client_id", "naver_client_secret", "newsdata_api_key", mode="before")
+    @classmethod
+    def _placeholder_is_unset(cls, value: object) -> object:
+        """An empty value or the placeholder a fresh secret store holds (Terraform writes CHANGE_ME)
+        means "this provider is not configured", not a key to try against the provider."""
+        if isinstance(value, str) and value.strip().lower() in PLACEHOLDER_SECRETS | {"change_me"}:
+            return None
+        return value
 
     @field_validator("fetch_allow_networks", mode="before")
     @classmethod

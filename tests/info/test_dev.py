@@ -61,3 +61,10 @@ async def test_without_sources_outside_development_the_worker_idles(migrated: Co
     assert not worker.done()
     stop.set()
     await asyncio.wait_for(worker, 5)
+
+
+def test_placeholder_keys_leave_a_provider_off() -> None:
+    placeholders = InfoSettings(naver_client_id="CHANGE_ME", naver_client_secret="x", newsdata_api_key=" ")
+    assert not placeholders.naver_enabled
+    assert not placeholders.newsdata_enabled
+    assert InfoSettings(naver_client_id="id", naver_client_secret="secret").naver_enabled
