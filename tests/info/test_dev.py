@@ -67,4 +67,4 @@ def test_placeholder_keys_leave_a_provider_off() -> None:
     placeholders = InfoSettings(naver_client_id="CHANGE_ME", naver_client_secret="x", newsdata_api_key=" ")
     assert not placeholders.naver_enabled
     assert not placeholders.newsdata_enabled
-    assert InfoSettings(naver_client_id="id", naver_client_secret="secret").naver_enabled
+    assert InfoSettings(naver_client_id="app-id", naver_client_secret="s3cr3t-value").naver_enabled
