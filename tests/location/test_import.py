@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import re
 from collections import Counter
 from pathlib import Path
@@ -26,7 +25,15 @@ from services.location.sources import (
     read_rows,
 )
 from tests.conftest import REAL
-from tests.location.conftest import KECO_FILE, SAMPLE_ZEROWASTE, ZEROWASTE_FILE, load, needs_public_data, reset
+from tests.location.conftest import (
+    KECO_FILE,
+    SAMPLE_ZEROWASTE,
+    ZEROWASTE_FILE,
+    bom_and_duplicate,
+    load,
+    needs_public_data,
+    reset,
+)
 
 KECO_REJECTED = {
     "47": "coordinates outside Korea",
@@ -122,12 +129,7 @@ async def test_dry_run_reports_without_writing(location_db: Database) -> None:
 
 @needs_public_data
 async def test_bom_gzip_and_duplicate_ids(location_db: Database, tmp_path: Path) -> None:
-    raw = ZEROWASTE_FILE.read_bytes()
-    bom = tmp_path / "zw_bom.csv"
-    bom.write_bytes(b"\xef\xbb\xbf" + raw)
-    lines = raw.decode().splitlines(keepends=True)
-    gz = tmp_path / "zw_dup.csv.gz"
-    gz.write_bytes(gzip.compress("".join([*lines, lines[1]]).encode()))  # first data row repeated at the end
+    bom, gz = bom_and_duplicate(ZEROWASTE_FILE, tmp_path)
 
     await reset(location_db)
     assert (await load(location_db, bom, SourceFormat.ZEROWASTE)).as_dict()["inserted"] == 351

@@ -5,7 +5,6 @@ datasets (those are skipped where the datasets are absent)."""
 from __future__ import annotations
 
 import csv
-import gzip
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from services.location.models import Site
 from services.location.service import zoom_plan
 from services.location.sources import SiteRecord, SourceFileError, SourceFormat, project_zerowaste_xy, read_rows
 from tests.conftest import REAL
-from tests.location.conftest import SAMPLE_KECO, SAMPLE_ZEROWASTE, load, reset, site_ids
+from tests.location.conftest import SAMPLE_KECO, SAMPLE_ZEROWASTE, bom_and_duplicate, load, reset, site_ids
 from tests.location.test_centers import brute_force, get
 
 KECO_SITES, ZEROWASTE_SITES = 20, 6
@@ -88,12 +87,7 @@ async def test_reimport_is_unchanged_a_rename_is_one_update_and_dry_run_writes_n
 
 
 async def test_bom_gzip_and_duplicate_ids(location_db: Any, tmp_path: Path) -> None:
-    raw = SAMPLE_ZEROWASTE.read_bytes()
-    bom = tmp_path / "zw_bom.csv"
-    bom.write_bytes(b"\xef\xbb\xbf" + raw)
-    lines = raw.decode().splitlines(keepends=True)
-    gz = tmp_path / "zw_dup.csv.gz"
-    gz.write_bytes(gzip.compress("".join([*lines, lines[1]]).encode()))
+    bom, gz = bom_and_duplicate(SAMPLE_ZEROWASTE, tmp_path)
     await reset(location_db)
     assert (await load(location_db, bom, SourceFormat.ZEROWASTE)).as_dict()["inserted"] == ZEROWASTE_SITES
     summary = await load(location_db, gz, SourceFormat.ZEROWASTE)

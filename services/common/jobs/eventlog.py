@@ -193,7 +193,7 @@ class MemoryJobEventLog(JobEventLog):
 # A job's log starts with its ``queued`` event (ARGV[5] = '1'). Any later event that finds no counter
 # means the log was lost (Redis flushed, or failed over to an empty replica) while the job ran: the
 # job itself is safe in PostgreSQL, but numbering from 1 again would break "seq strictly increasing"
-# (contract §10.2) and leave a resuming client waiting for seqs it believes it has seen. The counter
+# (docs/api.md, SSE event data) and leave a resuming client waiting for seqs it believes it has seen. The counter
 # then continues from the server clock in microseconds — above any count a job can reach — so seqs
 # keep increasing and every reader, connected or resuming, is handed the frames written since.
 # (``%d``: Lua numbers print in exponent form past 14 digits.)
@@ -213,7 +213,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', KEYS[3], ARGV[4] .. '|' .. seq .. '|' .. ARGV[1] .. '|' .. data)
 return seq
 """
-FIRST_EVENT = "queued"  # every job's first event (contract §10.4, scan and chat)
+FIRST_EVENT = "queued"  # every job's first event (docs/api.md, SSE events: scan and chat)
 
 
 class RedisJobEventLog(JobEventLog):
