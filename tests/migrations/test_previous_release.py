@@ -35,6 +35,9 @@ from tests.conftest import PG_ADMIN_URL
 pytestmark = pytest.mark.real_only
 
 CORPUS = Path(__file__).with_name("previous_release.json")
+# Services registered after the corpus was recorded: no previous release ran them, so none of their
+# statements can break. The next ``make release-queries`` records them; then remove them here.
+NEW_SINCE_CORPUS = frozenset({"info"})
 INSERT = re.compile(r'^\s*INSERT INTO ("?\w+"?)\.("?\w+"?)\s*\(([^)]*)\)', re.IGNORECASE)
 
 
@@ -86,8 +89,9 @@ async def replay(url: str, statements: dict[str, list[str]]) -> list[str]:
 
 async def test_every_service_has_a_recorded_corpus() -> None:
     statements = corpus()
-    with_schema = {name for name, entry in SERVICES.items() if entry.has_migrations}
+    with_schema = {name for name, entry in SERVICES.items() if entry.has_migrations} - NEW_SINCE_CORPUS
     assert with_schema <= set(statements), f"no recorded queries for {sorted(with_schema - set(statements))}"
+    assert NEW_SINCE_CORPUS.isdisjoint(statements), "recorded now: remove them from NEW_SINCE_CORPUS"
     assert all(statements[name] for name in with_schema)
 
 
