@@ -99,10 +99,13 @@ async def test_failures_raise_provider_errors(http: SafeHttpClient, fake: FakeNe
         await source.fetch()
 
 
-async def test_rate_limit_carries_retry_after(http: SafeHttpClient, fake: FakeNews) -> None:
-    fake.mode["naver"] = "429"
+@pytest.mark.parametrize("provider", ["naver", "newsdata", "rss"])
+async def test_rate_limit_carries_retry_after(http: SafeHttpClient, fake: FakeNews, provider: str) -> None:
+    fake.mode[provider] = "429"
+    adapter = {"naver": naver, "newsdata": newsdata}.get(provider)
+    source = adapter(http, fake) if adapter else RssFeed(http, "testpaper", f"{fake.base}/feed.xml")
     with pytest.raises(RateLimited) as raised:
-        await naver(http, fake).fetch()
+        await source.fetch()
     assert raised.value.retry_after == 120
 
 
