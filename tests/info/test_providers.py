@@ -31,6 +31,14 @@ def newsdata(http: SafeHttpClient, fake: FakeNews, endpoint: str = "latest") -> 
     return NewsData(http, fake.base, "key-1", ("environment recycling waste",), endpoint)  # type: ignore[arg-type]
 
 
+def adapter_for(provider: str, http: SafeHttpClient, fake: FakeNews) -> NaverNews | NewsData | RssFeed:
+    if provider == "naver":
+        return naver(http, fake)
+    if provider == "newsdata":
+        return newsdata(http, fake)
+    return RssFeed(http, "testpaper", f"{fake.base}/feed.xml")
+
+
 async def test_naver_request_and_answer_shape(http: SafeHttpClient, fake: FakeNews) -> None:
     batch = await naver(http, fake).fetch()
     provider, params, headers = fake.requests[-1]
@@ -93,8 +101,7 @@ async def test_rss_and_atom_feeds(http: SafeHttpClient, fake: FakeNews) -> None:
 )
 async def test_failures_raise_provider_errors(http: SafeHttpClient, fake: FakeNews, provider: str, mode: str) -> None:
     fake.mode[provider] = mode
-    adapter = {"naver": naver, "newsdata": newsdata}.get(provider)
-    source = adapter(http, fake) if adapter else RssFeed(http, "testpaper", f"{fake.base}/feed.xml")
+    source = adapter_for(provider, http, fake)
     with pytest.raises(ProviderError):
         await source.fetch()
 
@@ -102,8 +109,7 @@ async def test_failures_raise_provider_errors(http: SafeHttpClient, fake: FakeNe
 @pytest.mark.parametrize("provider", ["naver", "newsdata", "rss"])
 async def test_rate_limit_carries_retry_after(http: SafeHttpClient, fake: FakeNews, provider: str) -> None:
     fake.mode[provider] = "429"
-    adapter = {"naver": naver, "newsdata": newsdata}.get(provider)
-    source = adapter(http, fake) if adapter else RssFeed(http, "testpaper", f"{fake.base}/feed.xml")
+    source = adapter_for(provider, http, fake)
     with pytest.raises(RateLimited) as raised:
         await source.fetch()
     assert raised.value.retry_after == 120
