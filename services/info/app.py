@@ -9,8 +9,7 @@ from fastapi import FastAPI
 
 from services.common.app import ServiceApp
 from services.common.runtime import ServiceRuntime
-from services.info.config import InfoSettings
-from services.info.providers import source_ids
+from services.info.config import InfoSettings, source_ids
 from services.info.router import router
 from services.info.service import NewsFeed
 from services.registry import SERVICES

@@ -16,6 +16,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from services.common.config import PLACEHOLDER_SECRETS, ServiceSettings
 from services.info.categories import KOREAN_QUERIES, LATIN_QUERIES
 
+SAMPLE_ID = "sample"  # the project's sample feed (development only)
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,23}$")]
 
 
@@ -110,3 +111,13 @@ class InfoSettings(ServiceSettings):
     @property
     def newsdata_enabled(self) -> bool:
         return bool(self.newsdata_api_key)
+
+
+def source_ids(settings: InfoSettings, *, development: bool) -> list[str]:
+    """The configured sources' ids, in refresh order: what the feed's ``source`` filter accepts and
+    what the refresher runs (``providers.configured_sources`` builds their adapters)."""
+    ids = [name for name, on in (("naver", settings.naver_enabled), ("newsdata", settings.newsdata_enabled)) if on]
+    ids += [feed.id for feed in settings.rss_feeds]
+    if not ids and development and settings.sample_feed:
+        ids.append(SAMPLE_ID)
+    return ids

@@ -48,11 +48,10 @@ from services.info.articles import NewsItem, RawArticle, normalize
 from services.info.config import InfoSettings
 from services.info.models import FeedSource
 from services.info.providers import ProviderError, Source
-from services.info.store import insert_new, known_url_keys, prune
+from services.info.store import FEED_CHANNEL, insert_new, known_url_keys, prune
 from services.info.thumbnails import PageImages
 
 log = get_logger("eco2.info.refresh")
-FEED_CHANNEL = "info:feed-changed"  # API processes drop their cached pages and counts on it
 # Stage callbacks for progress bars: (source id, stage, done, total).
 Progress = Callable[[str, str, int, int], None]
 

@@ -25,8 +25,7 @@ from services.common.db import Database
 from services.common.errors import BadRequest
 from services.common.kv import KeyValueStore
 from services.info.categories import ARTICLE_CATEGORIES, CATEGORY_NAMES
-from services.info.refresh import FEED_CHANNEL
-from services.info.store import FeedFilter, Position, category_counts, next_runs, page_rows
+from services.info.store import FEED_CHANNEL, FeedFilter, Position, category_counts, next_runs, page_rows
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50

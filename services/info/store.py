@@ -14,6 +14,7 @@ from services.common.db import UtcDateTime, upsert
 from services.info.articles import NewsItem
 from services.info.models import Article, FeedSource
 
+FEED_CHANNEL = "info:feed-changed"  # announced after each refresh; API processes drop their cached pages
 INSERT_CHUNK = 200  # rows per INSERT (SQLite's bound-parameter limit, with room to spare)
 PAGE_COLUMNS = (
     Article.id,

@@ -13,8 +13,8 @@ from sqlalchemy import delete, update
 from services.common.config import CommonSettings
 from services.common.db import Database
 from services.info.models import Article, FeedSource
-from services.info.refresh import FEED_CHANNEL
 from services.info.schemas import NewsPage
+from services.info.store import FEED_CHANNEL
 from tests.info.conftest import item, store
 from tests.support.events import eventually
 

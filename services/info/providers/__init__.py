@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.safehttp import SafeHttpClient
-from services.info.config import FeedConfig, InfoSettings
+from services.info.config import SAMPLE_ID, FeedConfig, InfoSettings, source_ids
 from services.info.providers.base import Batch, NewsProvider, ProviderError, RateLimited
 from services.info.providers.naver import NaverNews
 from services.info.providers.newsdata import NewsData
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 SAMPLE_FEED = Path(__file__).resolve().parent.parent / "data" / "sample_feed.xml"
-SAMPLE_ID = "sample"
 
 
 @dataclass(frozen=True)
@@ -45,15 +44,6 @@ class Source:
     @property
     def id(self) -> str:
         return self.provider.id
-
-
-def source_ids(settings: InfoSettings, *, development: bool) -> list[str]:
-    """The configured sources' ids, in refresh order (the feed's ``source`` filter accepts these)."""
-    ids = [name for name, on in (("naver", settings.naver_enabled), ("newsdata", settings.newsdata_enabled)) if on]
-    ids += [feed.id for feed in settings.rss_feeds]
-    if not ids and development and settings.sample_feed:
-        ids.append(SAMPLE_ID)
-    return ids
 
 
 def configured_sources(settings: InfoSettings, http: SafeHttpClient, *, development: bool) -> list[Source]:
