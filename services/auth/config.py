@@ -36,9 +36,9 @@ class AuthSettings(ServiceSettings):
     # window (429 + Retry-After). Login starts write a state entry each: the global start limit
     # bounds the state store at login_global × ceil(state_ttl / window) entries (6000 by default).
     throttle_window_seconds: float = 60.0
-    login_per_address: int = 20
+    login_per_address: int = 60
     login_global: int = 600
-    callback_per_address: int = 20
+    callback_per_address: int = 60
     callback_global: int = 600
     # Generous: every non-2xx refresh logs the client out (contract R5), and many users may share
     # one address behind a carrier NAT.
