@@ -21,15 +21,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_asgi(app: ASGIApp, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 in a background thread; yields its base URL."""
+def serve_asgi(app: ASGIApp, port: int | None = None, *, lifespan: bool = False) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 in a background thread; yields its base URL. With ``lifespan`` the
+    app's start-up runs first (the URL is yielded once it completed) and its shutdown at the end."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("test server failed to start (see the log above)")
         if time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
@@ -37,4 +42,4 @@ def serve_asgi(app: ASGIApp, port: int | None = None) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=30)
