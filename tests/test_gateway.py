@@ -99,7 +99,8 @@ async def test_landing_page_favicon_and_headers(gateway: httpx.AsyncClient) -> N
     icon = await gateway.get("/favicon.ico")
     assert icon.status_code == 200
     assert icon.headers["content-type"] == "image/x-icon"
-    assert icon.content[:4] == b"\x00\x00\x01\x00" and icon.content[22:26] == b"\x89PNG"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an icon directory…
+    assert icon.content[22:26] == b"\x89PNG"  # …holding one PNG
     for entry in SERVICES.values():
         docs = await gateway.get(f"{entry.prefix}/docs")
         assert docs.status_code == 200, entry.name

@@ -146,7 +146,8 @@ def _log_in_with_the_kakao_button(driver: WebDriver, site: Site) -> None:
     # (Secure included: Chromium keeps Secure cookies from http://localhost, a trustworthy origin).
     cookies = {c["name"]: c for c in driver.get_cookies()}
     for name in ("s_access", "s_refresh"):
-        assert cookies[name]["secure"] and cookies[name]["httpOnly"], cookies[name]
+        assert cookies[name]["secure"], cookies[name]
+        assert cookies[name]["httpOnly"], cookies[name]
         assert cookies[name]["sameSite"] == "Lax"
         assert cookies[name]["path"] == "/"
     assert "s_oauth" not in cookies  # Path=/api/v1/auth, and cleared by the callback
