@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from html import escape
 from pathlib import Path
@@ -22,7 +18,7 @@ from services.registry import SERVICES
 from tests.auth.flows import dev_login
 from tests.support.clients import BASE_URL
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.servers import free_port, serve_asgi
+from tests.support.servers import dev_environment, eco2_dev, free_port, serve_asgi
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -111,19 +107,12 @@ def test_dev_command_with_a_model_url(tmp_path: Path, fake_llm_url: str) -> None
     """``eco2 dev --model-url URL`` (issue 11.4): the scan service uses the endpoint's first listed
     model, and the landing page says so."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCAN_", "DATABASE_URL", "REDIS_URL"))}
-    env |= {"ECO2_DATA_DIR": str(tmp_path), "RABBITMQ_URL": "", "CORS_ALLOWED_ORIGINS": ""}
-    command = [sys.executable, "-m", "services.cli", "dev", "--port", str(port), "--model-url", fake_llm_url]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        page = _wait_for_page(f"http://127.0.0.1:{port}/", process)
-        assert "연결됨 (connected)" in page
-        assert "<code>fake-vlm</code>" in page
-        assert escape(fake_llm_url) in page
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-    assert f"model     fake-vlm at {fake_llm_url}" in output
+    with eco2_dev(port, dev_environment(tmp_path), "--model-url", fake_llm_url, log=tmp_path / "dev.log"):
+        page = httpx.get(f"http://127.0.0.1:{port}/").text
+    assert "연결됨 (connected)" in page
+    assert "<code>fake-vlm</code>" in page
+    assert escape(fake_llm_url) in page
+    assert f"model     fake-vlm at {fake_llm_url}" in (tmp_path / "dev.log").read_text()
 
 
 def test_dev_command_says_when_the_model_url_answers_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,15 +127,3 @@ def test_dev_command_says_when_the_model_url_answers_nothing(monkeypatch: pytest
 def fake_llm_url() -> Iterator[str]:
     with serve_asgi(FakeOpenAI().app()) as url:
         yield f"{url}/v1"
-
-
-def _wait_for_page(url: str, process: subprocess.Popen[str], timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"eco2 dev exited: {process.communicate()[0]}")
-        try:
-            return httpx.get(url, timeout=2).text
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"eco2 dev did not answer at {url}")

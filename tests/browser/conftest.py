@@ -1,6 +1,7 @@
 """A real browser against a real server: headless Chromium (Debian's package) driven by Selenium
-through Debian's chromedriver, the API served by uvicorn on a loopback port, and a test page served
-from a different origin (another port) — the situation of the mobile client in production.
+through Debian's chromedriver, the API run as ``eco2 dev`` (uvicorn, its own process) on a loopback
+port, and a test page served from a different origin (another port) — the situation of the mobile
+client in production.
 
 Why Selenium: it is the W3C WebDriver reference client, drives the chromedriver that Debian builds
 from the same source as its Chromium (versions always match, nothing is downloaded), and reads the
@@ -28,11 +29,9 @@ from starlette.applications import Starlette
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from services.common.config import CommonSettings, Environment
-from services.gateway import create_gateway
-from services.registry import SERVICES
+from services.common.config import CommonSettings
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.servers import free_port, serve_asgi
+from tests.support.servers import dev_environment, eco2_dev, free_port, serve_asgi
 
 PAGE_DIR = Path(__file__).parent / "page"
 # The sandbox flags the brief lists: no setuid sandbox (root in a container), no GPU, nothing
@@ -76,39 +75,38 @@ def browser_binaries() -> Browser:
 
 @dataclass(frozen=True)
 class Site:
-    api: str  # origin of the API (the dev gateway: every service behind one origin)
+    api: str  # origin of the API: `eco2 dev`, every service behind one origin
     page: str  # origin of the test page, another port: a different origin, the same site
     llm: FakeOpenAI
+    log: Path  # the API process's output
 
 
 @pytest.fixture(scope="module")
-def site(migrated: CommonSettings, browser_binaries: Browser) -> Iterator[Site]:
+def site(
+    migrated: CommonSettings, browser_binaries: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
     api_port, page_port = free_port(), free_port()
     api, page = f"http://localhost:{api_port}", f"http://localhost:{page_port}"
     llm = FakeOpenAI(latency=dict(MODEL_LATENCY))
-    with serve_asgi(llm.app()) as llm_url, pytest.MonkeyPatch.context() as env:
-        # As under `eco2 dev --model-url`: development, dev login on, no social credentials (so the
-        # client's Kakao button is served by the labelled dev login form), a vision model.
-        for name in list(os.environ):
-            if name.startswith(("AUTH_KAKAO_", "AUTH_GOOGLE_", "AUTH_NAVER_", "SCAN_", "IMAGE_S3_")):
-                env.delenv(name)
-        env.setenv("ENVIRONMENT", "development")
-        env.setenv("AUTH_DEV_LOGIN_ENABLED", "true")
-        env.setenv("AUTH_FRONTEND_URL", page)
-        env.setenv("SCAN_LLM_BASE_URL", f"{llm_url}/v1")
-        env.setenv("SCAN_LLM_API_KEY", "sk-no-key-needed")
-        env.setenv("SCAN_MODELS", "fake-vlm")
-        env.setenv("SCAN_SSE_MAX_SECONDS", str(SSE_MAX_SECONDS))
-        common = migrated.model_copy(
-            update={
-                "environment": Environment.DEVELOPMENT,
-                "public_api_base_url": api,
-                "cors_allowed_origins": [page],
-            }
-        )
-        gateway = create_gateway(list(SERVICES.values()), common)
-        with serve_asgi(gateway, api_port, lifespan=True), serve_asgi(_page_app(api), page_port):
-            yield Site(api, page, llm)
+    work = tmp_path_factory.mktemp("browser-site")
+    # `eco2 dev --model-url` as a developer runs it (its own process: real mode on the run's stores):
+    # development, dev login on, no social credentials — so the client's Kakao button is served by
+    # the labelled dev login form — and a vision model.
+    env = dev_environment(
+        work / "data",
+        migrated if migrated.database_url else None,
+        PUBLIC_API_BASE_URL=api,
+        CORS_ALLOWED_ORIGINS=page,
+        AUTH_FRONTEND_URL=page,
+        SCAN_SSE_MAX_SECONDS=str(SSE_MAX_SECONDS),
+    )
+    log = work / "eco2-dev.log"
+    with (
+        serve_asgi(llm.app()) as llm_url,
+        serve_asgi(_page_app(api), page_port),
+        eco2_dev(api_port, env, "--model-url", f"{llm_url}/v1", log=log),
+    ):
+        yield Site(api, page, llm, log)
 
 
 def _page_app(api: str) -> Starlette:

@@ -127,7 +127,7 @@ def test_client_flow(site: Site, driver: WebDriver) -> None:
             check(results[name], site)
         report.assert_clean()
     except Exception as exc:
-        raise AssertionError(f"{exc}\n\n{report.describe()}") from exc
+        raise AssertionError(f"{exc}\n\n{report.describe()}\n{_server_log(site)}") from exc
 
 
 def _log_in_with_the_kakao_button(driver: WebDriver, site: Site) -> None:
@@ -203,6 +203,10 @@ class BrowserReport:
         console = "\n".join(f"  {e['level']} {e['message']}" for e in self.console) or "  (none)"
         network = "\n".join(f"  {n['request']}: {n}" for n in self.network) or "  (none)"
         return f"browser console:\n{console}\nfailed network requests:\n{network}\nat {self.driver.current_url}"
+
+
+def _server_log(site: Site) -> str:
+    return "eco2 dev output (last 4000 characters):\n" + site.log.read_text(errors="replace")[-4000:]
 
 
 def _expected_status(message: str) -> bool:
