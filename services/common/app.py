@@ -96,7 +96,7 @@ def create_service_app(
         )
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
-    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, service=name)
+    app.add_middleware(SecurityHeadersMiddleware)  # outside: a crash's 500 carries them too
     app.add_middleware(CORSMiddleware, allowed_origins=common.cors_allowed_origins, routes=lambda: app.routes)
     return app

@@ -274,7 +274,8 @@ async def test_plain_options_and_head(client: httpx.AsyncClient) -> None:
 
 
 async def test_security_headers_on_every_answer(client: httpx.AsyncClient) -> None:
-    for response in (await client.get("/health"), await client.get("/api/v1/probe/nowhere")):
+    answers = [await client.get(path) for path in ("/health", "/api/v1/probe/nowhere", "/api/v1/probe/crash")]
+    for response in answers:
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["referrer-policy"] == "no-referrer"
