@@ -18,9 +18,10 @@ from services.common.app import VERSION
 from services.common.config import CommonSettings
 from services.common.cors import CORSMiddleware
 from services.common.errors import install_error_handlers
+from services.common.identity import ServiceEntry
 from services.common.middleware import SecurityHeadersMiddleware
 from services.common.pages import favicon_response, html_page
-from services.registry import ServiceEntry
+from services.registry import SERVICES
 from services.scan.config import ScanSettings
 from services.workers import background_workers
 
@@ -114,6 +115,7 @@ def _model_status(scan: ScanSettings) -> str:
 def _index_page(entries: Sequence[ServiceEntry], common: CommonSettings, scan: ScanSettings) -> str:
     docs = "".join(f'<li><a href="{e.prefix}/docs">{e.name}</a> <code>{e.prefix}</code></li>' for e in entries)
     base = escape(common.public_api_base_url)
+    auth, me = SERVICES["auth"].prefix, SERVICES["my"].public_url("", "/me")
     return f"""<!doctype html><html lang="ko"><head><meta charset="utf-8"><title>Eco² dev</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="/favicon.ico">
 <style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:40px auto;padding:0 16px;color:#1d2b1f}}
@@ -121,13 +123,13 @@ button{{margin:4px 8px 4px 0;padding:8px 12px}}pre{{background:#f3f7f2;padding:1
 </head><body><h1>Eco² backend — local development</h1>
 <p>All services run in this process. Data lives in <code>{escape(str(common.data_dir))}</code>.</p>
 <h2>로그인 (login)</h2>
-<p><a href="/api/v1/auth/dev/start?frontend_origin={base}">개발용 로그인 (dev login)</a>
+<p><a href="{auth}/dev/start?frontend_origin={base}">개발용 로그인 (dev login)</a>
 — after logging in you come back here with the <code>s_access</code>/<code>s_refresh</code> cookies set.</p>
 <p>The client's 카카오 / 구글 / 네이버 buttons work too: a provider without credentials opens this development
 login form, labelled with that provider's name (development only, never in production).</p>
-<button data-method="POST" data-path="/api/v1/auth/refresh">POST /auth/refresh</button>
-<button data-method="POST" data-path="/api/v1/auth/logout">POST /auth/logout</button>
-<button data-method="GET" data-path="/api/v1/users/me">GET /users/me</button>
+<button data-method="POST" data-path="{auth}/refresh">POST /auth/refresh</button>
+<button data-method="POST" data-path="{auth}/logout">POST /auth/logout</button>
+<button data-method="GET" data-path="{me}">GET /users/me</button>
 <pre id="out"></pre>
 <h2>이미지 인식 모델 (image recognition)</h2>
 {_model_status(scan)}

@@ -67,9 +67,11 @@ class ProviderProfile:
     profile_image_url: str | None
 
 
-def configured_providers(settings: AuthSettings, api_base: str) -> dict[str, ProviderConfig]:
+def configured_providers(settings: AuthSettings, auth_url: str) -> dict[str, ProviderConfig]:
     """Providers that can be used: those with a client id, plus ``dev`` when enabled. In development
-    with dev login enabled, a social provider without a client id is served by the dev login form."""
+    with dev login enabled, a social provider without a client id is served by the dev login form.
+
+    ``auth_url`` is this service's public URL (``<public API base>/api/v1/auth``)."""
     stand_ins = settings.dev_login_enabled and settings.environment is Environment.DEVELOPMENT
     found: dict[str, ProviderConfig] = {}
     for name, pkce in (("kakao", True), ("google", True), ("naver", False)):
@@ -85,27 +87,27 @@ def configured_providers(settings: AuthSettings, api_base: str) -> dict[str, Pro
                 scope=getattr(settings, f"{name}_scope"),
                 pkce=pkce,
                 redirect_uris=tuple(getattr(settings, f"{name}_redirect_uris")),
-                default_redirect_uri=f"{api_base}/api/v1/auth/{name}/callback",
+                default_redirect_uri=f"{auth_url}/{name}/callback",
             )
         elif stand_ins:
-            found[name] = _dev_backed(name, api_base)
+            found[name] = _dev_backed(name, auth_url)
     if settings.dev_login_enabled:
-        found["dev"] = _dev_backed("dev", api_base)
+        found["dev"] = _dev_backed("dev", auth_url)
     return found
 
 
-def _dev_backed(name: str, api_base: str) -> ProviderConfig:
+def _dev_backed(name: str, auth_url: str) -> ProviderConfig:
     return ProviderConfig(
         name=name,
         client_id="eco2-dev",
         client_secret=None,
-        authorize_url=f"{api_base}/api/v1/auth/dev/authorize",
+        authorize_url=f"{auth_url}/dev/authorize",
         token_url="",
         profile_url="",
         scope=None,
         pkce=True,
         redirect_uris=(),
-        default_redirect_uri=f"{api_base}/api/v1/auth/{name}/callback",
+        default_redirect_uri=f"{auth_url}/{name}/callback",
         dev_backed=True,
     )
 

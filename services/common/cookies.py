@@ -1,5 +1,6 @@
-"""The cookies this backend sets: the two auth cookies exactly as contract §1.3 spells them, and the
-short-lived login cookie that binds an OAuth flow to the browser that started it."""
+"""The cookies this backend sets: the two auth cookies exactly as docs/api.md (conventions:
+authentication) spells them, and the short-lived login cookie that binds an OAuth flow to the
+browser that started it."""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", includ
 
 
 def bearer_or_cookie(request: Request, authorization: str | None = None) -> str | None:
-    """The access token: ``Authorization: Bearer`` wins over the ``s_access`` cookie (contract §1.3)."""
+    """The access token: ``Authorization: Bearer`` wins over the ``s_access`` cookie (docs/api.md,
+    conventions: authentication)."""
     authorization = authorization or request.headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")

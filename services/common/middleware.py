@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -57,9 +58,12 @@ class SecurityHeadersMiddleware:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    def __init__(self, app: ASGIApp, service: str, templates: Mapping[int, str] | None = None) -> None:
         self.app = app
         self.service = service
+        # Full route template by route object: a router mounted under a prefix matches with its
+        # own, relative route (``/{job_id}/events``), while the metrics name the whole path.
+        self.templates = templates or {}
         # Metric children by (method, route, status): ``labels()`` takes a lock and builds a key on
         # every call, a measurable share of a fast request; the set of keys is small and bounded.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -105,7 +109,7 @@ class RequestContextMiddleware:
             path = scope["path"]
             if path not in _UNTRACKED:
                 route = scope.get("route")
-                template = getattr(route, "path", None) or "unmatched"
+                template = self.templates.get(id(route)) or getattr(route, "path", None) or "unmatched"
                 elapsed = time.perf_counter() - started
                 self._observe(scope["method"], template, status, elapsed)
                 if status >= 500:
