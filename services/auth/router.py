@@ -216,7 +216,7 @@ async def callback(
     try:
         await request.app.state.throttles["callback"].check(_client_host(request))
     except RateLimited as exc:
-        # A callback is a browser navigation: the contract's redirect, never a 4xx page (§2.1).
+        # A callback is a browser navigation: the documented redirect, never a 4xx page (docs/api.md, auth).
         log.warning("login_failed", provider=provider, reason="callback throttled")
         target = f"{service.settings.frontend_url}/#/login?error=oauth_failed"
         return RedirectResponse(target, status_code=302, headers=exc.headers)

@@ -1,4 +1,4 @@
-"""CORS and ``OPTIONS`` answered from the routes an app actually mounts (contract §1.6).
+"""CORS and ``OPTIONS`` answered from the routes an app actually mounts (docs/api.md, conventions: CORS).
 
 A hand-written list of methods and headers drifts from the routes: the local upload store's ``PUT``
 was missing from it, so every browser upload failed its preflight. ``RouteIndex`` reads the mounted
@@ -13,7 +13,7 @@ dependencies) declare — and ``CORSMiddleware`` answers from it:
   ``Access-Control-Allow-Origin``/``-Credentials``, ``Vary: Origin`` and ``Expose-Headers: Retry-After``.
 
 ``Content-Type`` is allowed wherever a path accepts a method that carries a body: endpoints "with no
-body" accept ``{}`` too (contract §1.2), and a client may label it.
+body" accept ``{}`` too (docs/api.md, conventions: data), and a client may label it.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ ERRORS = {
     "SCAN_TIMEOUT": "분석이 너무 오래 걸려 중단했어요. 다시 시도해 주세요.",
     "INTERNAL_ERROR": "일시적인 오류로 분석을 마치지 못했어요. 다시 시도해 주세요.",
 }
-# A photo with no vision model configured. The contract's closed set of result codes (§5.3) wins, so
+# A photo with no vision model configured. The documented closed set of result codes (docs/api.md, scan) wins, so
 # ``error.code`` stays CLASSIFICATION_FAILED — a client switching on codes keeps working — and the
 # distinct cause travels beside it as ``error.reason`` (also on the failed ``vision`` event).
 VISION_UNAVAILABLE = "VISION_UNAVAILABLE"

@@ -1,5 +1,5 @@
 // What the mobile client does, run by a real browser from an origin other than the API's
-// (contract §1.3–1.6, §2, §3, §4, §5, §10). Every API call carries credentials, as the client's do.
+// (docs/api.md: conventions, auth, users, images, scan, SSE). Every API call carries credentials, as the client's do.
 //
 // The flow is a list of named steps run after the login redirect lands on `#/home`; each step's
 // outcome goes into `window.__results[name]` for the test to assert. Adding a flow (the chat stream)
