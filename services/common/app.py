@@ -88,6 +88,8 @@ def create_service_app(
         async def swagger_ui() -> HTMLResponse:
             return swagger_page(f"{prefix}/openapi.json", app.title)
 
+        app.docs_url = f"{prefix}/docs"  # where the docs are (FastAPI's own route was not added)
+
     # Routers are written relative to the service; metrics label a request by its full route template.
     templates: dict[int, str] = {}
     for router in routers:
