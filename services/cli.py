@@ -15,6 +15,7 @@ from rich.console import Console
 
 from services.common.config import CommonSettings
 from services.common.db import database_url_for
+from services.common.knowledge.cli import app as eval_app
 from services.common.logging import configure_logging
 from services.common.migrations import upgrade
 from services.location.cli import app as location_app
@@ -27,6 +28,7 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(events_app, name="events")
 console = Console()
 app.add_typer(location_app, name="location")
+app.add_typer(eval_app, name="eval")
 
 
 def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -247,11 +247,7 @@ class ScanPipeline:
 
     @staticmethod
     def _classification(checkpoint: dict[str, Any]) -> Classification:
-        vision = checkpoint["vision"]
-        c = vision["classification"]
-        return Classification(
-            c["major_category"], c["middle_category"], c["minor_category"], tuple(vision["situation_tags"])
-        )
+        return Classification.from_dict(checkpoint["vision"])
 
     async def _rule(self, job: Job, checkpoint: dict[str, Any]) -> dict[str, Any]:
         c = self._classification(checkpoint)
