@@ -40,6 +40,7 @@ from services.common.knowledge import (
     RuleDocument,
     TaxonomyViolation,
 )
+from services.common.knowledge.classifier import CONFIDENT
 from services.common.logging import get_logger
 
 log = get_logger("eco2.ai")
@@ -203,7 +204,10 @@ def compose_answer(kb: KnowledgeBase, classification: Classification, rule: Rule
         second = f"내놓기 전에 한 가지만 챙겨 주세요: {insufficiencies[0]}"
     else:
         second = "안내한 순서대로 내놓으면 충분해요."
-    return FinalAnswer(steps_object(steps), insufficiencies, f"{first}\n{second}")
+    lines = [first, second]
+    if classification.confidence is not None and 0 < classification.confidence < CONFIDENT:
+        lines.append("이름만으로는 확실하지 않아요. 다른 물건이라면 이름을 조금 더 자세히 알려 주세요.")
+    return FinalAnswer(steps_object(steps), insufficiencies, "\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------- offline

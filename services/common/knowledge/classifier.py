@@ -19,6 +19,7 @@ noun after the head; below ``ANSWER_FLOOR`` the answer is 미분류 with the rea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ from services.common.knowledge.taxonomy import (
     UNCLASSIFIED_ALL,
     UNCLASSIFIED_ITEM,
 )
-from services.common.knowledge.text import is_hangul_syllable, jamo, one_plausible_edit, squash, words
+from services.common.knowledge.text import is_hangul_syllable, nfc, jamo, one_plausible_edit, squash, words
 
 HAZARDOUS = "생활계유해폐기물"
 FOOD = "음식물류폐기물"
@@ -47,18 +48,21 @@ PARTICLES = frozenset(
 _PREDICATE_ENDINGS = frozenset("요다까나네죠고서면지게야해줘음니라며든데래랴냐자")
 FOOD_CLASSES = frozenset({"음식", "과일", "채소", "고기", "곡물", "비음료", "단단한채소"})
 _SIZES = {"대형": "large", "소형": "small"}
-_VARIANT_ORDER = ("construction", "broken", "soiled", "torn", "large", "small")
+_VARIANT_ORDER = ("construction", "broken", "soiled", "torn", "powered", "large", "small")
 _TAG_FOR_VARIANT = {"large": "대형_폐기물_의심"}
+_PIECES = re.compile(r"[()\[\]{}]|[^()\[\]{}]+")
 
 
 @dataclass(frozen=True)
 class Word:
     form: str
+    display: str = ""  # the word as written in the data ("택배 상자"), for the answer's minor item
     item: str | None = None
     ambiguous: str | None = None
     classes: frozenset[str] = frozenset()
     neutral: bool = False
     misspelling: bool = False
+    generic: bool = False
 
     @property
     def names_thing(self) -> bool:
@@ -82,6 +86,7 @@ class _Reading:
     reason: Reason
     matched: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    head: Word | None = None
 
 
 class LexiconError(ValueError):
@@ -102,11 +107,13 @@ def build_lexicon(vocabulary: VocabularyFile) -> dict[str, Word]:
             if new is not None and getattr(old, name) not in (None, new):
                 raise LexiconError(f"word {form!r} names both {getattr(old, name)!r} and {new!r}")
         merged = {
+            "display": old.display or nfc(form).strip(),
             "item": fields.get("item", old.item),
             "ambiguous": fields.get("ambiguous", old.ambiguous),
             "classes": old.classes | frozenset(fields.get("classes", ())),  # type: ignore[arg-type]
             "neutral": bool(fields.get("neutral", old.neutral)),
             "misspelling": bool(fields.get("misspelling", old.misspelling)),
+            "generic": bool(fields.get("generic", old.generic)),
         }
         if merged["item"] and merged["ambiguous"]:
             raise LexiconError(f"word {form!r} is both an item and an ambiguous word")
@@ -118,6 +125,8 @@ def build_lexicon(vocabulary: VocabularyFile) -> dict[str, Word]:
             put(alias, item=item.id)
         for wrong in item.misspellings:
             put(wrong, item=item.id, misspelling=True)
+        for word in item.generic:
+            put(word, item=item.id, generic=True)
     for group in vocabulary.ambiguous:
         for word in group.words:
             put(word, ambiguous=group.id)
@@ -132,14 +141,30 @@ def build_lexicon(vocabulary: VocabularyFile) -> dict[str, Word]:
     return lexicon
 
 
-def _token_bounds(text: str) -> tuple[str, frozenset[int], frozenset[int]]:
-    """The squashed text and the offsets where its written words start and end."""
-    starts, ends, offset = set(), set(), 0
-    for token in words(text):
-        starts.add(offset)
-        offset += len(token)
-        ends.add(offset)
-    return squash(text), frozenset(starts), frozenset(ends)
+@dataclass(frozen=True)
+class _Text:
+    squashed: str
+    starts: frozenset[int]  # offsets where written words start
+    ends: frozenset[int]  # … and end
+    noted: frozenset[int]  # offsets inside parentheses: a note about the item, not the item
+
+
+def _read_text(text: str) -> _Text:
+    starts, ends, noted, offset, depth = set(), set(), set(), 0, 0
+    for piece in _PIECES.findall(nfc(text)):
+        if piece in "([{":
+            depth += 1
+            continue
+        if piece in ")]}":
+            depth = max(0, depth - 1)
+            continue
+        for token in words(piece):
+            starts.add(offset)
+            if depth:
+                noted.update(range(offset, offset + len(token)))
+            offset += len(token)
+            ends.add(offset)
+    return _Text(squash(text), frozenset(starts), frozenset(ends), frozenset(noted))
 
 
 def _short(form: str) -> bool:
@@ -207,19 +232,36 @@ class Classifier:
             return True
         return any(text[end : end + k] in self.lexicon for k in range(2, min(self._max_len, token_end - end) + 1))
 
+    def _masked(self, squashed: str, spans: tuple[tuple[int, int], ...]) -> frozenset[int]:
+        """Cue spans hide their words from item matching — unless an item word spans the whole cue
+        and more ("깨진유리", "오염된배달용기" are dictionary entries, not a cue plus an item)."""
+        masked: set[int] = set()
+        for start, end in spans:
+            covered = any(
+                squashed[p : p + length] in self.lexicon and self.lexicon[squashed[p : p + length]].names_thing
+                for p in range(max(0, start - self._max_len), start + 1)
+                for length in range(max(end - p, 1) + 1, min(self._max_len, len(squashed) - p) + 1)
+            )
+            if not covered:
+                masked.update(range(start, end))
+        return frozenset(masked)
+
     def classify(self, text: str) -> Guidance:
-        squashed, starts, ends = _token_bounds(text)
+        read = _read_text(text)
+        squashed, starts, ends = read.squashed, read.starts, read.ends
         if not squashed:
             return self._unknown((), (), reason="empty")
         conditions = self.conditions.read(squashed)
-        masked = frozenset(k for s, e in conditions.spans for k in range(s, e))
+        masked = self._masked(squashed, conditions.spans)
         segments, unknown = self.segment(squashed, starts, ends, masked)
         things = [s for s in segments if s.word.names_thing]
         if things:
-            head = things[-1]
+            # Korean is head-final: the rightmost thing named, outside any note in parentheses.
+            head = ([s for s in things if s.start not in read.noted] or things)[-1]
             reading = self._resolve(head, [s for s in segments if s is not head], conditions)
-            penalty = self._unknown_after(squashed, head, unknown, ends)
-            reading.confidence *= penalty
+            reading.head = head.word
+            outside = [(a, b) for a, b in unknown if a not in read.noted]
+            reading.confidence *= self._unknown_after(squashed, head, outside, ends)
         else:
             reading = self._typo(text, segments, conditions)
             if reading is None:
@@ -257,7 +299,7 @@ class Classifier:
                 return self._variants(item, conditions, 0.84, "compound", matched, others)
             return _Reading(None, group, 0.0, "ambiguous", matched, [UNCLASSIFIED_ITEM])
         item = self.items[word.item]  # type: ignore[index]
-        base = confidence if confidence is not None else (0.86 if word.misspelling else 0.78 if item.weak else 0.94)
+        base = confidence if confidence is not None else (0.86 if word.misspelling else 0.78 if word.generic else 0.94)
         if item.container and hazardous is not None and hazardous is not head:
             hazard = self.items[hazardous.word.item]  # type: ignore[index]
             return _Reading(hazard, None, 0.88, "compound", [hazardous.word.form, *matched], ["유해화학제품_용기_의심"])
@@ -334,6 +376,7 @@ class Classifier:
         distance, _, word = best
         head = Segment(-1, -1, word)
         reading = self._resolve(head, segments, conditions, confidence=0.62 if distance == 1 else 0.5, reason="fuzzy")
+        reading.head = word
         if reading.item is not None and reading.reason == "fuzzy":
             reading.confidence = min(reading.confidence, 0.62 if distance == 1 else 0.5)
         return reading
@@ -373,12 +416,19 @@ class Classifier:
         confidence = round(reading.confidence, 3)
         if confidence < ANSWER_FLOOR:
             return self._unknown(conditions.tags, (self._candidate(item, confidence),), matched=reading.matched)
-        specific = self.category_cues.get(item.category, {})
+        head = reading.head
+        # The specific tag of the category the text named ("깨진 소주병": 유리병_깨짐), else the answer's.
+        named_item = self.items.get(head.item) if head is not None and head.item else None
+        specific = {**self.category_cues.get(item.category, {}),
+                    **(self.category_cues.get(named_item.category, {}) if named_item else {})}  # fmt: skip
         tags = list(dict.fromkeys([specific.get(t, t) for t in tags] + list(item.tags)))
+        # The item as the user named it ("선풍기", not the dictionary's "소형 가전"), unless the text
+        # made it another item (a variant, a material) or the word was a typo.
+        named = head is not None and head.item == item.id and not head.misspelling and reading.reason != "fuzzy"
         return Guidance(
             major=item.major,
             middle=item.middle,
-            minor=item.minor,
+            minor=head.display if named and head else item.minor,
             situation_tags=tuple(tags),
             confidence=confidence,
             reason=reading.reason,

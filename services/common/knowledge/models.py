@@ -24,7 +24,7 @@ from services.common.knowledge.text import compact, nfc
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(nfc)]
 ItemId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=60)]
-Condition = Literal["broken", "soiled", "torn", "large", "small", "construction"]
+Condition = Literal["broken", "soiled", "torn", "large", "small", "construction", "powered"]
 Destination = Literal[tuple(DESTINATIONS)]  # type: ignore[valid-type]
 
 
@@ -208,7 +208,8 @@ class Item(Frozen):
 
     ``major``/``middle``/``rule_id`` follow from ``category`` (a recyclable middle or a major).
     ``materials`` and ``when`` send the item elsewhere when the text names a material class
-    ("유리" 반찬통) or a condition ("깨진" 소주병, "큰" 인형); both name other items by id.
+    ("유리" 반찬통) or a condition ("깨진" 소주병, "큰" 인형, "건전지 들어 있는" 장난감); both name
+    other items by id.
     """
 
     id: ItemId
@@ -222,7 +223,7 @@ class Item(Frozen):
     materials: dict[Text, ItemId] = {}
     when: dict[Condition, ItemId] = {}
     container: bool = False  # a container: a hazardous content word makes it hazardous waste ("페인트 통")
-    weak: bool = False  # a generic word ("플라스틱", "유리"): matched with lower confidence
+    generic: tuple[Text, ...] = ()  # generic words that also name it ("플라스틱", "유리"): lower confidence
     tags: tuple[Text, ...] = ()  # situation tags the item itself implies
 
     @model_validator(mode="before")
