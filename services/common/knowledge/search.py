@@ -29,6 +29,8 @@ class _Form:
     item_id: str
     display: str  # the name or alias as written
     is_name: bool
+    order: int = 0  # an ambiguous word lists its candidates in their order (most likely first)
+    misspelling: bool = False
 
 
 def fuzzy_bound(spelled: str) -> int:
@@ -43,15 +45,16 @@ class ItemIndex:
         self.items = items
         forms: dict[tuple[str, str], _Form] = {}
         for item in items.values():
-            for text, is_name in ((item.name, True), *((a, False) for a in (*item.aliases, *item.misspellings))):
+            names = [(item.name, True, False), *((a, False, False) for a in (*item.aliases, *item.generic))]
+            for text, is_name, wrong in (*names, *((m, False, True) for m in item.misspellings)):
                 key = squash(text)
                 if key and (key, item.id) not in forms:
-                    forms[(key, item.id)] = _Form(key, item.id, text, is_name)
+                    forms[(key, item.id)] = _Form(key, item.id, text, is_name, misspelling=wrong)
         for group in ambiguous.values():
             for word in group.words:
-                for item_id in group.candidates:
+                for order, item_id in enumerate(group.candidates):
                     key = squash(word)
-                    forms.setdefault((key, item_id), _Form(key, item_id, word, False))
+                    forms.setdefault((key, item_id), _Form(key, item_id, word, False, order))
         self._forms = sorted(forms.values(), key=lambda f: (f.form, f.item_id))
         self._keys = [f.form for f in self._forms]
         self._jamo = [jamo(f.form) for f in self._forms]
@@ -62,18 +65,18 @@ class ItemIndex:
         limit = max(1, min(limit, MAX_LIMIT))
         if not q:
             return []
-        best: dict[str, tuple[tuple[int, int, int, str], SearchHit]] = {}
+        best: dict[str, tuple[tuple[int, int, int, int, str], SearchHit]] = {}
 
         def offer(form: _Form, kind: MatchKind, distance: int = 0) -> None:
             item = self.items[form.item_id]
-            key = (_RANK[kind], distance, abs(len(form.form) - len(q)), item.name)
+            key = (_RANK[kind], distance, abs(len(form.form) - len(q)), form.order, item.name)
             if form.item_id not in best or key < best[form.item_id][0]:
                 hit = SearchHit(item=item, kind=kind, matched=form.display, distance=distance)
                 best[form.item_id] = (key, hit)
 
         if is_initials_query(query):
             for form, spelled in zip(self._forms, self._initials, strict=True):
-                if spelled.startswith(q):
+                if spelled.startswith(q) and not form.misspelling:
                     offer(form, "initials")
             return self._ranked(best, limit)
         start = bisect.bisect_left(self._keys, q)
@@ -95,5 +98,5 @@ class ItemIndex:
         return self._ranked(best, limit)
 
     @staticmethod
-    def _ranked(best: dict[str, tuple[tuple[int, int, int, str], SearchHit]], limit: int) -> list[SearchHit]:
+    def _ranked(best: dict[str, tuple[tuple[int, int, int, int, str], SearchHit]], limit: int) -> list[SearchHit]:
         return [hit for _, hit in sorted(best.values(), key=lambda pair: pair[0])[:limit]]
