@@ -45,7 +45,12 @@ async def test_openai_classification_is_schema_constrained(fake: tuple[FakeOpenA
     server, url = fake
     client = provider(url)
     result = await client.classify(user_input="", image=image, model=None)
-    assert (result.major, result.middle, result.minor, result.situation_tags) == ("재활용폐기물", "무색페트병", "생수병", ())
+    assert (result.major, result.middle, result.minor, result.situation_tags) == (
+        "재활용폐기물",
+        "무색페트병",
+        "생수병",
+        (),
+    )
     assert result.confidence == 0.9  # the offline classifier reads "생수병" the same way
     (call,) = server.calls("classification")
     body = call["body"]
@@ -137,7 +142,8 @@ async def test_model_output_is_corrected_or_refused(fake: tuple[FakeOpenAI, str]
     server.classification = {"major_category": "일반 종량제 폐기물", "middle_category": "일반종량제폐기물",
                              "minor_category": "소주병", "situation_tags": []}  # fmt: skip
     doubted = await client.classify(user_input="", image=image, model=None)
-    assert doubted.major == "일반종량제폐기물" and doubted.confidence == 0.55
+    assert doubted.major == "일반종량제폐기물"
+    assert doubted.confidence == 0.55
     assert [c.middle for c in doubted.candidates] == ["유리병"]
     # Nothing to place it on: refused (asked again, then the job fails).
     server.classification = {"major_category": "재활용폐기물", "middle_category": "우주쓰레기",
@@ -163,14 +169,19 @@ async def test_offline_guidance_extras_round_trip() -> None:
     cup = await offline.classify(user_input="컵", image=image, model=None)
     stored = cup.as_dict()
     assert stored["classification"] == {"major_category": "미분류", "middle_category": "미분류", "minor_category": "컵"}
-    assert stored["guidance"]["question"] and len(stored["guidance"]["candidates"]) >= 3
+    assert stored["guidance"]["question"]
+    assert len(stored["guidance"]["candidates"]) >= 3
     assert Classification.from_dict(stored) == cup
     answer = compose_answer(knowledge_base(), cup, None)
-    assert answer.disposal_steps == {} and answer.insufficiencies == ["이 품목에 맞는 배출 규정을 찾지 못했어요."]
-    assert answer.user_answer.startswith("죄송해요") and cup.question in answer.user_answer
+    assert answer.disposal_steps == {}
+    assert answer.insufficiencies == ["이 품목에 맞는 배출 규정을 찾지 못했어요."]
+    assert answer.user_answer.startswith("죄송해요")
+    assert cup.question in answer.user_answer
     unsure = await offline.classify(user_input="페트병 분쇄기", image=image, model=None)
-    assert "확실하지 않아요" in compose_answer(knowledge_base(), unsure, knowledge_base().rules[
-        "재활용폐기물_무색페트병"]).user_answer
+    assert (
+        "확실하지 않아요"
+        in compose_answer(knowledge_base(), unsure, knowledge_base().rules["재활용폐기물_무색페트병"]).user_answer
+    )
 
 
 def test_compose_no_rule() -> None:

@@ -106,10 +106,12 @@ def test_ambiguous_words_ask_instead_of_guessing() -> None:
     cup = kb.classify("컵")
     assert (cup.major, cup.middle, cup.rule_id, cup.confidence) == ("미분류", "미분류", None, 0.0)
     assert {c.middle for c in cup.candidates} >= {"종이", "플라스틱류", "불연성종량제폐기물"}
-    assert cup.question and "재질" in cup.question
+    assert cup.question
+    assert "재질" in cup.question
     assert "미분류_소분류" in cup.situation_tags
     lid = kb.classify("유리병 뚜껑")  # a lid, not a glass bottle
-    assert lid.major == "미분류" and {c.middle for c in lid.candidates} == {"플라스틱류", "금속류"}
+    assert lid.major == "미분류"
+    assert {c.middle for c in lid.candidates} == {"플라스틱류", "금속류"}
     assert answer("플라스틱 뚜껑") == (R, "플라스틱류")
     assert answer("금속 뚜껑") == (R, "금속류")
     assert answer("종이컵") == (R, "종이")
@@ -136,11 +138,16 @@ def test_typos_are_read_with_lower_confidence() -> None:
 def test_confidence_and_names() -> None:
     kb = knowledge_base()
     sure = kb.classify("소주병")
-    assert sure.confidence >= 0.9 and sure.minor == "소주병" and sure.item_id == "soju-bottle"
+    assert sure.confidence >= 0.9
+    assert sure.minor == "소주병"
+    assert sure.item_id == "soju-bottle"
     assert kb.classify("선풍기").minor == "선풍기"  # the item as the user named it
     generic = kb.classify("플라스틱")
-    assert generic.middle == "플라스틱류" and generic.confidence < 0.8
+    assert generic.middle == "플라스틱류"
+    assert generic.confidence < 0.8
     doubtful = kb.classify("페트병 분쇄기")  # an unknown noun after the head may be the real head
     assert doubtful.confidence < 0.8
     broken = kb.classify("깨진 소주병")
-    assert broken.reason == "variant" and broken.minor == "깨진유리" and "유리병_깨짐" in broken.situation_tags
+    assert broken.reason == "variant"
+    assert broken.minor == "깨진유리"
+    assert "유리병_깨짐" in broken.situation_tags

@@ -33,7 +33,9 @@ def test_initials() -> None:
 
 def test_typo_by_jamo_distance() -> None:
     hits = knowledge_base().search("스티로품박스")
-    assert hits[0].item.id == "foam-box" and hits[0].kind == "fuzzy" and hits[0].distance == 1
+    assert hits[0].item.id == "foam-box"
+    assert hits[0].kind == "fuzzy"
+    assert hits[0].distance == 1
     assert names("형광둥")[0][0] == "fluorescent-lamp"
 
 

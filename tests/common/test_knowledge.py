@@ -69,7 +69,8 @@ def test_items_are_consistent_records() -> None:
     for item in kb.items.values():
         assert kb.is_valid(item.major, item.middle)
         assert item.rule_id in kb.rules
-        assert item.summary and item.minor
+        assert item.summary
+        assert item.minor
         if item.group:
             assert item.group in kb.rules[item.rule_id].detailed_method
     dumped = kb.items["clear-pet-bottle"].model_dump(mode="json")
@@ -97,16 +98,21 @@ def test_taxonomy_tree() -> None:
     assert "clear-pet-bottle" in pet.item_ids
     assert "먹는샘물PET병" in pet.minors
     food = tree[MAJORS.index("음식물류폐기물")]
-    assert food.rule_id == "음식물류폐기물" and "상한음식" in food.minors and "leftover-food" in food.item_ids
+    assert food.rule_id == "음식물류폐기물"
+    assert "상한음식" in food.minors
+    assert "leftover-food" in food.item_ids
     hazardous = tree[MAJORS.index("생활계유해폐기물")]
-    assert hazardous.minors == () and hazardous.item_ids  # no domain list, but dictionary items
-    assert tree[-1].name == "미분류" and tree[-1].rule_id is None
+    assert hazardous.minors == ()
+    assert hazardous.item_ids
+    assert tree[-1].name == "미분류"
+    assert tree[-1].rule_id is None
 
 
 def test_rule_lookup_and_steps() -> None:
     kb = knowledge_base()
     glass = kb.rule("재활용폐기물_유리병")
-    assert glass is not None and kb.rule("없는문서") is None
+    assert glass is not None
+    assert kb.rule("없는문서") is None
     assert any("보증금" in step for step in glass.steps("소주병"))
     assert not any("보증금" in step for step in glass.steps("투명유리병"))
     assert any("불연성" in step for step in glass.steps("투명유리병", frozenset({"유리병_깨짐"})))
@@ -133,7 +139,7 @@ def test_insufficiencies_concern_recyclables() -> None:
 def data(tmp_path: Path) -> Iterator[Path]:
     copy = tmp_path / "knowledge"
     shutil.copytree(DATA_DIR, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__", "eval"))
-    yield copy
+    return copy
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -160,7 +166,7 @@ def test_unknown_tag_is_refused(data: Path) -> None:
 
 def test_item_outside_the_taxonomy_is_refused(data: Path) -> None:
     _edit(data / "items.toml", 'category = "무색페트병"', 'category = "페트병"')
-    with pytest.raises(KnowledgeError, match="items.toml"):
+    with pytest.raises(KnowledgeError, match=r"items\.toml"):
         load(data)
 
 

@@ -133,7 +133,8 @@ async def test_ambiguous_item_gets_a_question(make_stack: StackFactory) -> None:
     guidance = pipeline["classification_result"]["guidance"]
     assert {c["middle"] for c in guidance["candidates"]} == {"플라스틱류", "금속류"}
     assert guidance["question"] in pipeline["final_answer"]["user_answer"]
-    assert pipeline["disposal_rules"] is None and result["reward"] is None
+    assert pipeline["disposal_rules"] is None
+    assert result["reward"] is None
 
 
 async def test_photo_without_text_or_model_fails_clearly(make_stack: StackFactory) -> None:

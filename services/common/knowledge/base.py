@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -128,12 +128,17 @@ class KnowledgeBase:
         for item in self.items.values():
             by_category.setdefault(item.category, []).append(item.id)
 
-        def node(name: str, level: str, minors: tuple[str, ...], children: tuple[TaxonomyNode, ...] = ()) -> TaxonomyNode:
+        def node(
+            name: str,
+            level: Literal["major", "middle"],
+            minors: tuple[str, ...],
+            children: tuple[TaxonomyNode, ...] = (),
+        ) -> TaxonomyNode:
             major, middle = (RECYCLABLE, name) if level == "middle" else (name, name)
             rule = self.rule_for(major, middle)
             return TaxonomyNode(
                 name=name,
-                level=level,  # type: ignore[arg-type]
+                level=level,
                 rule_id=rule.key if rule else None,
                 rule_name=rule.name if rule else None,
                 minors=minors,

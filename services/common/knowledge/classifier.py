@@ -33,7 +33,7 @@ from services.common.knowledge.taxonomy import (
     UNCLASSIFIED_ALL,
     UNCLASSIFIED_ITEM,
 )
-from services.common.knowledge.text import is_hangul_syllable, nfc, jamo, one_plausible_edit, squash, words
+from services.common.knowledge.text import is_hangul_syllable, jamo, nfc, one_plausible_edit, squash, words
 
 HAZARDOUS = "생활계유해폐기물"
 FOOD = "음식물류폐기물"
@@ -41,8 +41,59 @@ ANSWER_FLOOR = 0.5  # below this the classifier answers 미분류 (unknown stays
 CONFIDENT = 0.8  # the eval's bar: no wrong answer at or above it
 # Particles and endings that may follow a word inside one written word ("병이", "컵은", "옷을").
 PARTICLES = frozenset(
-    "이 가 은 는 을 를 도 만 의 에 로 으로 랑 이랑 과 와 나 이나 요 이요 은요 는요 이에요 예요 에요 인데 인데요 "
-    "인가요 이야 야 들 들은 들이 들을 류 까지 부터 처럼 좀 에서 에는 에도 이고 고 이라 라 이랑은 하고 같은 이거 거".split()
+    [
+        "이",
+        "가",
+        "은",
+        "는",
+        "을",
+        "를",
+        "도",
+        "만",
+        "의",
+        "에",
+        "로",
+        "으로",
+        "랑",
+        "이랑",
+        "과",
+        "와",
+        "나",
+        "이나",
+        "요",
+        "이요",
+        "은요",
+        "는요",
+        "이에요",
+        "예요",
+        "에요",
+        "인데",
+        "인데요",
+        "인가요",
+        "이야",
+        "야",
+        "들",
+        "들은",
+        "들이",
+        "들을",
+        "류",
+        "까지",
+        "부터",
+        "처럼",
+        "좀",
+        "에서",
+        "에는",
+        "에도",
+        "이고",
+        "고",
+        "이라",
+        "라",
+        "이랑은",
+        "하고",
+        "같은",
+        "이거",
+        "거",
+    ]
 )
 # Last syllables of predicates ("버려요", "처분하려면"): an unknown word ending so is no noun.
 _PREDICATE_ENDINGS = frozenset("요다까나네죠고서면지게야해줘음니라며든데래랴냐자")
@@ -97,27 +148,29 @@ def build_lexicon(vocabulary: VocabularyFile) -> dict[str, Word]:
     """Every word form of the vocabulary (squashed), with what it names. Collisions are data errors."""
     lexicon: dict[str, Word] = {}
 
-    def put(form: str, **fields: object) -> None:
+    def put(form: str, *, item: str | None = None, ambiguous: str | None = None, classes: tuple[str, ...] = (),
+            neutral: bool = False, misspelling: bool = False, generic: bool = False) -> None:  # fmt: skip
         key = squash(form)
         if not key:
             raise LexiconError(f"empty word form from {form!r}")
         old = lexicon.get(key, Word(key))
-        for name in ("item", "ambiguous"):
-            new = fields.get(name)
-            if new is not None and getattr(old, name) not in (None, new):
-                raise LexiconError(f"word {form!r} names both {getattr(old, name)!r} and {new!r}")
-        merged = {
-            "display": old.display or nfc(form).strip(),
-            "item": fields.get("item", old.item),
-            "ambiguous": fields.get("ambiguous", old.ambiguous),
-            "classes": old.classes | frozenset(fields.get("classes", ())),  # type: ignore[arg-type]
-            "neutral": bool(fields.get("neutral", old.neutral)),
-            "misspelling": bool(fields.get("misspelling", old.misspelling)),
-            "generic": bool(fields.get("generic", old.generic)),
-        }
-        if merged["item"] and merged["ambiguous"]:
+        if item and old.item not in (None, item):
+            raise LexiconError(f"word {form!r} names both {old.item!r} and {item!r}")
+        if ambiguous and old.ambiguous not in (None, ambiguous):
+            raise LexiconError(f"word {form!r} names both {old.ambiguous!r} and {ambiguous!r}")
+        word = Word(
+            key,
+            display=old.display or nfc(form).strip(),
+            item=item or old.item,
+            ambiguous=ambiguous or old.ambiguous,
+            classes=old.classes | frozenset(classes),
+            neutral=neutral or old.neutral,
+            misspelling=misspelling or old.misspelling,
+            generic=generic or old.generic,
+        )
+        if word.item and word.ambiguous:
             raise LexiconError(f"word {form!r} is both an item and an ambiguous word")
-        lexicon[key] = Word(key, **merged)  # type: ignore[arg-type]
+        lexicon[key] = word
 
     for item in vocabulary.item:
         put(item.name.split("(")[0], item=item.id)
@@ -150,7 +203,10 @@ class _Text:
 
 
 def _read_text(text: str) -> _Text:
-    starts, ends, noted, offset, depth = set(), set(), set(), 0, 0
+    starts: set[int] = set()
+    ends: set[int] = set()
+    noted: set[int] = set()
+    offset = depth = 0
     for piece in _PIECES.findall(nfc(text)):
         if piece in "([{":
             depth += 1
@@ -180,7 +236,10 @@ class Classifier:
         self.conditions = conditions
         self.items = items
         self.ambiguous = ambiguous
-        self.category_when = {category: dict(v) for category, v in vocabulary.category_when.items()}
+        self.category_when: dict[str, dict[str, str]] = {
+            category: {str(flag): target for flag, target in variants.items()}
+            for category, variants in vocabulary.category_when.items()
+        }
         self._max_len = max(len(form) for form in self.lexicon)
         # Typo search runs over words of two syllables or more that name something.
         fuzzy = [w for w in self.lexicon.values() if w.names_thing and len(w.form) >= 2]
@@ -255,6 +314,7 @@ class Classifier:
         masked = self._masked(squashed, conditions.spans)
         segments, unknown = self.segment(squashed, starts, ends, masked)
         things = [s for s in segments if s.word.names_thing]
+        reading: _Reading | None
         if things:
             # Korean is head-final: the rightmost thing named, outside any note in parentheses.
             head = ([s for s in things if s.start not in read.noted] or things)[-1]
@@ -283,7 +343,9 @@ class Classifier:
             group = self.ambiguous[word.ambiguous]
             if group.container and hazardous is not None:
                 item = self.items[hazardous.word.item]  # type: ignore[index]
-                return _Reading(item, None, 0.88, "compound", [hazardous.word.form, *matched], ["유해화학제품_용기_의심"])
+                return _Reading(
+                    item, None, 0.88, "compound", [hazardous.word.form, *matched], ["유해화학제품_용기_의심"]
+                )
             for segment in nearest_first:
                 choice = next((group.choices[c] for c in sorted(segment.word.classes) if c in group.choices), None)
                 if choice:
@@ -323,7 +385,7 @@ class Classifier:
         tags: list[str] = []
         seen = {item.id}
         for _ in range(2):  # at most two steps (e.g. glass product → broken glass)
-            variants = {**self.category_when.get(item.category, {}), **item.when}
+            variants = {**self.category_when.get(item.category, {}), **{str(f): t for f, t in item.when.items()}}
             step = next((variants[f] for f in _VARIANT_ORDER if f in flags and f in variants), None)
             if step is None or step in seen:
                 break

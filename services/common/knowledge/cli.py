@@ -114,7 +114,9 @@ def _print(report: Report, source: str, failures: bool) -> None:
     pairs_right, pairs_total = report.pairs()
     console.print(f"rule-document citation: {report.cited}/{report.answered} answers ({report.citation_rate:.1%})")
     console.print(f"wrong answers with confidence ≥ 0.8: {len(report.confident_wrong())}")
-    console.print(f"condition tags found: {tags_right}/{tags_total}; condition pairs fully right: {pairs_right}/{pairs_total}")
+    console.print(
+        f"condition tags found: {tags_right}/{tags_total}; condition pairs fully right: {pairs_right}/{pairs_total}"
+    )
     console.print(f"latency per query: p50 {report.latency_ms(0.5):.3f} ms, p99 {report.latency_ms(0.99):.3f} ms")
     if report.split == "held-out":
         console.print(f"documented floor for the offline classifier on held-out: {HELD_OUT_FLOOR:.0%}")

@@ -182,7 +182,9 @@ def score(kb: KnowledgeBase, split: str, cases: Iterable[Case], predictions: Ite
         report.answered += 1
         rule = kb.rules.get(prediction.rule_id or "")
         expected_key = rule_key_for(prediction.major, prediction.middle)
-        allowed = set(rule.common_method) | {s for steps in rule.detailed_method.values() for s in steps} if rule else set()
+        allowed = (
+            set(rule.common_method) | {s for steps in rule.detailed_method.values() for s in steps} if rule else set()
+        )
         if rule is not None and rule.key == expected_key and set(prediction.steps) <= allowed:
             report.cited += 1
     return report

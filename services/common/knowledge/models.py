@@ -7,7 +7,7 @@ item points at a rule document, a tag is in the vocabulary …) live in ``base.p
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, computed_field, model_validator
 
@@ -25,7 +25,11 @@ from services.common.knowledge.text import compact, nfc
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(nfc)]
 ItemId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=60)]
 Condition = Literal["broken", "soiled", "torn", "large", "small", "construction", "powered"]
-Destination = Literal[tuple(DESTINATIONS)]  # type: ignore[valid-type]
+Destination = Literal[
+    "general_payt_bag", "noncombustible_sack", "plastics", "general_or_bulky", "noncombustible_or_bulky",
+    "separate_collection",
+]  # fmt: skip
+assert set(get_args(Destination)) == set(DESTINATIONS)
 
 
 class Frozen(BaseModel):

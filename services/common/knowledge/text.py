@@ -73,7 +73,10 @@ _ROWS = ("ㅂㅈㄷㄱㅅㅛㅕㅑㅐㅔ", "ㅁㄴㅇㄹㅎㅗㅓㅏㅣ", "ㅋ�
 _SHIFTED = {"ㅃ": "ㅂ", "ㅉ": "ㅈ", "ㄸ": "ㄷ", "ㄲ": "ㄱ", "ㅆ": "ㅅ", "ㅒ": "ㅐ", "ㅖ": "ㅔ"}
 _KEYS = {char: (row, col + row * 0.5) for row, keys in enumerate(_ROWS) for col, char in enumerate(keys)}
 # Letters that sound alike or differ only in tension/aspiration ("베터리", "알류미늄", "스치로폼").
-_SOUND_ALIKE = [set(g) for g in ("ㅐㅔ", "ㅒㅖ", "ㅙㅞㅚ", "ㅢㅣ", "ㄱㄲㅋ", "ㄷㄸㅌ", "ㅂㅃㅍ", "ㅅㅆ", "ㅈㅉㅊ", "ㅓㅕ", "ㅗㅛ", "ㅜㅠ")]
+_SOUND_ALIKE = [
+    set(g)
+    for g in ("ㅐㅔ", "ㅒㅖ", "ㅙㅞㅚ", "ㅢㅣ", "ㄱㄲㅋ", "ㄷㄸㅌ", "ㅂㅃㅍ", "ㅅㅆ", "ㅈㅉㅊ", "ㅓㅕ", "ㅗㅛ", "ㅜㅠ")
+]
 
 
 def plausible_slip(a: str, b: str) -> bool:
