@@ -22,8 +22,12 @@ from services.common.db import database_url_for
 from services.common.migrations import upgrade
 from services.registry import SERVICES
 
+# ECO2_RECORD_QUERIES=<file>: write the SQL this run issued (the release's query corpus, docs/migrations.md).
+pytest_plugins = ["tests.migrations.recorder"]
+
 MODE = os.environ.get("ECO2_TEST_MODE", "embedded")
 REAL = MODE == "real"
+DRILL = os.environ.get("ECO2_DRILL") == "1"
 PG_ADMIN_URL = os.environ.get("ECO2_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ECO2_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("ECO2_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -36,6 +40,13 @@ def pytest_report_header() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The restore drill starts its own servers and takes a minute or two: it runs as its own CI step
+    # (`make drill`), not inside both test modes.
+    if not DRILL:
+        skip_drill = pytest.mark.skip(reason="the restore drill runs on its own: make drill (ECO2_DRILL=1)")
+        for item in items:
+            if "drill" in item.keywords:
+                item.add_marker(skip_drill)
     if REAL:
         return
     skip = pytest.mark.skip(reason="needs ECO2_TEST_MODE=real (PostgreSQL, Redis, RabbitMQ)")

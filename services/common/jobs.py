@@ -178,8 +178,23 @@ class MemoryJobEventLog(JobEventLog):
 
 
 # One script = one round trip: counter, stream entry with id <seq>-1, TTLs, live notification.
+#
+# A job's log starts with its ``queued`` event (ARGV[5] = '1'). Any later event that finds no counter
+# means the log was lost (Redis flushed, or failed over to an empty replica) while the job ran: the
+# job itself is safe in PostgreSQL, but numbering from 1 again would break "seq strictly increasing"
+# (contract §10.2) and leave a resuming client waiting for seqs it believes it has seen. The counter
+# then continues from the server clock in microseconds — above any count a job can reach — so seqs
+# keep increasing and every reader, connected or resuming, is handed the frames written since.
+# (``%d``: Lua numbers print in exponent form past 14 digits.)
 _APPEND = """
-local seq = redis.call('INCR', KEYS[2])
+local seq
+if ARGV[5] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  local now = redis.call('TIME')
+  seq = string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+  redis.call('SET', KEYS[2], seq)
+else
+  seq = string.format('%d', redis.call('INCR', KEYS[2]))
+end
 local data = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
 redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 'd', data)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -187,6 +202,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', KEYS[3], ARGV[4] .. '|' .. seq .. '|' .. ARGV[1] .. '|' .. data)
 return seq
 """
+FIRST_EVENT = "queued"  # every job's first event (contract §10.4, scan and chat)
 
 
 class RedisJobEventLog(JobEventLog):
@@ -205,7 +221,8 @@ class RedisJobEventLog(JobEventLog):
     async def append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         ttl_ms = int(self.retention_seconds * 1000)
-        return int(await self._append(keys=self._keys(job_id), args=[event, body, ttl_ms, job_id]))
+        first = "1" if event == FIRST_EVENT else "0"
+        return int(await self._append(keys=self._keys(job_id), args=[event, body, ttl_ms, job_id, first]))
 
     async def read(self, job_id: str, after: int = 0) -> list[Frame]:
         entries: Any = await self.client.xrange(self._keys(job_id)[0], min=f"{max(0, after) + 1}-0", max="+")

@@ -15,6 +15,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent
+# A migration waits at most this long for a table lock, then fails (and the migration Job retries):
+# a DDL statement queued behind a long query would otherwise block every later query on the table.
+LOCK_TIMEOUT = "5s"
 
 
 def alembic_config(service: str, url: str) -> Config:
@@ -34,10 +37,33 @@ async def upgrade_async(service: str, url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, service, url, revision)
 
 
+def offline_sql(service: str, revisions: str, dialect_url: str = "postgresql+asyncpg://offline/eco2") -> str:
+    """The SQL ``alembic upgrade <revisions> --sql`` would run (e.g. ``"0001:0002"``), without a database:
+    what a reviewer reads and what the migration linter checks (docs/migrations.md)."""
+    import io
+
+    buffer = io.StringIO()
+    config = alembic_config(service, dialect_url)
+    config.output_buffer = buffer
+    command.upgrade(config, revisions, sql=True)
+    return buffer.getvalue()
+
+
 def run_env(metadata: MetaData) -> None:
-    """Body of every service's ``env.py`` (online mode only: we always have a database)."""
+    """Body of every service's ``env.py``: online against the database, or offline (``--sql``)."""
     url = context.config.attributes.get("url") or context.config.get_main_option("sqlalchemy.url")
     assert url is not None
+    if context.is_offline_mode():
+        schema = metadata.schema
+        context.configure(
+            url=url, target_metadata=metadata, version_table_schema=schema, literal_binds=True, transactional_ddl=True
+        )
+        with context.begin_transaction():
+            context.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+            if schema and context.get_context().get_current_revision() is None:
+                context.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            context.run_migrations()
+        return
     asyncio.run(_run_async(url, metadata))
 
 
@@ -54,8 +80,10 @@ def _run_sync(connection: Connection, metadata: MetaData, is_sqlite: bool) -> No
     schema = metadata.schema
     if is_sqlite:
         connection = connection.execution_options(schema_translate_map={schema: None})
-    elif schema:
-        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    else:
+        connection.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))  # session-wide: every migration
+        if schema:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         connection.commit()
     context.configure(
         connection=connection,

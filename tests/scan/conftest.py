@@ -46,14 +46,19 @@ def scan_common(migrated: CommonSettings, run_id: str) -> Iterator[CommonSetting
     common = migrated.model_copy(update={"events_namespace": f"eco2test-{run_id}"})
     yield common
     if REAL:
-        queue = create_job_queue(common, "scan")
-        assert isinstance(queue, RabbitJobQueue)
+        delete_job_queue(common)
 
-        async def cleanup() -> None:
-            await queue.delete()
-            await queue.close()
 
-        asyncio.run(cleanup())
+def delete_job_queue(common: CommonSettings) -> None:
+    """Remove this namespace's scan work queue from the shared broker."""
+    queue = create_job_queue(common, "scan")
+    assert isinstance(queue, RabbitJobQueue)
+
+    async def cleanup() -> None:
+        await queue.delete()
+        await queue.close()
+
+    asyncio.run(cleanup())
 
 
 @pytest.fixture(scope="session")
