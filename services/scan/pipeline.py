@@ -37,8 +37,7 @@ from services.common.clock import iso_ms, utcnow
 from services.common.db import Database
 from services.common.internal import internal_headers
 from services.common.jobs import Frame, JobEventLog
-from services.common.knowledge import character_for_middle
-from services.common.knowledge.disposal import RECYCLABLE, KnowledgeBase
+from services.common.knowledge import RECYCLABLE, KnowledgeBase, character_for_middle
 from services.common.logging import get_logger
 from services.common.outbox import add_event
 from services.scan.config import ScanSettings
