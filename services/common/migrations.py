@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, pool, text
@@ -94,3 +95,59 @@ def _run_sync(connection: Connection, metadata: MetaData, is_sqlite: bool) -> No
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+# ------------------------------------------------------------------------------ event tables
+
+
+def create_event_tables(schema: str, *, outbox: bool = False, inbox: bool = False, deleted_users: bool = False) -> None:
+    """Create the kernel's event tables in ``schema`` inside a migration (``OutboxMixin``,
+    ``InboxMixin``, ``DeletedUserMixin``): every service's revision calls this instead of spelling
+    the DDL again. A revision is history, so a later change to a mixin gets a new revision (and, if
+    it is shared, a new helper next to this one); this one keeps writing what the mixins declare
+    today, which ``tests/test_migrations.py`` compares against the models of every service."""
+    from alembic import op
+
+    if deleted_users:
+        op.create_table(
+            "deleted_users",
+            sa.Column("user_id", sa.Uuid(), nullable=False),
+            sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=False),
+            sa.PrimaryKeyConstraint("user_id", name=op.f("pk_deleted_users")),
+            schema=schema,
+        )
+    if inbox:
+        op.create_table(
+            "inbox",
+            sa.Column("consumer", sa.String(), nullable=False),
+            sa.Column("event_id", sa.String(), nullable=False),
+            sa.Column("event_type", sa.String(), nullable=False),
+            sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+            sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
+            schema=schema,
+        )
+    if outbox:
+        op.create_table(
+            "outbox",
+            sa.Column("id", sa.Uuid(), nullable=False),
+            sa.Column("type", sa.String(length=100), nullable=False),
+            sa.Column("payload", sa.JSON(), nullable=False),
+            sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+            sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+            schema=schema,
+        )
+        op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "occurred_at"], unique=False, schema=schema)
+
+
+def drop_event_tables(schema: str, *, outbox: bool = False, inbox: bool = False, deleted_users: bool = False) -> None:
+    """The downgrade of ``create_event_tables``."""
+    from alembic import op
+
+    if outbox:
+        op.drop_index("ix_outbox_unpublished", table_name="outbox", schema=schema)
+        op.drop_table("outbox", schema=schema)
+    if inbox:
+        op.drop_table("inbox", schema=schema)
+    if deleted_users:
+        op.drop_table("deleted_users", schema=schema)
