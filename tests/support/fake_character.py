@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from services.common.knowledge import character_for_middle
-from services.common.knowledge.disposal import RECYCLABLE, knowledge_base
+from services.common.knowledge import RECYCLABLE, knowledge_base
 
 
 @dataclass
