@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common.app import ServiceApp
+from services.common.knowledge import knowledge_base
 from services.common.runtime import ServiceRuntime
 from services.info.config import InfoSettings, source_ids
+from services.info.dictionary import ItemDictionary
 from services.info.router import router
 from services.info.service import NewsFeed
 from services.registry import SERVICES
@@ -28,6 +30,7 @@ async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: InfoSettings
     feed.cache.start()  # drops its pages when the refresher announces a change
     runtime.on_close(feed.cache.aclose)
     app.state.news = feed
+    app.state.items = ItemDictionary(knowledge_base())  # the knowledge scan and chat use
     yield
 
 

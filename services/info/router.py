@@ -10,9 +10,11 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import StringConstraints
 
 from services.common.errors import responses
-from services.info.schemas import NewsCategories, NewsPage
+from services.info.dictionary import SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT, ItemDictionary
+from services.info.schemas import CategoryTree, ItemDetail, ItemSearch, NewsCategories, NewsPage
 from services.info.service import DEFAULT_LIMIT, MAX_LIMIT, NewsFeed, categories
 
 router = APIRouter(tags=["info"])
@@ -22,7 +24,14 @@ def get_feed(request: Request) -> NewsFeed:
     return request.app.state.news
 
 
+def get_dictionary(request: Request) -> ItemDictionary:
+    return request.app.state.items
+
+
 FeedDep = Annotated[NewsFeed, Depends(get_feed)]
+DictionaryDep = Annotated[ItemDictionary, Depends(get_dictionary)]
+# Trimmed first, then 1–100 code points: a blank or oversized query is a 422 like any invalid value.
+ItemQuery = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Query()]
 
 
 def json_response(body: object) -> Response:
@@ -57,3 +66,22 @@ async def news_categories() -> Response:
 @router.get("/categories", response_model=NewsCategories, summary="News categories (alias of /news/categories)")
 async def categories_alias() -> Response:
     return Response(_CATEGORIES, media_type="application/json")
+
+
+@router.get("/items", response_model=ItemSearch, summary="Look a household item up")
+async def items(
+    dictionary: DictionaryDep,
+    q: Annotated[ItemQuery, Query(description="name, synonym, part of a word, a typo, or initials (ㅍㅌㅂ)")],
+    limit: Annotated[int, Query(ge=1, le=SEARCH_MAX_LIMIT)] = SEARCH_DEFAULT_LIMIT,
+) -> Response:
+    return json_response(dictionary.search(q, limit))
+
+
+@router.get("/items/{item_id}", response_model=ItemDetail, responses=responses((404, "ITEM_NOT_FOUND")))
+async def item(dictionary: DictionaryDep, item_id: str) -> Response:
+    return json_response(dictionary.detail(item_id))
+
+
+@router.get("/categories/tree", response_model=CategoryTree, summary="The waste taxonomy for browsing")
+async def category_tree(dictionary: DictionaryDep) -> Response:
+    return Response(dictionary.tree_json, media_type="application/json")
