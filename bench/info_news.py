@@ -148,7 +148,7 @@ async def measure(url: str, common: CommonSettings, requests: int) -> None:
         rss_feeds=[{"id": "rarefeed", "url": "https://rare.example.com/rss"}],
     )
     feed = NewsFeed(db, MemoryKeyValueStore(), ("naver", "newsdata", "rarefeed"), cache_seconds=60)
-    print(f"\n{'filter':<17}{'page':>6}{'service p50':>13}{'p99':>8}{'server p50':>12}{'p99':>8}")
+    print(f"\n{'filter':<17}{'page':>6}{'service p50':>13}{'p99':>8}{'server p50':>12}{'p99':>8}{'cpu p99':>10}")
     timer = ServerTimer(create_app(common=common, settings=settings))
     async with app_client(timer) as client:  # type: ignore[arg-type]
         for label, params in FILTERS.items():
@@ -176,10 +176,11 @@ async def measure(url: str, common: CommonSettings, requests: int) -> None:
                 await timed(http_call, 20)
                 timer.take()
                 await timed(http_call, requests)
-                http = timer.take()
+                http, cpu = timer.take()
                 print(
                     f"{label:<17}{depth!s:>6}{statistics.median(svc):>11.2f}ms{percentile(svc, 0.99):>6.2f}ms"
                     f"{statistics.median(http):>10.2f}ms{percentile(http, 0.99):>6.2f}ms"
+                    f"{percentile(cpu, 0.99):>8.2f}ms"
                 )
     async with db.session() as session:
         skip = ((await session.scalar(text(f"SELECT count(*) FROM {SCHEMA}.articles")) or 1) - 1) // LIMIT * LIMIT
