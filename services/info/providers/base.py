@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -81,6 +81,19 @@ def json_object(fetched: Fetched) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ProviderError(f"expected a JSON object, got {type(body).__name__}")
     return body
+
+
+def entries(body: dict[str, Any], key: str, batch: Batch) -> Iterator[dict[str, Any]]:
+    """The JSON objects listed under ``key``; any other entry is counted as rejected. No list at all
+    is a garbage answer (``ProviderError``)."""
+    listed = body.get(key)
+    if not isinstance(listed, list):
+        raise ProviderError(f"answer without a {key} list: {str(body)[:120]}")
+    for entry in listed:
+        if isinstance(entry, dict):
+            yield entry
+        else:
+            batch.rejected += 1
 
 
 def text_or_none(value: Any) -> str | None:

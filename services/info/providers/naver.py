@@ -17,7 +17,7 @@ from typing import Any
 
 from services.common.safehttp import SafeHttpClient
 from services.info.articles import RawArticle
-from services.info.providers.base import Batch, ProviderError, get_checked, json_object, run_queries, text_or_none
+from services.info.providers.base import Batch, entries, get_checked, json_object, run_queries, text_or_none
 
 PAGE_SIZE_MAX = 100
 
@@ -56,13 +56,7 @@ class NaverNews:
 
     @staticmethod
     def _parse(body: dict[str, Any], batch: Batch) -> None:
-        items = body.get("items")
-        if not isinstance(items, list):
-            raise ProviderError(f"answer without an items list: {str(body)[:120]}")
-        for item in items:
-            if not isinstance(item, dict):
-                batch.rejected += 1
-                continue
+        for item in entries(body, "items", batch):
             batch.articles.append(
                 RawArticle(
                     # The publisher's own page when the portal knows it, else the portal's copy.

@@ -16,7 +16,15 @@ from typing import Any, Literal
 
 from services.common.safehttp import SafeHttpClient
 from services.info.articles import RawArticle
-from services.info.providers.base import Batch, ProviderError, get_checked, json_object, run_queries, text_or_none
+from services.info.providers.base import (
+    Batch,
+    ProviderError,
+    entries,
+    get_checked,
+    json_object,
+    run_queries,
+    text_or_none,
+)
 
 
 def newsdata_date(value: Any) -> datetime | None:
@@ -71,13 +79,7 @@ class NewsData:
 
     @staticmethod
     def _parse(body: dict[str, Any], batch: Batch) -> None:
-        results = body.get("results")
-        if not isinstance(results, list):
-            raise ProviderError(f"answer without a results list: {str(body)[:120]}")
-        for item in results:
-            if not isinstance(item, dict):
-                batch.rejected += 1
-                continue
+        for item in entries(body, "results", batch):
             keywords = strings(item.get("keywords"))
             batch.articles.append(
                 RawArticle(
