@@ -42,7 +42,7 @@ async def current_user(request: Request) -> TokenClaims:
 
 
 async def current_stream_user(request: Request) -> TokenClaims:
-    """``user/stream``: an EventSource cannot refresh, so an unrevoked refresh cookie also counts."""
+    """``user/stream``: an EventSource cannot refresh, so the session's current refresh cookie also counts."""
     try:
         return await current_user(request)
     except Unauthorized as exc:
@@ -53,8 +53,9 @@ async def current_stream_user(request: Request) -> TokenClaims:
             raise
         runtime = get_runtime(request)
         claims = await runtime.verifier.decode(refresh, "refresh")
-        if await runtime.revocations.is_revoked(claims):
-            raise Unauthorized("token revoked", "TOKEN_REVOKED") from None
+        # The refresh endpoint's rules, reuse detection included (contract §2.4): a superseded
+        # refresh token opens no stream.
+        await runtime.revocations.check_refresh(claims)
         return claims
 
 
