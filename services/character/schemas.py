@@ -6,6 +6,8 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict
 
+from services.common.schemas import MultilineText, Text
+
 
 class CatalogCharacter(BaseModel):
     id: uuid.UUID
@@ -24,11 +26,11 @@ class RewardRequest(BaseModel):
 
     user_id: uuid.UUID
     job_id: uuid.UUID
-    major_category: str
-    middle_category: str
-    minor_category: str | None = None
+    major_category: Text
+    middle_category: Text
+    minor_category: Text | None = None
     rule_found: bool
-    insufficiencies: list[str] = []
+    insufficiencies: list[MultilineText] = []
 
 
 class Reward(BaseModel):

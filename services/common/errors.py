@@ -6,12 +6,17 @@ class so routers stay thin.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, ClassVar
 
+import orjson
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request as StarletteRequest
 
 from services.common.schemas import ErrorBody
 
@@ -93,12 +98,48 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, detail, code, dict(exc.headers or {}))
 
 
+async def _strict_json(self: StarletteRequest) -> Any:
+    """Request bodies are parsed as RFC 8259 JSON: ``NaN``/``Infinity``, numbers that overflow to
+    infinity and lone surrogates (``"\\ud800"``) are not JSON. Python's ``json`` accepts them, and
+    they then broke the 422 echo and database writes (500s). orjson refuses them with a
+    ``JSONDecodeError``, which FastAPI answers as its usual 422 ``json_invalid``."""
+    if not hasattr(self, "_json"):
+        body = await self.body()
+        try:
+            self._json = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise json.JSONDecodeError(exc.msg, exc.doc if isinstance(exc.doc, str) else "", exc.pos) from None
+    return self._json
+
+
+def _printable(value: Any) -> Any:
+    """What JSON can carry of an echoed input: non-finite floats as text, lone surrogates replaced."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422 shape (contract §1.5), rendered even when the echoed input is not JSON-able."""
+    assert isinstance(exc, RequestValidationError)
+    detail = jsonable_encoder(exc.errors())
+    try:
+        return JSONResponse({"detail": detail}, status_code=422)
+    except (ValueError, UnicodeEncodeError):
+        return JSONResponse({"detail": _printable(detail)}, status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    StarletteRequest.json = _strict_json  # type: ignore[method-assign,assignment]
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    # 422 keeps FastAPI's own shape (contract §1.5): the default handler stays in place for
-    # RequestValidationError, nothing to register.
-    _ = RequestValidationError
+    app.add_exception_handler(RequestValidationError, _validation_error)
 
 
 def responses(*errors: tuple[int, str]) -> dict[int | str, dict[str, Any]]:

@@ -7,10 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from services.common.schemas import Text, refuse_control_characters_in
+
 
 class UploadRequest(BaseModel):
-    filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(default="", max_length=255)
+    filename: Text = Field(min_length=1, max_length=255)
+    content_type: Text = Field(default="", max_length=255)
     metadata: dict[str, Any] | None = None
 
     @field_validator("metadata")
@@ -18,7 +20,7 @@ class UploadRequest(BaseModel):
     def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and len(json.dumps(value, ensure_ascii=False).encode()) > 2048:
             raise ValueError("metadata must be at most 2 KB of JSON")
-        return value
+        return refuse_control_characters_in(value)
 
 
 class UploadResponse(BaseModel):
@@ -30,8 +32,8 @@ class UploadResponse(BaseModel):
 
 
 class CallbackRequest(BaseModel):
-    key: str = Field(min_length=3, max_length=512)
-    etag: str | None = None
+    key: Text = Field(min_length=3, max_length=512)
+    etag: Text | None = Field(default=None, max_length=512)
 
 
 class VerifiedImage(BaseModel):
@@ -44,4 +46,4 @@ class VerifiedImage(BaseModel):
 
 
 class ResolveRequest(BaseModel):
-    image_url: str = Field(max_length=2048)
+    image_url: Text = Field(max_length=2048)

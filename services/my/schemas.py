@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from services.common.schemas import UtcDateTime
+from services.common.schemas import Text, UtcDateTime, refuse_control_characters
 
 
 class ProfileOut(BaseModel):
@@ -29,7 +28,7 @@ class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     nickname: str | None = None
-    phone_number: str | None = None
+    phone_number: Text | None = None
 
     @field_validator("nickname")
     @classmethod
@@ -39,9 +38,7 @@ class ProfileUpdate(BaseModel):
         value = value.strip()
         if not 1 <= len(value) <= 30:
             raise ValueError("nickname must be 1-30 characters after trimming")
-        if any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise ValueError("nickname must not contain control characters")
-        return value
+        return refuse_control_characters(value)
 
     def changes(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in self.model_fields_set}
