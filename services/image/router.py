@@ -53,7 +53,7 @@ async def upload_callback(
 @internal.post("/resolve", response_model=VerifiedImage)
 async def resolve(body: ResolveRequest, session: SessionDep, service: ServiceDep) -> VerifiedImage:
     """For scan and chat: is ``image_url`` one of ours, and is the object a verified image?"""
-    return await service.resolve(session, body.image_url)
+    return await service.resolve(session, body.image_url, body.user_id)
 
 
 def _local(service: ImageService) -> LocalBlobStore:

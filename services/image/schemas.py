@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -47,3 +48,6 @@ class VerifiedImage(BaseModel):
 
 class ResolveRequest(BaseModel):
     image_url: Text = Field(max_length=2048)
+    # The submitting user: an upload is usable only by its uploader (another user's ``cdn_url`` is
+    # refused without touching their upload).
+    user_id: uuid.UUID

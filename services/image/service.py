@@ -192,9 +192,12 @@ class ImageService:
             raise refused
         return key
 
-    async def resolve(self, session: AsyncSession, url: str) -> VerifiedImage:
+    async def resolve(self, session: AsyncSession, url: str, user_id: uuid.UUID) -> VerifiedImage:
         key = self.key_from_url(url)
         upload = await session.get(Upload, key)
+        if upload is not None and upload.user_id != user_id:
+            # Someone else's upload: refused like a foreign URL, and never verified on their behalf.
+            raise BadRequest("image_url is not an image of this service", "IMAGE_URL_NOT_ALLOWED")
         if upload is None:
             if key.startswith("generated/") and await self.store.head(key) is not None:
                 # Written server-side by chat image generation: verified by construction.
