@@ -7,14 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
+from starlette.requests import ClientDisconnect
 
-from services.common.blobs import KEY_PATTERN, LocalBlobStore
+from services.common.blobs import FILE_SECURITY_HEADERS, KEY_PATTERN, LocalBlobStore
 from services.common.deps import CurrentUser, SessionDep
 from services.common.errors import NotFound, error_response, responses
 from services.common.internal import require_internal
+from services.common.logging import get_logger
 from services.image.schemas import CallbackRequest, ResolveRequest, UploadRequest, UploadResponse, VerifiedImage
 from services.image.service import ImageService
 
+log = get_logger("eco2.image")
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 internal = APIRouter(prefix="/internal/v1/images", include_in_schema=False, dependencies=[Depends(require_internal)])
 
@@ -66,6 +69,7 @@ def _local(service: ImageService) -> LocalBlobStore:
 async def local_put(
     key: str,
     request: Request,
+    session: SessionDep,
     service: ServiceDep,
     content_type: Annotated[str, Query()] = "",
     expires: Annotated[str, Query()] = "",
@@ -75,18 +79,27 @@ async def local_put(
     if not store.verify_upload(key, content_type, expires, signature, request.headers.get("content-type")):
         # Storage semantics (what S3 answers for a bad or expired signature), not an API error.
         return error_response(403, "signature invalid, expired or content type mismatch", "SIGNATURE_INVALID")
+    # Write-once: a key takes bytes only while its upload is pending, and only once.
+    if not await service.accepts_upload(session, key):
+        return error_response(412, "this upload is closed", "UPLOAD_CLOSED")
     cap = service.settings.local_put_cap_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
         return error_response(413, "object too large for this store", "ENTITY_TOO_LARGE")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            return error_response(413, "object too large for this store", "ENTITY_TOO_LARGE")
-        chunks.append(chunk)
-    await store.put(key, b"".join(chunks), content_type)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                return error_response(413, "object too large for this store", "ENTITY_TOO_LARGE")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client went away mid-upload: nothing is stored, nobody reads an answer.
+        log.info("upload_aborted_by_client", key=key, received=size)
+        return Response(status_code=400)
+    if not await store.put_incoming(key, b"".join(chunks), content_type):
+        return error_response(412, "an object was already uploaded for this key", "OBJECT_EXISTS")
     return Response(status_code=200)
 
 
@@ -95,11 +108,11 @@ async def local_file(key: str, service: ServiceDep) -> Response:
     store = _local(service)
     if not KEY_PATTERN.match(key):
         raise NotFound("Not Found")
-    info = await store.head(key)
+    info = await store.head(key)  # the public copy: verified bytes only
     if info is None:
         raise NotFound("Not Found")
     return FileResponse(
         store.path(key),
         media_type=info.content_type or "application/octet-stream",
-        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        headers={"Cache-Control": "public, max-age=31536000, immutable", **FILE_SECURITY_HEADERS},
     )
