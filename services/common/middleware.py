@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.logging import get_logger
@@ -109,6 +110,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # The client went away while its request was read (an aborted upload): nobody is left
+            # to answer and nothing failed here. Counted as 499 (nginx's "client closed request").
+            status = 499
+            log.info("client_disconnected", path=scope["path"])
         except Exception:
             log.exception("unhandled_error", path=scope["path"])
             if response_started:
