@@ -22,7 +22,7 @@ from services.auth.service import AuthService, DevLoginError, LoginFailed
 from services.auth.tokens import TokenPair
 from services.common.cookies import clear_auth_cookies, set_cookie
 from services.common.deps import RuntimeDep, SessionDep, bearer_or_cookie
-from services.common.errors import NotFound, Unauthorized, error_response, responses
+from services.common.errors import NotFound, Unauthorized, error_response, html_page, redirect, responses
 from services.common.logging import get_logger
 from services.common.security import ACCESS_COOKIE, REFRESH_COOKIE
 
@@ -82,14 +82,27 @@ async def logout(request: Request, runtime: RuntimeDep, service: AuthDep) -> Res
     return response
 
 
-@router.get("/dev/start", responses={302: {"description": "to the dev login page"}})
+@router.get(
+    "/dev/start",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={**redirect("to the dev login page"), **responses((404, "NOT_FOUND"))},
+)
 async def dev_start(service: AuthDep, frontend_origin: str | None = None) -> Response:
     _require_dev(service)
     start = await service.start_login("dev", None, frontend_origin, None)
     return RedirectResponse(start.authorization_url, status_code=302)
 
 
-@router.get("/dev/authorize", response_class=HTMLResponse)
+@router.get(
+    "/dev/authorize",
+    # Not ``response_class=HTMLResponse``: FastAPI would then document the JSON 404 as HTML too.
+    responses={
+        **html_page(200, "the login form"),
+        **html_page(400, "unknown or expired state"),
+        **responses((404, "NOT_FOUND")),
+    },
+)
 async def dev_authorize_page(
     service: AuthDep,
     state: str = "",
@@ -105,7 +118,16 @@ async def dev_authorize_page(
     return HTMLResponse(login_form(state))
 
 
-@router.post("/dev/authorize", response_class=HTMLResponse)
+@router.post(
+    "/dev/authorize",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        **redirect("to the callback with a one-time code"),
+        **html_page(400, "invalid input or state"),
+        **responses((404, "NOT_FOUND")),
+    },
+)
 async def dev_authorize_submit(
     service: AuthDep,
     state: Annotated[str, Form()] = "",
@@ -143,7 +165,15 @@ async def start_login(
     )
 
 
-@router.get("/{provider}/callback", status_code=302, responses={302: {"description": "back to the client"}})
+@router.get(
+    "/{provider}/callback",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        **redirect("back to the client: #/home, or #/login?error=oauth_failed"),
+        **responses((404, "NOT_FOUND")),
+    },
+)
 async def callback(
     provider: str,
     request: Request,

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request as StarletteRequest
+from starlette.routing import BaseRoute, Match
 
 from services.common.schemas import ErrorBody
 
@@ -89,13 +90,26 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.detail, exc.code, exc.headers)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         detail = "Not Found"
-    return error_response(exc.status_code, detail, code, dict(exc.headers or {}))
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return error_response(exc.status_code, detail, code, headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method of the path, not only those of the first route that matched it: FastAPI keeps
+    one route per method, and Starlette's 405 names the first one's alone (RFC 9110 §15.5.6)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 async def _strict_json(self: StarletteRequest) -> Any:
@@ -149,3 +163,14 @@ def responses(*errors: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
         entry = documented.setdefault(status, {"model": ErrorBody, "description": ""})
         entry["description"] = ", ".join(filter(None, [entry["description"], code]))
     return documented
+
+
+def redirect(description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of a 302 (no body, a ``Location`` header)."""
+    location = {"description": "where the browser goes next", "schema": {"type": "string"}}
+    return {302: {"description": description, "headers": {"Location": location}}}
+
+
+def html_page(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of an HTML answer (the dev login pages)."""
+    return {status: {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}}

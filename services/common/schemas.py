@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, GetJsonSchemaHandler, PlainSerializer, StringConstraints
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from services.common.clock import iso_ms
 
@@ -35,28 +37,32 @@ def _multiline(value: str) -> str:
     return refuse_control_characters(value, multiline=True)
 
 
-def refuse_control_characters_in(value: Any) -> Any:
-    """The same rule over every key and string of a free-form JSON value (line breaks allowed)."""
-    if isinstance(value, str):
-        return _multiline(value)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            refuse_control_characters_in(key)
-            refuse_control_characters_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            refuse_control_characters_in(item)
-    return value
+class _Documented:
+    """Puts the rule into the OpenAPI document as a ``pattern`` (validation stays the validator's,
+    with its clearer message): generated clients and fuzzers know what is refused."""
 
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = self.pattern
+        return json_schema
+
+
+_SINGLE_LINE = _Documented("^[^\\u0000-\\u001f\\u007f-\\u009f]*$")
+_MULTILINE = _Documented("^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$")
 
 # Single-line text from a request (names, queries, URLs, keys): no control character at all.
 # Length limits go on top (``Annotated[Text, Field(max_length=…)]``), never inside: pydantic drops
 # string constraints placed after a validator.
-Text = Annotated[str, AfterValidator(refuse_control_characters)]
+Text = Annotated[str, AfterValidator(refuse_control_characters), _SINGLE_LINE]
 # The same, trimmed first (contract §1.2: lengths count after trimming).
-TrimmedText = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(refuse_control_characters)]
+TrimmedText = Annotated[
+    str, StringConstraints(strip_whitespace=True), AfterValidator(refuse_control_characters), _SINGLE_LINE
+]
 # Free text a person writes (notes, messages): tab, CR and LF allowed, other control characters not.
-MultilineText = Annotated[str, AfterValidator(_multiline)]
+MultilineText = Annotated[str, AfterValidator(_multiline), _MULTILINE]
 
 
 class ErrorBody(BaseModel):

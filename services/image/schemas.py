@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from services.common.schemas import Text, refuse_control_characters_in
+from services.common.schemas import Text
 
 
 class UploadRequest(BaseModel):
@@ -21,7 +21,9 @@ class UploadRequest(BaseModel):
     def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and len(json.dumps(value, ensure_ascii=False).encode()) > 2048:
             raise ValueError("metadata must be at most 2 KB of JSON")
-        return refuse_control_characters_in(value)
+        # Opaque client data, kept verbatim as JSON (escaped, so any string is safe to store): not
+        # text this backend reads, so the control-character rule of text inputs does not apply.
+        return value
 
 
 class UploadResponse(BaseModel):

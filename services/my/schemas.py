@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.schemas import Text, UtcDateTime, refuse_control_characters
+from services.common.schemas import Text, TrimmedText, UtcDateTime
 
 
 class ProfileOut(BaseModel):
@@ -27,18 +27,9 @@ class ProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    nickname: str | None = None
+    # Optional but never null (null is a 422, contract §3.1): absent means "leave it unchanged".
+    nickname: TrimmedText = Field(default=None, min_length=1, max_length=30)  # type: ignore[assignment]
     phone_number: Text | None = None
-
-    @field_validator("nickname")
-    @classmethod
-    def _nickname(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("nickname cannot be null; omit it to leave it unchanged")
-        value = value.strip()
-        if not 1 <= len(value) <= 30:
-            raise ValueError("nickname must be 1-30 characters after trimming")
-        return refuse_control_characters(value)
 
     def changes(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in self.model_fields_set}

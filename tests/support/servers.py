@@ -21,14 +21,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_asgi(app: ASGIApp, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 in a background thread; yields its base URL."""
+def serve_asgi(app: ASGIApp, port: int | None = None, *, lifespan: str = "off") -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 in a background thread; yields its base URL. ``lifespan="on"``
+    for a full app (its start-up runs before the URL is handed out)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not server.started:
         if time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
