@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 from starlette.requests import ClientDisconnect
 
@@ -15,7 +15,7 @@ from services.common.errors import NotFound, error_response, responses
 from services.common.internal import require_internal
 from services.common.logging import get_logger
 from services.image.schemas import CallbackRequest, ResolveRequest, UploadRequest, UploadResponse, VerifiedImage
-from services.image.service import ImageService
+from services.image.service import CHANNELS, ImageService
 
 log = get_logger("eco2.image")
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
@@ -27,6 +27,8 @@ def get_service(request: Request) -> ImageService:
 
 
 ServiceDep = Annotated[ImageService, Depends(get_service)]
+# Documented as an enum; any other value is the contract's 400 INVALID_CHANNEL (not a 422).
+Channel = Annotated[str, Path(json_schema_extra={"enum": list(CHANNELS)})]
 
 
 @router.post(
@@ -35,7 +37,7 @@ ServiceDep = Annotated[ImageService, Depends(get_service)]
     responses=responses((400, "INVALID_CHANNEL"), (400, "UNSUPPORTED_CONTENT_TYPE")),
 )
 async def create_upload(
-    channel: str, body: UploadRequest, user: CurrentUser, session: SessionDep, service: ServiceDep
+    channel: Channel, body: UploadRequest, user: CurrentUser, session: SessionDep, service: ServiceDep
 ) -> UploadResponse:
     return await service.issue(session, user.user_id, channel, body)
 
@@ -44,11 +46,15 @@ async def create_upload(
     "/{channel}/callback",
     response_model=VerifiedImage,
     responses=responses(
-        (404, "UPLOAD_NOT_FOUND"), (400, "UPLOAD_INCOMPLETE"), (400, "FILE_TOO_LARGE"), (400, "INVALID_IMAGE_CONTENT")
+        (404, "UPLOAD_NOT_FOUND"),
+        (400, "INVALID_CHANNEL"),
+        (400, "UPLOAD_INCOMPLETE"),
+        (400, "FILE_TOO_LARGE"),
+        (400, "INVALID_IMAGE_CONTENT"),
     ),
 )
 async def upload_callback(
-    channel: str, body: CallbackRequest, user: CurrentUser, session: SessionDep, service: ServiceDep
+    channel: Channel, body: CallbackRequest, user: CurrentUser, session: SessionDep, service: ServiceDep
 ) -> VerifiedImage:
     return await service.callback(session, user.user_id, channel, body.key.strip())
 
