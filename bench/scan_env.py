@@ -198,8 +198,7 @@ def tokens(env: Env, count: int) -> list[dict[str, str]]:
 
 
 def _serve_api(port: int) -> None:
-    import uvicorn
-
+    from services.common import serving
     from services.common.config import CommonSettings
     from services.gateway import create_gateway
     from services.registry import SERVICES
@@ -210,8 +209,7 @@ def _serve_api(port: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(app, log_level="warning", backlog=4096, timeout_keep_alive=60, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    serving.run(app, sockets=[sock], log_level="warning", backlog=4096, timeout_keep_alive=60, lifespan="on")
 
 
 if __name__ == "__main__":

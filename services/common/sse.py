@@ -33,6 +33,28 @@ HEADERS = [
 ACTIVE = {"streams": 0}  # open streams in this process (metrics, benchmarks)
 
 
+class _Drain:
+    """Server shutdown: every open stream ends with ``error``/``connection_reset`` (contract §10.3)
+    before the connection closes, so clients reconnect (to another replica) at once."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.wakes: set[asyncio.Event] = set()
+
+    def start(self) -> None:
+        self.draining = True
+        for wake in list(self.wakes):
+            wake.set()
+
+
+DRAIN = _Drain()
+
+
+def drain_streams() -> None:
+    """Called by the server when it starts shutting down (``services.common.serving``)."""
+    DRAIN.start()
+
+
 def parse_last_event_id(value: str | None) -> int | None:
     """A decimal seq, or ``None`` (missing/unparsable → a fresh connection, contract §10.3 step 2)."""
     if value is None:
@@ -116,6 +138,8 @@ class JobStreamResponse(Response):
         finally:
             ACTIVE["streams"] -= 1
             watcher.cancel()
+            if self._sub is not None:
+                DRAIN.wakes.discard(self._sub.wake)
 
     async def _stream(self, write: Callable[[bytes], Awaitable[None]], gone: asyncio.Event) -> None:
         started = time.monotonic()
@@ -135,6 +159,7 @@ class JobStreamResponse(Response):
 
         async with self.events.subscribe(self.job_id) as sub:
             self._sub = sub
+            DRAIN.wakes.add(sub.wake)
             if await send_frames(await self.events.read(self.job_id, last)):
                 return
             if self.finished is not None:
@@ -151,6 +176,9 @@ class JobStreamResponse(Response):
             deadline = started + self.max_seconds
             while not gone.is_set():
                 sub.wake.clear()
+                if DRAIN.draining:
+                    await write(error_frame(last, "connection_reset", "서버가 재시작 중이에요. 다시 연결해 주세요."))
+                    return
                 if sub.overflow:
                     await write(error_frame(last, "temporary", "연결이 잠시 지연되었어요. 다시 연결해 주세요."))
                     return
