@@ -40,7 +40,7 @@ async def test_shutdown_sends_connection_reset_to_open_streams(make_stack: Stack
     port = free_port()
     server = _TestServer(uvicorn.Config(stack.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
         await asyncio.sleep(0.01)
 
     async def follow(client: httpx.AsyncClient, job_id: str, opened: asyncio.Event) -> str:
