@@ -210,11 +210,11 @@ class Load:
                     await asyncio.sleep(0.2)
             await asyncio.sleep(0.1)
 
-    def errors(self, start: float, end: float) -> tuple[int, int]:
-        """(errors inside [start, end], errors outside it). 429 is the limiter, not an error."""
+    def errors(self, start: float, end: float) -> tuple[collections.Counter[int], int]:
+        """(errors inside [start, end] by status (0 = no answer), errors outside it)."""
         bad = [(t, s) for t, _, s in self.answers if s == 0 or s >= 500]
-        inside = sum(1 for t, _ in bad if start <= t <= end)
-        return inside, len(bad) - inside
+        inside = collections.Counter(s for t, s in bad if start <= t <= end)
+        return inside, len(bad) - sum(inside.values())
 
 
 async def terminal_results(
@@ -267,7 +267,7 @@ async def postgres_restart(env: Env, servers: Servers, jobs: int) -> Outcome:
     statuses = await terminal_results(env, load.accepted, 90)
     alive = all(proc.poll() is None and proc.pid == pids[name] for name, proc in env.procs.items())
     outcome.lines += [f"requests={len(load.answers)}", f"db_down={back - began:.1f}s",
-                      f"errors_during_outage={inside}", f"errors_outside={outside}",
+                      f"errors_during_outage={dict(inside)}", f"errors_outside={outside}",
                       f"ok_after_recovery={sum(1 for s in tail if 0 < s < 500)}/{len(tail)}",
                       f"accepted={len(load.accepted)}", f"completed={statuses['completed']}",
                       f"failed={statuses['failed']}", f"lost={statuses['unfinished']}",

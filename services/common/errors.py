@@ -174,3 +174,19 @@ def redirect(description: str) -> dict[int | str, dict[str, Any]]:
 def html_page(status: int, description: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI documentation of an HTML answer (the dev login pages)."""
     return {status: {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}}
+
+
+def dependency_unavailable(exc: BaseException) -> bool:
+    """Whether an unhandled exception means "a store is unreachable right now" (PostgreSQL or Redis
+    down, restarting, refusing connections): answered 503 ``SERVICE_UNAVAILABLE`` (contract §1.5),
+    not 500 — the request may be retried, nothing is wrong with it or with this code."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError | TimeoutError):
+        return True
+    return type(exc).__module__.startswith("asyncpg") and "Connect" in type(exc).__name__

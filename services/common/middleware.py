@@ -17,12 +17,14 @@ import structlog
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.errors import dependency_unavailable
 from services.common.logging import get_logger
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-Frontend-Origin, X-Idempotency-Key, Last-Event-ID, Authorization"
 _UNTRACKED = {"/health", "/ready", "/metrics"}
+_UNAVAILABLE = b'{"detail":"a required service is unavailable, retry shortly","code":"SERVICE_UNAVAILABLE"}'
 
 log = get_logger("eco2.http")
 
@@ -115,7 +117,14 @@ class RequestContextMiddleware:
             # to answer and nothing failed here. Counted as 499 (nginx's "client closed request").
             status = 499
             log.info("client_disconnected", path=scope["path"])
-        except Exception:
+        except Exception as exc:
+            if dependency_unavailable(exc):
+                log.warning("dependency_unavailable", path=scope["path"], error=repr(exc))
+                if response_started:
+                    raise
+                status = 503
+                await _send_json(send_wrapper, 503, _UNAVAILABLE, [(b"retry-after", b"1")])
+                return
             log.exception("unhandled_error", path=scope["path"])
             if response_started:
                 raise
@@ -133,14 +142,9 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id", "service")
 
 
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -1,0 +1,59 @@
+"""A store that is down answers 503 ``SERVICE_UNAVAILABLE`` (contract §1.5), not a 500.
+
+The live version — PostgreSQL and Redis restarted under load on private servers — is
+``bench/scan_faults.py`` (figures in docs/benchmarks.md); here the kernel's mapping is checked with
+the exceptions those outages raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import OperationalError
+
+from services.common.app import create_service_app
+from services.common.config import CommonSettings
+from tests.support.clients import app_client
+
+router = APIRouter()
+FAILURES: dict[str, BaseException] = {
+    "postgres": OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused")),
+    "redis": RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+    "socket": ConnectionRefusedError(111, "Connection refused"),
+}
+
+
+@router.get("/api/v1/probe/store/{name}")
+async def store(name: str) -> None:
+    raise FAILURES[name]
+
+
+@router.get("/api/v1/probe/bug")
+async def bug() -> None:
+    raise KeyError("a bug stays a 500")
+
+
+@pytest.fixture
+async def client(migrated: CommonSettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_service_app(name="probe", prefix="/api/v1/probe", common=migrated, routers=[router])
+    async with app_client(app) as c:
+        yield c
+
+
+@pytest.mark.parametrize("name", sorted(FAILURES))
+async def test_store_outage_is_503(client: httpx.AsyncClient, name: str) -> None:
+    response = await client.get(f"/api/v1/probe/store/{name}", headers={"Origin": "https://app.eco2.test"})
+    assert response.status_code == 503
+    assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["access-control-allow-origin"] == "https://app.eco2.test"
+
+
+async def test_a_bug_is_still_500(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/probe/bug")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error", "code": "INTERNAL_ERROR"}
