@@ -31,6 +31,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -342,6 +343,18 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, float]]] = {
 }
 
 
+def unhandled_errors(env: Env) -> collections.Counter[str]:
+    """500s the API logged (``unhandled_error``), by exception type: an outage should cause none."""
+    found: collections.Counter[str] = collections.Counter()
+    for log in env.data_dir.glob("api*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"unhandled_error"' in line:
+                record = json.loads(line)
+                lines = [ln for ln in str(record.get("exception", "")).splitlines() if ln[:1].isalpha()]
+                found[(lines[-1] if lines else "?")[:160]] += 1
+    return found
+
+
 def run(names: list[str], jobs: int) -> list[Outcome]:
     outcomes: list[Outcome] = []
     with private_postgres() as pg, private_redis() as redis, private_rabbitmq() as rabbit:
@@ -351,6 +364,15 @@ def run(names: list[str], jobs: int) -> list[Outcome]:
             scenario, latencies = SCENARIOS[name]
             with scan_stack(servers, worker_concurrency=max(32, jobs), rate_per_window=10_000, **latencies) as env:
                 outcome = asyncio.run(scenario(env, servers, jobs))
+                crashes = unhandled_errors(env)
+                if os.environ.get("ECO2_FAULTS_DEBUG"):
+                    for log in sorted(env.data_dir.glob("*.log")):
+                        events = collections.Counter(
+                            json.loads(line).get("event") for line in log.read_text(errors="replace").splitlines()
+                            if line.startswith("{") and '"level": "info"' not in line
+                        )
+                        print(f"  {log.name}: {dict(events)}")
+            outcome.lines.append(f"unhandled_errors={sum(crashes.values())}{dict(crashes) if crashes else ''}")
             outcome.report()
             outcomes.append(outcome)
     return outcomes

@@ -176,6 +176,10 @@ def html_page(status: int, description: str) -> dict[int | str, dict[str, Any]]:
     return {status: {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}}
 
 
+# asyncpg's own errors for a connection that broke mid-operation (no SQLSTATE: client side).
+_ASYNCPG_CONNECTION_STATE = frozenset({"InternalClientError", "ConnectionDoesNotExistError", "ConnectionFailureError"})
+
+
 def dependency_unavailable(exc: BaseException) -> bool:
     """Whether an unhandled exception means "a store is unreachable right now" (PostgreSQL or Redis
     down, restarting, refusing connections): answered 503 ``SERVICE_UNAVAILABLE`` (contract §1.5),
@@ -189,4 +193,14 @@ def dependency_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError | TimeoutError):
         return True
-    return type(exc).__module__.startswith("asyncpg") and "Connect" in type(exc).__name__
+    # PostgreSQL refusing work while it shuts down or starts up arrives as a plain DBAPIError:
+    # SQLSTATE class 08 (connection exception) or 57P0x (admin/crash shutdown, cannot connect now).
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        sqlstate = str(getattr(current, "sqlstate", "") or getattr(current, "pgcode", "") or "")
+        if sqlstate.startswith(("08", "57P")) or type(current).__name__ in _ASYNCPG_CONNECTION_STATE:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
