@@ -57,3 +57,23 @@ async def test_a_bug_is_still_500(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/probe/bug")
     assert response.status_code == 500
     assert response.json() == {"detail": "internal server error", "code": "INTERNAL_ERROR"}
+
+
+async def test_a_job_waits_through_a_store_outage_without_using_deliveries() -> None:
+    from services.common.jobs import run_through_outages
+
+    calls: list[int] = []
+
+    async def handler(job_id: str, delivery: int) -> None:
+        calls.append(delivery)
+        if len(calls) < 3:
+            raise FAILURES["postgres"]
+
+    await run_through_outages(handler, "job", 1)
+    assert calls == [1, 1, 1]  # retried in place: still the first delivery
+
+    async def buggy(job_id: str, delivery: int) -> None:
+        raise KeyError("a bug is not waited out")
+
+    with pytest.raises(KeyError):
+        await run_through_outages(buggy, "job", 1)
