@@ -368,7 +368,8 @@ def run(names: list[str], jobs: int) -> list[Outcome]:
                 if os.environ.get("ECO2_FAULTS_DEBUG"):
                     for log in sorted(env.data_dir.glob("*.log")):
                         events = collections.Counter(
-                            json.loads(line).get("event") for line in log.read_text(errors="replace").splitlines()
+                            json.loads(line).get("event")
+                            for line in log.read_text(errors="replace").splitlines()
                             if line.startswith("{") and '"level": "info"' not in line
                         )
                         print(f"  {log.name}: {dict(events)}")

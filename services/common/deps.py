@@ -25,7 +25,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def bearer_or_cookie(request: Request) -> str | None:
-    """The access token: ``Authorization: Bearer`` wins over the ``s_access`` cookie (contract §1.3)."""
+    """The access token: ``Authorization: Bearer`` wins over the ``s_access`` cookie (docs/api.md, conventions: authentication)."""
     authorization = request.headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
@@ -53,7 +53,7 @@ async def current_stream_user(request: Request) -> TokenClaims:
             raise
         runtime = get_runtime(request)
         claims = await runtime.verifier.decode(refresh, "refresh")
-        # The refresh endpoint's rules, reuse detection included (contract §2.4): a superseded
+        # The refresh endpoint's rules, reuse detection included (docs/api.md, auth: refresh, reuse, logout): a superseded
         # refresh token opens no stream.
         await runtime.revocations.check_refresh(claims)
         return claims

@@ -38,7 +38,7 @@ class BadRequest(AppError):
 
 
 class Unauthorized(AppError):
-    """Only for "the access token is missing, malformed, expired or revoked" (contract R1)."""
+    """Only for "the access token is missing, malformed, expired or revoked" (docs/api.md, client session rule R1)."""
 
     status_code = 401
     default_code = "TOKEN_INVALID"
@@ -140,7 +140,7 @@ def _printable(value: Any) -> Any:
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's own 422 shape (contract §1.5), rendered even when the echoed input is not JSON-able."""
+    """FastAPI's own 422 shape (docs/api.md, conventions: errors), rendered even when the echoed input is not JSON-able."""
     assert isinstance(exc, RequestValidationError)
     detail = jsonable_encoder(exc.errors())
     try:
@@ -182,7 +182,7 @@ _ASYNCPG_CONNECTION_STATE = frozenset({"InternalClientError", "ConnectionDoesNot
 
 def dependency_unavailable(exc: BaseException) -> bool:
     """Whether an unhandled exception means "a store is unreachable right now" (PostgreSQL or Redis
-    down, restarting, refusing connections): answered 503 ``SERVICE_UNAVAILABLE`` (contract §1.5),
+    down, restarting, refusing connections): answered 503 ``SERVICE_UNAVAILABLE`` (docs/api.md, conventions: errors),
     not 500 — the request may be retried, nothing is wrong with it or with this code."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError

@@ -57,7 +57,7 @@ _MULTILINE = _Documented("^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f
 # Length limits go on top (``Annotated[Text, Field(max_length=…)]``), never inside: pydantic drops
 # string constraints placed after a validator.
 Text = Annotated[str, AfterValidator(refuse_control_characters), _SINGLE_LINE]
-# The same, trimmed first (contract §1.2: lengths count after trimming).
+# The same, trimmed first (docs/api.md, conventions: data — lengths count after trimming).
 TrimmedText = Annotated[
     str, StringConstraints(strip_whitespace=True), AfterValidator(refuse_control_characters), _SINGLE_LINE
 ]

@@ -2,7 +2,7 @@
 
 uvicorn's graceful shutdown waits for open responses to finish before the app's lifespan ends, and an
 SSE stream only ends by itself after up to 300 s. So the moment a shutdown signal arrives, every open
-job stream is told to send ``error``/``connection_reset`` and close (contract §10.3); clients
+job stream is told to send ``error``/``connection_reset`` and close (docs/api.md, SSE connection steps); clients
 reconnect with ``Last-Event-ID`` at once, to a replica that is not going away.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from services.common.sse import DRAIN, drain_streams
+from services.common.jobs.stream import DRAIN, drain_streams
 
 
 class DrainingServer(uvicorn.Server):

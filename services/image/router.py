@@ -1,4 +1,4 @@
-"""HTTP layer of the image service (contract §4), the internal resolve call, and — embedded store
+"""HTTP layer of the image service (docs/api.md, images), the internal resolve call, and — embedded store
 only — the signed upload target and the file route that stand in for S3 and the CDN."""
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from starlette.requests import ClientDisconnect
 from services.common.blobs import FILE_SECURITY_HEADERS, KEY_PATTERN, LocalBlobStore
 from services.common.deps import CurrentUser, SessionDep
 from services.common.errors import NotFound, error_response, responses
-from services.common.internal import require_internal
 from services.common.logging import get_logger
 from services.image.schemas import CallbackRequest, ResolveRequest, UploadRequest, UploadResponse, VerifiedImage
 from services.image.service import CHANNELS, ImageService
 
 log = get_logger("eco2.image")
-router = APIRouter(prefix="/api/v1/images", tags=["images"])
-internal = APIRouter(prefix="/internal/v1/images", include_in_schema=False, dependencies=[Depends(require_internal)])
+router = APIRouter(tags=["images"])
+internal = APIRouter()  # mounted behind the internal token (services.common.app)
 
 
 def get_service(request: Request) -> ImageService:

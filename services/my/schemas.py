@@ -1,4 +1,4 @@
-"""Request and response bodies of the users endpoints (contract §3.1; flat objects, no envelope)."""
+"""Request and response bodies of the my service's endpoints (docs/api.md, users; flat objects, no envelope)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class ProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    # Optional but never null (null is a 422, contract §3.1): absent means "leave it unchanged".
+    # Optional but never null (null is a 422, docs/api.md, users): absent means "leave it unchanged".
     nickname: TrimmedText = Field(default=None, min_length=1, max_length=30)  # type: ignore[assignment]
     phone_number: Text | None = None
 

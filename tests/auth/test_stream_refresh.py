@@ -1,4 +1,4 @@
-"""Attack: a superseded refresh token must not open an SSE stream (contract §1.3 ``user/stream``, §2.4).
+"""Attack: a superseded refresh token must not open an SSE stream (docs/api.md: authentication ``user/stream``; refresh, reuse, logout).
 
 The stream dependency applies the refresh endpoint's rules: only the session's current refresh token
 (or, within the grace window, the one rotated just before it) is accepted; a superseded one presented

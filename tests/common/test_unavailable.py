@@ -1,4 +1,4 @@
-"""A store that is down answers 503 ``SERVICE_UNAVAILABLE`` (contract §1.5), not a 500.
+"""A store that is down answers 503 ``SERVICE_UNAVAILABLE`` (docs/api.md, conventions: errors), not a 500.
 
 The live version — PostgreSQL and Redis restarted under load on private servers — is
 ``bench/scan_faults.py`` (figures in docs/benchmarks.md); here the kernel's mapping is checked with

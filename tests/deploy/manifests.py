@@ -27,7 +27,7 @@ WORKERS: dict[str, tuple[str, ...]] = {
     "image-consumers": ("worker", "consumers", "image"),
     "scan-worker": ("worker", "scan"),
 }
-# Services deployed whether or not they are registered on this branch yet (contract §1.1 prefixes).
+# Services deployed whether or not they are registered on this branch yet (docs/api.md, conventions: paths prefixes).
 PUBLIC_PREFIXES: dict[str, str] = {
     "auth": "/api/v1/auth",
     "my": "/api/v1/users",

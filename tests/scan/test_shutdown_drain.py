@@ -1,4 +1,4 @@
-"""Fault: the server shuts down while SSE streams are open (contract §10.3 ``connection_reset``).
+"""Fault: the server shuts down while SSE streams are open (docs/api.md, SSE ``connection_reset``).
 
 The scan app is served by the same uvicorn server class production uses (``services.common.serving``)
 on a real port; the test delivers the shutdown signal the way uvicorn's handler receives it. Every
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import httpx
 import uvicorn
 
+from services.common.jobs.stream import DRAIN
 from services.common.serving import DrainingServer
-from services.common.sse import DRAIN
 from tests.scan.conftest import StackFactory, parse_sse
 from tests.support.servers import free_port
 
