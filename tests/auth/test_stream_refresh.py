@@ -20,15 +20,17 @@ from services.auth.config import AuthSettings
 from services.common.app import create_service_app
 from services.common.config import CommonSettings
 from services.common.deps import StreamUser
+from services.common.identity import ServiceEntry
 from tests.auth.fake_providers import FakeProviders
 from tests.auth.test_tokens import cookie_value, login, refresh
 from tests.support.clients import app_client
 from tests.support.tokens import issue_tokens
 
+PROBE = ServiceEntry("probe", "/api/v1/probe", "tests.auth.test_stream_refresh:probe", has_migrations=False)
 probe = APIRouter()
 
 
-@probe.get("/api/v1/probe/events")
+@probe.get("/events")
 async def events(user: StreamUser) -> dict[str, str]:
     return {"user_id": str(user.user_id)}
 
@@ -45,7 +47,7 @@ async def test_superseded_refresh_token_opens_no_stream_and_revokes_the_session(
 ) -> None:
     fake, _ = fake_providers
     auth_app = create_app(common=migrated, settings=auth_settings_factory(refresh_grace_seconds=1))
-    stream_app = create_service_app(name="probe", prefix="/api/v1/probe", common=migrated, routers=[probe])
+    stream_app = create_service_app(PROBE, common=migrated, routers=[probe])
     async with app_client(auth_app) as auth, app_client(stream_app) as streams:
         _, first = await login(auth, fake)
         assert (await open_stream(streams, first)).status_code == 200  # the current token
@@ -69,7 +71,7 @@ async def test_superseded_refresh_token_opens_no_stream_and_revokes_the_session(
 async def test_refresh_token_of_an_unknown_session_opens_no_stream(migrated: CommonSettings) -> None:
     # Well signed, never issued by a login of the auth service (no session records it as current).
     pair = issue_tokens(migrated, uuid.uuid4())
-    stream_app = create_service_app(name="probe", prefix="/api/v1/probe", common=migrated, routers=[probe])
+    stream_app = create_service_app(PROBE, common=migrated, routers=[probe])
     async with app_client(stream_app) as streams:
         refused = await open_stream(streams, pair.refresh)
     assert refused.status_code == 401

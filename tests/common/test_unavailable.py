@@ -17,8 +17,10 @@ from sqlalchemy.exc import OperationalError
 
 from services.common.app import create_service_app
 from services.common.config import CommonSettings
+from services.common.identity import ServiceEntry
 from tests.support.clients import app_client
 
+PROBE = ServiceEntry("probe", "/api/v1/probe", "tests.common.test_unavailable:router", has_migrations=False)
 router = APIRouter()
 FAILURES: dict[str, BaseException] = {
     "postgres": OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused")),
@@ -27,19 +29,19 @@ FAILURES: dict[str, BaseException] = {
 }
 
 
-@router.get("/api/v1/probe/store/{name}")
+@router.get("/store/{name}")
 async def store(name: str) -> None:
     raise FAILURES[name]
 
 
-@router.get("/api/v1/probe/bug")
+@router.get("/bug")
 async def bug() -> None:
     raise KeyError("a bug stays a 500")
 
 
 @pytest.fixture
 async def client(migrated: CommonSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_service_app(name="probe", prefix="/api/v1/probe", common=migrated, routers=[router])
+    app = create_service_app(PROBE, common=migrated, routers=[router])
     async with app_client(app) as c:
         yield c
 
@@ -60,7 +62,7 @@ async def test_a_bug_is_still_500(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_job_waits_through_a_store_outage_without_using_deliveries() -> None:
-    from services.common.jobs import run_through_outages
+    from services.common.jobs.queue import run_through_outages
 
     calls: list[int] = []
 

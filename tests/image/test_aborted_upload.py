@@ -16,10 +16,13 @@ from fastapi import APIRouter, FastAPI, Request
 from services.common.app import create_service_app
 from services.common.blobs import LocalBlobStore
 from services.common.config import CommonSettings
+from services.common.identity import ServiceEntry
 from services.common.metrics import HTTP_REQUESTS
 from tests.support.clients import app_client
 from tests.support.images import PNG
 from tests.support.tokens import auth_headers
+
+PROBE = ServiceEntry("probe", "/api/v1/probe", "tests.image.test_aborted_upload:drop_mid_body", has_migrations=False)
 
 
 async def drop_mid_body(app: Any, method: str, path: str, query: str, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -89,14 +92,14 @@ async def test_disconnect_while_any_route_reads_its_body(
 ) -> None:
     router = APIRouter()
 
-    @router.post("/api/v1/probe/stream-in")
+    @router.post("/stream-in")
     async def stream_in(request: Request) -> dict[str, int]:
         total = 0
         async for chunk in request.stream():  # raises ClientDisconnect when the client goes away
             total += len(chunk)
         return {"bytes": total}
 
-    app = create_service_app(name="probe", prefix="/api/v1/probe", common=migrated, routers=[router])
+    app = create_service_app(PROBE, common=migrated, routers=[router])
     route = "/api/v1/probe/stream-in"
     aborted = HTTP_REQUESTS.labels("probe", "POST", route, "499")
     before = aborted._value.get()
