@@ -44,17 +44,14 @@ def rss_mb(pid: int) -> float:
 
 
 def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # local bench servers only
-                if response.status < 500:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up")
-        time.sleep(0.2)
+    sys.path.insert(0, str(ROOT))
+    from tests.support.servers import wait_until
+
+    def answers() -> bool:
+        with urllib.request.urlopen(url, timeout=2) as response:  # local bench servers only
+            return bool(response.status < 500)
+
+    wait_until(answers, url, timeout)
 
 
 class Env:

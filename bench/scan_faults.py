@@ -145,15 +145,20 @@ async def prepared_users(env: Env, count: int) -> tuple[list[dict[str, str]], li
     return headers, images
 
 
+async def running_jobs(env: Env, jobs: int) -> list[tuple[dict[str, str], str]]:
+    """One job per user, submitted with the worker running: (user's headers, stream URL) of each accepted."""
+    headers, images = await prepared_users(env, jobs)
+    env.start_worker()
+    accepted = [await submit(env.base, h, i) for h, i in zip(headers, images, strict=True)]
+    return [(h, body["stream_url"]) for h, (status, body) in zip(headers, accepted, strict=True) if status == 202]
+
+
 # ------------------------------------------------------------------------------------ scenarios
 
 
 async def worker_kill(env: Env, servers: Servers, jobs: int) -> Outcome:
     outcome = Outcome("worker-kill")
-    headers, images = await prepared_users(env, jobs)
-    env.start_worker()
-    accepted = [await submit(env.base, h, i) for h, i in zip(headers, images, strict=True)]
-    job_urls = [(h, body["stream_url"]) for h, (status, body) in zip(headers, accepted, strict=True) if status == 202]
+    job_urls = await running_jobs(env, jobs)
     deadline = time.monotonic() + 120
     progress = [Followed() for _ in job_urls]
     followers = [
@@ -282,10 +287,7 @@ async def postgres_restart(env: Env, servers: Servers, jobs: int) -> Outcome:
 
 async def redis_restart(env: Env, servers: Servers, jobs: int) -> Outcome:
     outcome = Outcome("redis-restart")
-    headers, images = await prepared_users(env, jobs)
-    env.start_worker()
-    accepted = [await submit(env.base, h, i) for h, i in zip(headers, images, strict=True)]
-    job_urls = [(h, body["stream_url"]) for h, (status, body) in zip(headers, accepted, strict=True) if status == 202]
+    job_urls = await running_jobs(env, jobs)
     deadline = time.monotonic() + 120
     followers = [asyncio.create_task(follow(env.base, url, h, deadline)) for h, url in job_urls]
     await asyncio.sleep(1.2)  # streams open, jobs between vision and answer
@@ -307,10 +309,7 @@ async def redis_restart(env: Env, servers: Servers, jobs: int) -> Outcome:
 
 async def api_shutdown(env: Env, servers: Servers, jobs: int) -> Outcome:
     outcome = Outcome("api-shutdown")
-    headers, images = await prepared_users(env, jobs)
-    env.start_worker()
-    accepted = [await submit(env.base, h, i) for h, i in zip(headers, images, strict=True)]
-    urls = [(h, body["stream_url"]) for h, (status, body) in zip(headers, accepted, strict=True) if status == 202]
+    urls = await running_jobs(env, jobs)
     deadline = time.monotonic() + 10  # one connection each: the API does not come back
 
     async def first_connection(h: dict[str, str], url: str) -> tuple[str | None, float]:

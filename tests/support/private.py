@@ -19,20 +19,22 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_until
 
 
-def _wait(check: object, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except Exception:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not come up in {timeout:.0f}s")
-        time.sleep(0.2)
+class _Server:
+    """``stop()`` and ``start()`` per server; a restart is both with the server down in between."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
 
 
 # --------------------------------------------------------------------------------------- PostgreSQL
@@ -45,7 +47,7 @@ def _pg_bin(name: str) -> str:
     return found[-1]
 
 
-class PrivatePostgres:
+class PrivatePostgres(_Server):
     def __init__(self, root: Path) -> None:
         self.root = root
         self.data = root / "data"
@@ -67,13 +69,8 @@ class PrivatePostgres:
         self._as_postgres(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
                           "-w", "start")  # fmt: skip
 
-    def stop(self, mode: str = "fast") -> None:
+    def stop(self, mode: str = "fast") -> None:  # type: ignore[override]
         self._as_postgres(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
-
-    def restart(self, down_seconds: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_seconds)
-        self.start()
 
 
 @contextlib.contextmanager
@@ -92,7 +89,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 # -------------------------------------------------------------------------------------------- Redis
 
 
-class PrivateRedis:
+class PrivateRedis(_Server):
     """``appendonly yes`` with an fsync per write: a restart keeps what was written, as a deployed
     Redis with persistence does (without it a restart is a data loss, a different fault)."""
 
@@ -108,7 +105,7 @@ class PrivateRedis:
              "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", str(self.root / "log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        _wait(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
                                      check=False).stdout.strip() == b"PONG", "redis")  # fmt: skip
 
     def stop(self) -> None:
@@ -116,11 +113,6 @@ class PrivateRedis:
             self.process.terminate()
             self.process.wait(timeout=30)
             self.process = None
-
-    def restart(self, down_seconds: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_seconds)
-        self.start()
 
 
 @contextlib.contextmanager
@@ -140,7 +132,7 @@ def private_redis() -> Iterator[PrivateRedis]:
 # ----------------------------------------------------------------------------------------- RabbitMQ
 
 
-class PrivateRabbit:
+class PrivateRabbit(_Server):
     """A separate RabbitMQ node: its own node name, ports, mnesia dir, config and cookie; no plugins."""
 
     def __init__(self, root: Path) -> None:
@@ -185,11 +177,6 @@ class PrivateRabbit:
 
     def start(self) -> None:
         self.ctl("start_app")
-
-    def restart(self, down_seconds: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_seconds)
-        self.start()
 
     def shutdown(self) -> None:
         with contextlib.suppress(Exception):

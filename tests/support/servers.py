@@ -7,11 +7,25 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
 from starlette.types import ASGIApp
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Poll ``check`` (exceptions count as "not yet") until it is truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not come up in {timeout:.0f}s")
+        time.sleep(0.2)
 
 
 def free_port() -> int:
