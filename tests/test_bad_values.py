@@ -144,3 +144,11 @@ def test_line_breaks_stay_allowed_in_free_text() -> None:
         ScanRequest(image_url="https://cdn.eco2.test/a.png", user_input="첫 줄\x0b끝")
     with pytest.raises(ValidationError):
         ScanRequest(image_url="https://cdn.eco2.test/a\n.png")  # single-line text: no line break either
+
+
+async def test_wrong_method_lists_every_method_of_the_path(gateway: httpx.AsyncClient) -> None:
+    # FastAPI keeps one route per method; the 405 must still name them all (RFC 9110).
+    response = await gateway.put("/api/v1/users/me")
+    assert response.status_code == 405
+    assert response.json()["code"] == "METHOD_NOT_ALLOWED"
+    assert response.headers["allow"] == "DELETE, GET, PATCH"

@@ -15,9 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request as StarletteRequest
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
 
 from services.common.schemas import ErrorBody
 
@@ -103,13 +104,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def allowed_methods(request: Request) -> str:
-    """Every method of the path, not only those of the first route that matched it: FastAPI keeps
-    one route per method, and Starlette's 405 names the first one's alone (RFC 9110 §15.5.6)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    """Every method of the resource, not only those of the first route that matched it: FastAPI
+    keeps one route per method, and Starlette's 405 names the first one's alone (RFC 9110 §15.5.6)."""
+    matching = [
+        (route.path_format, route.methods or set())
+        for route in iter_route_contexts(request.app.router.routes)  # included routers' routes too
+        if route.matches(request.scope)[0] is not Match.NONE
+    ]
+    # A literal path is its own resource: /auth/refresh is not also /auth/{provider}.
+    literal = [methods for path, methods in matching if path == request.scope["path"]]
+    return ", ".join(sorted(set().union(*(literal or [methods for _, methods in matching]))))
 
 
 async def _strict_json(self: StarletteRequest) -> Any:
