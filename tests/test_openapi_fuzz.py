@@ -45,7 +45,7 @@ def gateway_url(fuzz_common: CommonSettings) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AUTH_DEV_LOGIN_ENABLED", "true")  # fuzz the dev login pages too (settings read at build)
         gateway = create_gateway(list(SERVICES.values()), fuzz_common, run_workers=False)
-    with serve_asgi(gateway, port, lifespan="on") as url:
+    with serve_asgi(gateway, port, lifespan=True) as url:
         yield url
 
 

@@ -169,13 +169,13 @@ def responses(*errors: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
     return documented
 
 
-def redirect(description: str) -> dict[int | str, dict[str, Any]]:
+def redirect_doc(description: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI documentation of a 302 (no body, a ``Location`` header)."""
     location = {"description": "where the browser goes next", "schema": {"type": "string"}}
     return {302: {"description": description, "headers": {"Location": location}}}
 
 
-def html_page(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+def html_doc(status: int, description: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI documentation of an HTML answer (the dev login pages)."""
     return {status: {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}}
 

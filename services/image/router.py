@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 from starlette.requests import ClientDisconnect
 
@@ -79,9 +79,11 @@ async def local_put(
     content_type: Annotated[str, Query()] = "",
     expires: Annotated[str, Query()] = "",
     signature: Annotated[str, Query()] = "",
+    # Declared so the browser's preflight for this cross-origin PUT allows it (services.common.cors).
+    sent_type: Annotated[str | None, Header(alias="Content-Type")] = None,
 ) -> Response:
     store = _local(service)
-    if not store.verify_upload(key, content_type, expires, signature, request.headers.get("content-type")):
+    if not store.verify_upload(key, content_type, expires, signature, sent_type):
         # Storage semantics (what S3 answers for a bad or expired signature), not an API error.
         return error_response(403, "signature invalid, expired or content type mismatch", "SIGNATURE_INVALID")
     # Write-once: a key takes bytes only while its upload is pending, and only once.
@@ -108,7 +110,7 @@ async def local_put(
     return Response(status_code=200)
 
 
-@router.get("/files/{key:path}", include_in_schema=False)
+@router.api_route("/files/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def local_file(key: str, service: ServiceDep) -> Response:
     store = _local(service)
     if not KEY_PATTERN.match(key):
