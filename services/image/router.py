@@ -111,11 +111,13 @@ async def local_put(
 
 
 @router.api_route("/files/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
-async def local_file(key: str, service: ServiceDep) -> Response:
+async def local_file(key: str, session: SessionDep, service: ServiceDep) -> Response:
     store = _local(service)
     if not KEY_PATTERN.match(key):
         raise NotFound("Not Found")
-    info = await store.head(key)  # the public copy: verified bytes only
+    # The public copy only: verified bytes. A pending upload is verified on its first read — the
+    # client shows ``cdn_url`` right after its PUT, before any scan or callback verified it.
+    info = await store.head(key) or await service.verify_on_read(session, key)
     if info is None:
         raise NotFound("Not Found")
     return FileResponse(

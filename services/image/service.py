@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.blobs import KEY_PATTERN, BlobStore, ObjectChanged, create_blob_store
+from services.common.blobs import KEY_PATTERN, BlobInfo, BlobStore, ObjectChanged, create_blob_store
 from services.common.clock import utcnow
 from services.common.config import CommonSettings
 from services.common.db import Database
@@ -170,6 +170,19 @@ class ImageService:
             # say so, or the sweeper would treat the key as still pending.
             await session.commit()
         return self.describe(upload)
+
+    async def verify_on_read(self, session: AsyncSession, key: str) -> BlobInfo | None:
+        """Verify a pending upload because its public URL was requested; the public copy's info, or
+        ``None`` when there is nothing (yet) to serve. Whoever asks, the check is the owner's own
+        (the same the callback runs), and only verified bytes are served."""
+        upload = await session.get(Upload, key)
+        if upload is None or upload.status != "pending":
+            return None
+        try:
+            await self.verify(session, upload)
+        except BadRequest:
+            return None
+        return await self.store.head(key)
 
     async def _reject(self, session: AsyncSession, upload: Upload, code: str) -> None:
         await self.store.delete(upload.key)

@@ -197,10 +197,7 @@ async def test_local_put_signature_checks(image_client: httpx.AsyncClient, migra
         assert response.status_code == 403, params
     ok = await image_client.put(f"{parts.path}?{parts.query}", content=PNG, headers={"Content-Type": "image/png"})
     assert ok.status_code == 200
-    assert (await image_client.get(urlsplit(issued["cdn_url"]).path)).status_code == 404  # not verified yet
-    verified = await image_client.post("/api/v1/images/scan/callback", json={"key": issued["key"]}, headers=headers)
-    assert verified.status_code == 200
-    served = await image_client.get(urlsplit(issued["cdn_url"]).path)
+    served = await image_client.get(urlsplit(issued["cdn_url"]).path)  # verified on this first read
     assert served.status_code == 200
     assert served.content == PNG
     assert served.headers["content-type"] == "image/png"

@@ -121,6 +121,26 @@ async def test_rewrite_between_check_and_promotion_is_not_promoted(
     assert await store.head(issued["key"]) is None
 
 
+async def test_first_read_of_a_pending_upload_verifies_it(
+    image_client: httpx.AsyncClient, image_app: FastAPI, migrated: CommonSettings
+) -> None:
+    """The client shows ``cdn_url`` right after its PUT: that read verifies the upload, so what is
+    served is checked bytes; bytes that fail the check are rejected, deleted and never served."""
+    if not isinstance(service_of(image_app).store, LocalBlobStore):
+        pytest.skip("S3 objects are served by the CDN")
+    headers = auth_headers(migrated)
+    good = await upload_image(image_client, migrated, headers)
+    shown = await image_client.get(urlsplit(good["cdn_url"]).path)
+    assert (shown.status_code, shown.content, shown.headers["content-type"]) == (200, PNG, "image/png")
+    callback = await image_client.post("/api/v1/images/scan/callback", json={"key": good["key"]}, headers=headers)
+    assert callback.json()["status"] == "verified"
+    bad = await upload_image(image_client, migrated, headers, data=HTML)
+    assert (await image_client.get(urlsplit(bad["cdn_url"]).path)).status_code == 404
+    refused = await image_client.post("/api/v1/images/scan/callback", json={"key": bad["key"]}, headers=headers)
+    assert refused.json()["code"] == "INVALID_IMAGE_CONTENT"
+    assert bad["key"] not in await service_of(image_app).store.incoming_keys()
+
+
 async def test_served_files_carry_the_verified_type_and_security_headers(
     image_client: httpx.AsyncClient, image_app: FastAPI, migrated: CommonSettings
 ) -> None:
