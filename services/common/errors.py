@@ -144,7 +144,8 @@ def _printable(value: Any) -> Any:
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's own 422 shape (docs/api.md, conventions: errors), rendered even when the echoed input is not JSON-able."""
+    """FastAPI's own 422 shape (docs/api.md, conventions: errors), rendered even when the echoed
+    input is not JSON-able."""
     assert isinstance(exc, RequestValidationError)
     detail = jsonable_encoder(exc.errors())
     try:
@@ -186,8 +187,9 @@ _ASYNCPG_CONNECTION_STATE = frozenset({"InternalClientError", "ConnectionDoesNot
 
 def dependency_unavailable(exc: BaseException) -> bool:
     """Whether an unhandled exception means "a store is unreachable right now" (PostgreSQL or Redis
-    down, restarting, refusing connections): answered 503 ``SERVICE_UNAVAILABLE`` (docs/api.md, conventions: errors),
-    not 500 — the request may be retried, nothing is wrong with it or with this code."""
+    down, restarting, refusing or out of connections): answered 503 ``SERVICE_UNAVAILABLE``
+    (docs/api.md, conventions: errors), not 500 — the request may be retried, nothing is wrong with
+    it or with this code."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy.exc import InterfaceError, OperationalError
@@ -198,13 +200,14 @@ def dependency_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError | TimeoutError):
         return True
     # PostgreSQL refusing work while it shuts down or starts up arrives as a plain DBAPIError:
-    # SQLSTATE class 08 (connection exception) or 57P0x (admin/crash shutdown, cannot connect now).
+    # SQLSTATE class 08 (connection exception), 57P0x (admin/crash shutdown, cannot connect now) or
+    # 53300 (too many connections).
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         sqlstate = str(getattr(current, "sqlstate", "") or getattr(current, "pgcode", "") or "")
-        if sqlstate.startswith(("08", "57P")) or type(current).__name__ in _ASYNCPG_CONNECTION_STATE:
+        if sqlstate.startswith(("08", "57P", "53300")) or type(current).__name__ in _ASYNCPG_CONNECTION_STATE:
             return True
         current = getattr(current, "orig", None) or current.__cause__
     return False
