@@ -205,7 +205,11 @@ async def main(rows: int, requests: int, naive_runs: int) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             common = CommonSettings(
-                environment=Environment.TEST, database_url=url, data_dir=Path(tmp), log_level="WARNING"
+                environment=Environment.TEST,
+                database_url=url,
+                data_dir=Path(tmp),
+                log_level="WARNING",
+                internal_token="bench-internal-token",
             )
             await asyncio.to_thread(upgrade, SCHEMA, url)
             source = Path(tmp) / "synthetic_keco.csv"

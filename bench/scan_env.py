@@ -44,17 +44,14 @@ def rss_mb(pid: int) -> float:
 
 
 def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # local bench servers only
-                if response.status < 500:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up")
-        time.sleep(0.2)
+    sys.path.insert(0, str(ROOT))
+    from tests.support.servers import wait_until
+
+    def answers() -> bool:
+        with urllib.request.urlopen(url, timeout=2) as response:  # local bench servers only
+            return bool(response.status < 500)
+
+    wait_until(answers, url, timeout)
 
 
 class Env:
@@ -198,8 +195,7 @@ def tokens(env: Env, count: int) -> list[dict[str, str]]:
 
 
 def _serve_api(port: int) -> None:
-    import uvicorn
-
+    from services.common import serving
     from services.common.config import CommonSettings
     from services.gateway import create_gateway
     from services.registry import SERVICES
@@ -210,8 +206,7 @@ def _serve_api(port: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(app, log_level="warning", backlog=4096, timeout_keep_alive=60, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    serving.run(app, sockets=[sock], log_level="warning", backlog=4096, timeout_keep_alive=60, lifespan="on")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 
+from services.common import serving
 from services.common.config import CommonSettings
 from services.common.db import database_url_for
 from services.common.identity import load
@@ -130,7 +130,7 @@ def dev(
     else:
         console.print("  model     none: photos need a vision model (--model-url URL, see the landing page)")
     console.print(f"  setup took {time.perf_counter() - started:.2f}s; serving on http://{host}:{port}")
-    uvicorn.run(gateway, host=host, port=port, log_level="warning", lifespan="on")
+    serving.run(gateway, host=host, port=port, log_level="warning", lifespan="on")
 
 
 @app.command()
@@ -142,7 +142,7 @@ def serve(
     """Run one service as production does (one process per container; scale with replicas)."""
     _check_names([service])
     application = SERVICES[service].create_app()
-    uvicorn.run(
+    serving.run(
         application,
         host=host,
         port=port,

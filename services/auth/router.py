@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Header, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from services.auth.devlogin import error_page, login_form
 from services.auth.schemas import (
@@ -29,7 +29,15 @@ from services.common.cookies import (
     set_login_cookie,
 )
 from services.common.deps import AuthorizationHeader, RuntimeDep, SessionDep, bearer_or_cookie
-from services.common.errors import NotFound, RateLimited, Unauthorized, error_response, responses
+from services.common.errors import (
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    error_response,
+    html_doc,
+    redirect_doc,
+    responses,
+)
 from services.common.logging import get_logger
 from services.common.pages import html_page
 from services.common.security import ACCESS_COOKIE, REFRESH_COOKIE
@@ -133,7 +141,9 @@ async def logout(
 
 @router.get(
     "/dev/start",
-    responses={302: {"description": "to the dev login page"}, **responses((429, "RATE_LIMITED"))},
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={**redirect_doc("to the dev login page"), **responses((404, "NOT_FOUND"), (429, "RATE_LIMITED"))},
     dependencies=[throttled("login")],
 )
 async def dev_start(service: AuthDep, frontend_origin: str | None = None) -> Response:
@@ -144,7 +154,15 @@ async def dev_start(service: AuthDep, frontend_origin: str | None = None) -> Res
     return response
 
 
-@router.get("/dev/authorize", response_class=HTMLResponse)
+@router.get(
+    "/dev/authorize",
+    # Not ``response_class=HTMLResponse``: FastAPI would then document the JSON 404 as HTML too.
+    responses={
+        **html_doc(200, "the login form"),
+        **html_doc(400, "unknown or expired state"),
+        **responses((404, "NOT_FOUND")),
+    },
+)
 async def dev_authorize_page(
     service: AuthDep,
     state: str = "",
@@ -160,7 +178,16 @@ async def dev_authorize_page(
     return _dev_page(login_form(state, record.provider), service)
 
 
-@router.post("/dev/authorize", response_class=HTMLResponse)
+@router.post(
+    "/dev/authorize",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        **redirect_doc("to the callback with a one-time code"),
+        **html_doc(400, "invalid input or state"),
+        **responses((404, "NOT_FOUND")),
+    },
+)
 async def dev_authorize_submit(
     service: AuthDep,
     state: Annotated[str, Form()] = "",
@@ -201,7 +228,15 @@ async def start_login(
     )
 
 
-@router.get("/{provider}/callback", status_code=302, responses={302: {"description": "back to the client"}})
+@router.get(
+    "/{provider}/callback",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        **redirect_doc("back to the client: #/home, or #/login?error=oauth_failed"),
+        **responses((404, "NOT_FOUND")),
+    },
+)
 async def callback(
     provider: str,
     request: Request,

@@ -298,6 +298,7 @@ class AuthService:
                 expires_at=datetime.fromtimestamp(tokens.refresh_exp, UTC),
             )
         )
+        await self.revocations.record_refresh(str(sid), tokens.refresh_jti, tokens.refresh_exp)
         return tokens
 
     # -------------------------------------------------------------------- refresh
@@ -329,6 +330,13 @@ class AuthService:
                     )
                 )
                 if rotated.rowcount == 1:  # type: ignore[attr-defined]
+                    await self.revocations.record_refresh(
+                        str(row.id),
+                        candidate.refresh_jti,
+                        candidate.refresh_exp,
+                        previous=claims.jti,
+                        grace_seconds=self.settings.refresh_grace_seconds,
+                    )
                     return candidate
                 await self.kv.delete(grace_key)
         successor = await self.kv.get(grace_key)

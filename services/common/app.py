@@ -6,13 +6,16 @@ import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import iter_route_contexts
 
 from services.common.config import CommonSettings, ServiceSettings
 from services.common.cors import CORSMiddleware
+from services.common.deps import current_stream_user, current_user
 from services.common.errors import install_error_handlers
 from services.common.identity import ServiceEntry
 from services.common.internal import require_internal
@@ -21,6 +24,7 @@ from services.common.metrics import metrics_endpoint
 from services.common.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from services.common.pages import swagger_page
 from services.common.runtime import ServiceRuntime
+from services.common.security import ACCESS_COOKIE, REFRESH_COOKIE
 
 ServiceLifespan = Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]
 S = TypeVar("S", bound=ServiceSettings)
@@ -38,6 +42,52 @@ def _settle_heap() -> None:
     of pause every few seconds under load, a stall of every request in flight."""
     gc.collect()
     gc.freeze()
+
+
+def _uses(dependant: Dependant, calls: frozenset[Any]) -> set[Any]:
+    found = {dependant.call} & calls
+    for sub in dependant.dependencies:
+        found |= _uses(sub, calls)
+    return found
+
+
+def document_auth(app: FastAPI) -> None:
+    """Declare in the OpenAPI document how each operation authenticates (docs/api.md, conventions:
+    authentication): ``user`` = bearer header or ``s_access`` cookie, ``user/stream`` also the
+    ``s_refresh`` cookie. Read from the routes' dependencies when the document is built, so the
+    request path carries no extra dependency."""
+    build = app.openapi
+    schemes = {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "accessCookie": {"type": "apiKey", "in": "cookie", "name": ACCESS_COOKIE},
+        "refreshCookie": {"type": "apiKey", "in": "cookie", "name": REFRESH_COOKIE},
+    }
+    user: list[dict[str, list[str]]] = [{"bearer": []}, {"accessCookie": []}]
+    stream: list[dict[str, list[str]]] = [{"refreshCookie": []}]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        secured = False
+        for route in iter_route_contexts(app.routes):  # included routers' routes too
+            dependant = getattr(route, "dependant", None)
+            if dependant is None or not getattr(route, "include_in_schema", False) or route.path_format is None:
+                continue
+            used = _uses(dependant, frozenset({current_user, current_stream_user}))
+            if not used:
+                continue
+            secured = True
+            for method in route.methods or ():
+                operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+                if operation is not None:
+                    operation["security"] = user + (stream if current_stream_user in used else [])
+        if secured:
+            schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(schemes)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_service_app(
@@ -113,6 +163,7 @@ def create_service_app(
             {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
         )
 
+    document_auth(app)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_middleware(RequestContextMiddleware, service=name, templates=templates)
     app.add_middleware(SecurityHeadersMiddleware)  # outside: a crash's 500 carries them too

@@ -15,8 +15,11 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values that mean "nobody configured this yet"; refusing them outside development keeps a
-# copy-pasted example from reaching production.
-PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "dev", "development"})
+# copy-pasted example from reaching production. Compared lower-cased with "_" read as "-", so
+# Terraform's SSM placeholder ``CHANGE_ME`` is one of them.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "change-this", "replace-me", "todo", "secret", "dev", "development"}
+)
 
 
 class Environment(StrEnum):
@@ -72,11 +75,12 @@ class CommonSettings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _production_guards(self) -> CommonSettings:
-        if self.environment is Environment.PRODUCTION:
-            refuse_placeholder(self.environment, "INTERNAL_TOKEN", self.internal_token)
-            if "*" in self.cors_allowed_origins:
-                raise ValueError("CORS_ALLOWED_ORIGINS must be an exact list, '*' is never allowed")
+    def _guards(self) -> CommonSettings:
+        # Every environment but development (test, staging, production…): the internal token guards
+        # the /internal routes, and a placeholder there is a published password.
+        refuse_placeholder(self.environment, "INTERNAL_TOKEN", self.internal_token)
+        if self.environment is Environment.PRODUCTION and "*" in self.cors_allowed_origins:
+            raise ValueError("CORS_ALLOWED_ORIGINS must be an exact list, '*' is never allowed")
         return self
 
     @property
@@ -94,7 +98,8 @@ def refuse_placeholder(environment: Environment, name: str, value: str | None) -
     """Raise when a secret still holds a placeholder outside development."""
     if environment is Environment.DEVELOPMENT:
         return
-    if value is None or value.strip().lower() in PLACEHOLDER_SECRETS or value.startswith("dev-"):
+    normalised = (value or "").strip().lower().replace("_", "-")
+    if value is None or normalised in PLACEHOLDER_SECRETS or normalised.startswith("dev-"):
         raise ValueError(f"{name} must be set to a real secret when ENVIRONMENT={environment.value}")
 
 

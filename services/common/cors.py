@@ -94,11 +94,11 @@ class RouteIndex:
 
     def __init__(self, routes: Callable[[], Sequence[BaseRoute]]) -> None:
         self._routes = routes
-        self._shapes: list[tuple[re.Pattern[str], Allowed]] | None = None
+        self._shapes: list[tuple[re.Pattern[str], str, Allowed]] | None = None
         self._union = _NOTHING
 
-    def _build(self) -> list[tuple[re.Pattern[str], Allowed]]:
-        shapes: list[tuple[re.Pattern[str], Allowed]] = []
+    def _build(self) -> list[tuple[re.Pattern[str], str, Allowed]]:
+        shapes: list[tuple[re.Pattern[str], str, Allowed]] = []
         for route in _flatten(self._routes()):
             regex = getattr(route, "path_regex", None)
             methods = getattr(route, "methods", None)
@@ -106,19 +106,21 @@ class RouteIndex:
                 continue
             dependant = getattr(route, "dependant", None)
             headers = declared_headers(dependant) if isinstance(dependant, Dependant) else set()
-            shapes.append((regex, Allowed(frozenset(methods), frozenset(headers))))
-        for _, allowed in shapes:
+            shapes.append((regex, str(getattr(route, "path", "")), Allowed(frozenset(methods), frozenset(headers))))
+        for _, _, allowed in shapes:
             self._union = self._union | allowed
         return shapes
 
     def lookup(self, path: str) -> Allowed | None:
-        """The methods and headers of every route matching ``path``; ``None`` when none does."""
+        """The methods and headers of every route matching ``path``; ``None`` when none does. A
+        literal route is its own resource: ``/auth/refresh`` is not also ``/auth/{provider}``."""
         if self._shapes is None:
             self._shapes = self._build()
+        matching = [(route_path, allowed) for regex, route_path, allowed in self._shapes if regex.match(path)]
+        literal = [allowed for route_path, allowed in matching if route_path == path]
         found = _NOTHING
-        for regex, allowed in self._shapes:
-            if regex.match(path):
-                found = found | allowed
+        for allowed in literal or [allowed for _, allowed in matching]:
+            found = found | allowed
         return found if found.methods else None
 
     def union(self) -> Allowed:

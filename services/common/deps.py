@@ -48,7 +48,7 @@ async def current_user(request: Request, authorization: AuthorizationHeader = No
 
 
 async def current_stream_user(request: Request, authorization: AuthorizationHeader = None) -> TokenClaims:
-    """``user/stream``: an EventSource cannot refresh, so an unrevoked refresh cookie also counts."""
+    """``user/stream``: an EventSource cannot refresh, so the session's current refresh cookie also counts."""
     try:
         return await current_user(request, authorization)
     except Unauthorized as exc:
@@ -59,8 +59,9 @@ async def current_stream_user(request: Request, authorization: AuthorizationHead
             raise
         runtime = get_runtime(request)
         claims = await runtime.verifier.decode(refresh, "refresh")
-        if await runtime.revocations.is_revoked(claims):
-            raise Unauthorized("token revoked", "TOKEN_REVOKED") from None
+        # The refresh endpoint's rules, reuse detection included (docs/api.md, auth: refresh, reuse, logout): a superseded
+        # refresh token opens no stream.
+        await runtime.revocations.check_refresh(claims)
         return claims
 
 

@@ -14,12 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.errors import dependency_unavailable
 from services.common.logging import get_logger
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 _UNTRACKED = {"/health", "/ready", "/metrics"}
+_UNAVAILABLE = b'{"detail":"a required service is unavailable, retry shortly","code":"SERVICE_UNAVAILABLE"}'
 
 log = get_logger("eco2.http")
 
@@ -99,7 +102,19 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
+        except ClientDisconnect:
+            # The client went away while its request was read (an aborted upload): nobody is left
+            # to answer and nothing failed here. Counted as 499 (nginx's "client closed request").
+            status = 499
+            log.info("client_disconnected", path=scope["path"])
+        except Exception as exc:
+            if dependency_unavailable(exc):
+                log.warning("dependency_unavailable", path=scope["path"], error=repr(exc))
+                if response_started:
+                    raise
+                status = 503
+                await _send_json(send_wrapper, 503, _UNAVAILABLE, [(b"retry-after", b"1")])
+                return
             log.exception("unhandled_error", path=scope["path"])
             if response_started:
                 raise
@@ -117,14 +132,9 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id", "service")
 
 
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -189,6 +189,40 @@ class Revocations:
             > 0
         )
 
+    # Which refresh token is the current one of each session. The auth service owns the truth (its
+    # session table) and mirrors it here at login and at every rotation, so that SSE endpoints —
+    # the only other place a refresh token is accepted (``user/stream``) — apply the refresh
+    # endpoint's rules (docs/api.md, auth: refresh, reuse, logout) without reading auth's database.
+
+    async def record_refresh(
+        self, sid: str, jti: str, exp: int, *, previous: str | None = None, grace_seconds: float = 0.0
+    ) -> None:
+        """``jti`` (expiring at ``exp``) is now the session's refresh token; ``previous`` was rotated
+        just now and stays acceptable for ``grace_seconds`` (concurrent requests of one browser)."""
+        now = time.time()
+        state = {"jti": jti, "exp": exp, "previous": previous, "grace_until": now + grace_seconds}
+        await self.kv.set(f"refresh:current:{sid}", json.dumps(state), ttl=max(1.0, exp - now))
+
+    async def check_refresh(self, claims: TokenClaims) -> None:
+        """Refuse a refresh token that is revoked or not its session's current one. A superseded
+        token outside the grace window is a stolen one: the whole session is revoked (reuse detection)."""
+        if await self.is_revoked(claims):
+            raise Unauthorized("token revoked", "TOKEN_REVOKED")
+        raw = await self.kv.get(f"refresh:current:{claims.sid}")
+        if raw is None:
+            # No record (a session older than this mirror, or a store that lost its data): refuse
+            # without revoking; the next refresh through the auth service records it again.
+            raise Unauthorized("refresh token not recognised", "TOKEN_INVALID")
+        state = json.loads(raw)
+        now = time.time()
+        if state["jti"] == claims.jti:
+            return
+        if state.get("previous") == claims.jti and now <= float(state.get("grace_until", 0)):
+            return
+        await self.revoke_session(claims.sid, max(float(state["exp"]), claims.exp) - now)
+        log.warning("refresh_token_reuse", user_id=str(claims.user_id), sid=claims.sid, where="stream")
+        raise Unauthorized("refresh token reuse detected; session revoked", "TOKEN_REVOKED")
+
 
 @dataclass(slots=True)
 class _Verified:

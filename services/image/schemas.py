@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from services.common.schemas import Text
+
 
 class UploadRequest(BaseModel):
-    filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(default="", max_length=255)
+    filename: Text = Field(min_length=1, max_length=255)
+    content_type: Text = Field(default="", max_length=255)
     metadata: dict[str, Any] | None = None
 
     @field_validator("metadata")
@@ -18,6 +21,8 @@ class UploadRequest(BaseModel):
     def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and len(json.dumps(value, ensure_ascii=False).encode()) > 2048:
             raise ValueError("metadata must be at most 2 KB of JSON")
+        # Opaque client data, kept verbatim as JSON (escaped, so any string is safe to store): not
+        # text this backend reads, so the control-character rule of text inputs does not apply.
         return value
 
 
@@ -30,8 +35,8 @@ class UploadResponse(BaseModel):
 
 
 class CallbackRequest(BaseModel):
-    key: str = Field(min_length=3, max_length=512)
-    etag: str | None = None
+    key: Text = Field(min_length=3, max_length=512)
+    etag: Text | None = Field(default=None, max_length=512)
 
 
 class VerifiedImage(BaseModel):
@@ -44,4 +49,7 @@ class VerifiedImage(BaseModel):
 
 
 class ResolveRequest(BaseModel):
-    image_url: str = Field(max_length=2048)
+    image_url: Text = Field(max_length=2048)
+    # The submitting user: an upload is usable only by its uploader (another user's ``cdn_url`` is
+    # refused without touching their upload).
+    user_id: uuid.UUID

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.blobs import KEY_PATTERN, BlobStore, create_blob_store
+from services.common.blobs import KEY_PATTERN, BlobInfo, BlobStore, ObjectChanged, create_blob_store
 from services.common.clock import utcnow
 from services.common.config import CommonSettings
 from services.common.db import Database
@@ -123,6 +123,11 @@ class ImageService:
             required_headers={"Content-Type": content_type},
         )
 
+    async def accepts_upload(self, session: AsyncSession, key: str) -> bool:
+        """Whether the client may still PUT ``key``: only while its upload is pending."""
+        upload = await session.get(Upload, key)
+        return upload is not None and upload.status == "pending"
+
     # ---------------------------------------------------------------------------- verifying
 
     async def callback(self, session: AsyncSession, user_id: uuid.UUID, channel: str, key: str) -> VerifiedImage:
@@ -134,26 +139,50 @@ class ImageService:
         return await self.verify(session, upload)
 
     async def verify(self, session: AsyncSession, upload: Upload) -> VerifiedImage:
-        """Check a pending upload once; a verified one is never re-checked, a rejected one stays rejected."""
+        """Check a pending upload once; a verified one is never re-checked, a rejected one stays rejected.
+
+        The client's bytes sit in the store's unserved incoming copy; exactly the version checked
+        here is promoted to the public key with the verified type (write-once, see ``blobs.py``)."""
         if upload.status == "rejected":
             raise BadRequest("upload was rejected", upload.rejection_code or "UPLOAD_INCOMPLETE")
         if upload.status != "verified":
-            info = await self.store.head(upload.key)
+            info = await self.store.head(upload.key, incoming=True)
             if info is None:
                 # Nothing stored yet: the PUT may still be on its way, so the key stays usable.
                 raise BadRequest("the object has not been uploaded", "UPLOAD_INCOMPLETE")
             if info.size > self.settings.max_bytes:
                 await self._reject(session, upload, "FILE_TOO_LARGE")
                 raise BadRequest("the image is larger than 10 MB", "FILE_TOO_LARGE")
-            head = await self.store.read(upload.key, SNIFF_BYTES) or b""
-            if not matches(upload.content_type, sniff(head)):
-                await self._reject(session, upload, "INVALID_IMAGE_CONTENT")
-                raise BadRequest("the file is not the declared image type", "INVALID_IMAGE_CONTENT")
+            try:
+                head = await self.store.read(upload.key, SNIFF_BYTES, incoming=True, version=info.version) or b""
+                if not matches(upload.content_type, sniff(head)):
+                    await self._reject(session, upload, "INVALID_IMAGE_CONTENT")
+                    raise BadRequest("the file is not the declared image type", "INVALID_IMAGE_CONTENT")
+                await self.store.promote(upload.key, upload.content_type, info.version)
+            except ObjectChanged:
+                # Rewritten while being checked: nothing was promoted; the next attempt checks again.
+                log.warning("upload_changed_during_verification", key=upload.key)
+                raise BadRequest("the object changed while it was verified", "UPLOAD_INCOMPLETE") from None
             upload.status = "verified"
             upload.size_bytes = info.size
             upload.verified_at = utcnow()
-            await session.flush()
+            # Committed here, not with the response: once the public copy exists the record must
+            # say so, or the sweeper would treat the key as still pending.
+            await session.commit()
         return self.describe(upload)
+
+    async def verify_on_read(self, session: AsyncSession, key: str) -> BlobInfo | None:
+        """Verify a pending upload because its public URL was requested; the public copy's info, or
+        ``None`` when there is nothing (yet) to serve. Whoever asks, the check is the owner's own
+        (the same the callback runs), and only verified bytes are served."""
+        upload = await session.get(Upload, key)
+        if upload is None or upload.status != "pending":
+            return None
+        try:
+            await self.verify(session, upload)
+        except BadRequest:
+            return None
+        return await self.store.head(key)
 
     async def _reject(self, session: AsyncSession, upload: Upload, code: str) -> None:
         await self.store.delete(upload.key)
@@ -199,9 +228,12 @@ class ImageService:
             raise refused
         return key
 
-    async def resolve(self, session: AsyncSession, url: str) -> VerifiedImage:
+    async def resolve(self, session: AsyncSession, url: str, user_id: uuid.UUID) -> VerifiedImage:
         key = self.key_from_url(url)
         upload = await session.get(Upload, key)
+        if upload is not None and upload.user_id != user_id:
+            # Someone else's upload: refused like a foreign URL, and never verified on their behalf.
+            raise BadRequest("image_url is not an image of this service", "IMAGE_URL_NOT_ALLOWED")
         if upload is None:
             if key.startswith("generated/") and await self.store.head(key) is not None:
                 # Written server-side by chat image generation: verified by construction.
@@ -220,7 +252,8 @@ class ImageService:
     # ------------------------------------------------------------------------------ clean-up
 
     async def sweep_pending(self, db: Database) -> int:
-        """Delete objects still pending past the TTL (docs/api.md, images: 24 h)."""
+        """Delete objects still pending past the TTL (docs/api.md, images: 24 h), and every incoming
+        copy whose upload is no longer pending (a re-PUT after verification or rejection)."""
         cutoff = utcnow() - timedelta(seconds=self.settings.pending_ttl_seconds)
         async with db.session() as session:
             rows = (
@@ -236,7 +269,24 @@ class ImageService:
                 count += 1
         if count:
             log.info("pending_uploads_expired", count=count)
-        return count
+        return count + await self.sweep_incoming(db)
+
+    async def sweep_incoming(self, db: Database) -> int:
+        keys = await self.store.incoming_keys()
+        if not keys:
+            return 0
+        async with db.session() as session:
+            pending = set(
+                (await session.execute(select(Upload.key).where(Upload.key.in_(keys), Upload.status == "pending")))
+                .scalars()
+                .all()
+            )
+        stale = [key for key in keys if key not in pending]
+        for key in stale:
+            await self.store.delete_incoming(key)
+        if stale:
+            log.info("stale_incoming_objects_deleted", count=len(stale))
+        return len(stale)
 
     async def delete_user(self, session: AsyncSession, user_id: uuid.UUID) -> int:
         uploads = (await session.execute(select(Upload).where(Upload.user_id == user_id))).scalars().all()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import StringConstraints
 
 from services.common.deps import CurrentUser, SessionDep
 from services.common.errors import responses
+from services.common.schemas import Text, TrimmedText
 from services.location.schemas import LocationDetail, LocationEntry, Suggestion
 from services.location.service import LocationService
 
@@ -21,7 +21,7 @@ def get_service(request: Request) -> LocationService:
 
 ServiceDep = Annotated[LocationService, Depends(get_service)]
 # Trimmed first, then 1–100 code points: a blank query is a 422 like any other invalid value.
-SearchQuery = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Query()]
+SearchQuery = Annotated[TrimmedText, Query(min_length=1, max_length=100)]
 
 
 @router.get(
@@ -37,8 +37,8 @@ async def centers(
     lon: Annotated[float, Query(ge=-180, le=180)],
     zoom: int | None = None,
     radius: Annotated[int | None, Query(description="metres; clamped to 100..80000, never rejected")] = None,
-    store_category: Annotated[str | None, Query(description="comma-separated, or `all`")] = None,
-    pickup_category: Annotated[str | None, Query(description="comma-separated, or `all`")] = None,
+    store_category: Annotated[Text | None, Query(description="comma-separated, or `all`")] = None,
+    pickup_category: Annotated[Text | None, Query(description="comma-separated, or `all`")] = None,
 ) -> list[LocationEntry]:
     return await service.centers(
         session,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.schemas import UtcDateTime
+from services.common.schemas import Text, TrimmedText, UtcDateTime
 
 
 class ProfileOut(BaseModel):
@@ -28,20 +27,9 @@ class ProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    nickname: str | None = None
-    phone_number: str | None = None
-
-    @field_validator("nickname")
-    @classmethod
-    def _nickname(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("nickname cannot be null; omit it to leave it unchanged")
-        value = value.strip()
-        if not 1 <= len(value) <= 30:
-            raise ValueError("nickname must be 1-30 characters after trimming")
-        if any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise ValueError("nickname must not contain control characters")
-        return value
+    # Optional but never null (null is a 422, docs/api.md, users): absent means "leave it unchanged".
+    nickname: TrimmedText = Field(default=None, min_length=1, max_length=30)  # type: ignore[assignment]
+    phone_number: Text | None = None
 
     def changes(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in self.model_fields_set}

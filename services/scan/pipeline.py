@@ -36,6 +36,7 @@ from services.common.blobs import BlobStore
 from services.common.clock import iso_ms, utcnow
 from services.common.db import Database
 from services.common.domain_events import FinishedScan, ScanCompleted, reward_points
+from services.common.errors import dependency_unavailable
 from services.common.internal import internal_headers
 from services.common.jobs import Frame, JobEventLog, event_data
 from services.common.knowledge import RECYCLABLE, KnowledgeBase, character_for_middle
@@ -141,8 +142,9 @@ class ScanPipeline:
             await self.fail(job, "SCAN_TIMEOUT", stage=self._current_stage(job))
         except StageFailed as failure:
             await self.fail(job, failure.code, failure.message, stage=self._current_stage(job), reason=failure.reason)
-        except Exception:
-            if delivery >= self.settings.max_deliveries:
+        except Exception as exc:
+            # A store outage is not the job's fault: the queue retries it in place until the store is back.
+            if delivery >= self.settings.max_deliveries and not dependency_unavailable(exc):
                 log.exception("scan_job_gave_up", job_id=job_id, delivery=delivery)
                 await self.fail(job, "INTERNAL_ERROR", stage=self._current_stage(job))
                 return

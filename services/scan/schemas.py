@@ -6,11 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from services.common.schemas import MultilineText, Text
+
 
 class ScanRequest(BaseModel):
-    image_url: str = Field(min_length=1, max_length=2048)
-    user_input: str = Field(default="", max_length=500)
-    model: str | None = Field(default=None, max_length=128)
+    image_url: Text = Field(min_length=1, max_length=2048)
+    user_input: MultilineText = Field(default="", max_length=500)
+    model: Text | None = Field(default=None, max_length=128)
 
     @field_validator("user_input", mode="before")
     @classmethod

@@ -61,7 +61,7 @@ class ScanService:
     queue: JobQueue
     limiter: RateLimiter
     image_base: str
-    _verified: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    _verified: dict[tuple[uuid.UUID, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def settings(self) -> ScanSettings:
@@ -97,7 +97,7 @@ class ScanService:
             if replay is not None:
                 return replay  # no new job, no rate-limit cost
         # The image is checked first so that a refused request (400) does not use up the user's quota.
-        image = await self._resolve_image(body.image_url)
+        image = await self._resolve_image(body.image_url, user_id)
         await self.limiter.enforce(str(user_id))
 
         now = utcnow()
@@ -157,18 +157,20 @@ class ScanService:
             raise Conflict("idempotency key reused with a different request", "IDEMPOTENCY_KEY_REUSED")
         return submit_response(record.job_id)
 
-    async def _resolve_image(self, image_url: str) -> dict[str, Any]:
+    async def _resolve_image(self, image_url: str, user_id: uuid.UUID) -> dict[str, Any]:
         """Allow-list + first-use verification, answered by the image service (it owns the records).
 
-        A verified upload stays verified (docs/api.md, images), so answers are cached for a few minutes per
-        process: a user's repeated scans of one photo skip the internal hop."""
-        cached = self._verified.get(image_url)
+        A verified upload stays verified (docs/api.md, images), so answers are cached for a few minutes
+        per process: a user's repeated scans of one photo skip the internal hop. Keyed by user too: an
+        upload is only its uploader's to use."""
+        cache_key = (user_id, image_url)
+        cached = self._verified.get(cache_key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         try:
             response = await self.http.post(
                 SERVICES["image"].internal_url(self.image_base, "/resolve"),
-                json={"image_url": image_url},
+                json={"image_url": image_url, "user_id": str(user_id)},
                 headers=internal_headers(self.internal_token),
                 timeout=self.settings.image_timeout_seconds,
             )
@@ -179,7 +181,7 @@ class ScanService:
             image = dict(response.json())
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
                 self._verified.pop(next(iter(self._verified)))  # oldest first (insertion order)
-            self._verified[image_url] = (time.monotonic() + VERIFIED_CACHE_SECONDS, image)
+            self._verified[cache_key] = (time.monotonic() + VERIFIED_CACHE_SECONDS, image)
             return image
         try:
             code = response.json().get("code")

@@ -1,19 +1,16 @@
 """Fault run (real mode only): a burst of 500 scan outcomes for 50 users while RabbitMQ goes away.
 
-The broker application is stopped part-way through the burst (``rabbitmqctl stop_app``) for a few
-seconds and started again — always, even if the test fails. Afterwards every reward decision, every
-ownership row and every ledger entry must be present exactly once. The counts are printed
-(``pytest -s`` shows them; CI keeps them in the log).
-
-Other runs share this broker: the outage is kept to a few seconds and this run uses its own
-namespace, removed at the end.
+The broker is a private RabbitMQ node of this test (``tests/support/private.py``: its own node name,
+ports and data; the shared broker on 5672 is never touched). Its application is stopped part-way
+through the burst (``rabbitmqctl stop_app``) for a few seconds and started again — always, even if
+the test fails. Afterwards every reward decision, every ownership row and every ledger entry must be
+present exactly once. The counts are printed (``pytest -s`` shows them; CI keeps them in the log).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import threading
 import time
 import uuid
@@ -30,6 +27,7 @@ from services.common.domain_events import ScanCompleted
 from services.my.models import OwnedCharacter, PointEntry
 from services.workers import dead_letters
 from tests.support.events import delete_broker_objects, emit_scan, event_workers, fake_scan_producer, scan_completed
+from tests.support.private import PrivateRabbit, private_rabbitmq
 
 pytestmark = [pytest.mark.real_only, pytest.mark.slow]
 
@@ -50,12 +48,14 @@ MIDDLES = [
 OUTAGE_SECONDS = 2.0
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+@pytest.fixture(scope="module")
+def broker() -> Iterator[PrivateRabbit]:
+    with private_rabbitmq() as node:
+        yield node
 
 
 @contextlib.contextmanager
-def broker_outage_after(delay: float) -> Iterator[dict[str, float]]:
+def broker_outage_after(broker: PrivateRabbit, delay: float) -> Iterator[dict[str, float]]:
     """Stop the broker ``delay`` s from now for OUTAGE_SECONDS; guarantee it is running on exit."""
     timings: dict[str, float] = {}
     done = threading.Event()
@@ -64,10 +64,10 @@ def broker_outage_after(delay: float) -> Iterator[dict[str, float]]:
         time.sleep(delay)
         try:
             timings["stopped_at"] = time.monotonic()
-            rabbitmqctl("stop_app")
+            broker.stop()
             time.sleep(OUTAGE_SECONDS)
         finally:
-            rabbitmqctl("start_app")
+            broker.start()
             timings["started_at"] = time.monotonic()
             done.set()
 
@@ -78,7 +78,7 @@ def broker_outage_after(delay: float) -> Iterator[dict[str, float]]:
     finally:
         thread.join(timeout=180)
         if not done.is_set():  # the thread died before restoring it: restore here
-            rabbitmqctl("start_app")
+            broker.start()
 
 
 def plan() -> tuple[list[ScanCompleted], dict[uuid.UUID, tuple[int, int]]]:
@@ -103,11 +103,17 @@ def plan() -> tuple[list[ScanCompleted], dict[uuid.UUID, tuple[int, int]]]:
     return outcomes, expected
 
 
-async def test_no_reward_is_lost_or_doubled_when_the_broker_goes_away(migrated: CommonSettings) -> None:
-    # Its own namespace, and room for the redeliveries an outage causes, so nothing is dead-lettered
-    # merely for having been in flight twice.
+async def test_no_reward_is_lost_or_doubled_when_the_broker_goes_away(
+    migrated: CommonSettings, broker: PrivateRabbit
+) -> None:
+    # The private broker, and room for the redeliveries an outage causes, so nothing is
+    # dead-lettered merely for having been in flight twice.
     common = migrated.model_copy(
-        update={"events_namespace": f"{migrated.events_namespace}-fault", "events_max_deliveries": 10}
+        update={
+            "rabbitmq_url": broker.url,
+            "events_namespace": f"{migrated.events_namespace}-fault",
+            "events_max_deliveries": 10,
+        }
     )
     outcomes, expected = plan()
     users = list(expected)
@@ -119,7 +125,7 @@ async def test_no_reward_is_lost_or_doubled_when_the_broker_goes_away(migrated: 
             fake_scan_producer(common) as (scan_db, scan_source),
             event_workers(common, consumers=("character", "my"), extra_sources=[scan_source]),
         ):
-            with broker_outage_after(delay=1.0) as timings:
+            with broker_outage_after(broker, delay=1.0) as timings:
                 for batch in range(10):  # the burst: 50 outcomes every 0.25 s, the outage lands inside it
                     await emit_scan(scan_db, *outcomes[batch * 50 : (batch + 1) * 50])
                     await asyncio.sleep(0.25)

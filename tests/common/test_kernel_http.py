@@ -22,7 +22,7 @@ from services.common.deps import CurrentUser, RuntimeDep, StreamUser
 from services.common.errors import NotFound
 from services.common.identity import ServiceEntry
 from tests.support.clients import app_client
-from tests.support.tokens import issue_tokens, issuer
+from tests.support.tokens import issue_tokens, issuer, register_session
 
 PROBE = ServiceEntry("probe", "/api/v1/probe", "tests.common.test_kernel_http:router", has_migrations=False)
 router = APIRouter()
@@ -194,6 +194,7 @@ async def test_stream_auth_accepts_refresh_cookie_when_access_is_expired(
 ) -> None:
     user = uuid.uuid4()
     pair = issue_tokens(migrated, user)
+    await register_session(migrated, pair)
     expired = sign(migrated, claims(migrated, sub=str(user), exp=int(time.time()) - 120))
     cookie = f"s_access={expired}; s_refresh={pair.refresh}"
     stream = await client.get("/api/v1/probe/stream", headers={"Cookie": cookie})

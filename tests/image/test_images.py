@@ -16,6 +16,7 @@ from services.common.domain_events import UserDeleted
 from services.common.runtime import ServiceRuntime
 from services.image import consumers
 from services.image.config import ImageSettings
+from services.image.models import Upload
 from services.image.service import ImageService, sniff
 from tests.conftest import REAL
 from tests.support.events import envelope
@@ -196,7 +197,7 @@ async def test_local_put_signature_checks(image_client: httpx.AsyncClient, migra
         assert response.status_code == 403, params
     ok = await image_client.put(f"{parts.path}?{parts.query}", content=PNG, headers={"Content-Type": "image/png"})
     assert ok.status_code == 200
-    served = await image_client.get(urlsplit(issued["cdn_url"]).path)
+    served = await image_client.get(urlsplit(issued["cdn_url"]).path)  # verified on this first read
     assert served.status_code == 200
     assert served.content == PNG
     assert served.headers["content-type"] == "image/png"
@@ -215,7 +216,8 @@ async def test_local_put_cap(
 
 
 async def test_resolve_allow_list(image_client: httpx.AsyncClient, migrated: CommonSettings) -> None:
-    headers = auth_headers(migrated)
+    owner = uuid.uuid4()
+    headers = auth_headers(migrated, owner)
     issued = await upload_image(image_client, migrated, headers)
     cdn = issued["cdn_url"]
     parts = urlsplit(cdn)
@@ -233,22 +235,47 @@ async def test_resolve_allow_list(image_client: httpx.AsyncClient, migrated: Com
         "https://[::1/x",
     ]
     for url in refused:
-        response = await image_client.post("/internal/v1/images/resolve", json={"image_url": url}, headers=INTERNAL)
+        response = await image_client.post(
+            "/internal/v1/images/resolve", json={"image_url": url, "user_id": str(owner)}, headers=INTERNAL
+        )
         assert response.status_code == 400, url
         assert response.json()["code"] == "IMAGE_URL_NOT_ALLOWED", url
     # First use of a pending upload verifies it on the spot.
-    ok = await image_client.post("/internal/v1/images/resolve", json={"image_url": cdn}, headers=INTERNAL)
+    ok = await image_client.post(
+        "/internal/v1/images/resolve", json={"image_url": cdn, "user_id": str(owner)}, headers=INTERNAL
+    )
     assert ok.status_code == 200
     assert ok.json()["status"] == "verified"
-    no_token = await image_client.post("/internal/v1/images/resolve", json={"image_url": cdn})
+    no_token = await image_client.post("/internal/v1/images/resolve", json={"image_url": cdn, "user_id": str(owner)})
     assert no_token.status_code == 401
     assert no_token.json()["code"] == "INTERNAL_AUTH_FAILED"
     wrong = await image_client.post(
-        "/internal/v1/images/resolve", json={"image_url": cdn}, headers={"X-Internal-Token": "nope"}
+        "/internal/v1/images/resolve",
+        json={"image_url": cdn, "user_id": str(owner)},
+        headers={"X-Internal-Token": "nope"},
     )
     assert wrong.status_code == 401
     schema = (await image_client.get("/api/v1/images/openapi.json")).json()
     assert not any(path.startswith("/internal") for path in schema["paths"])
+
+
+async def test_resolve_refuses_another_users_upload_without_verifying_it(
+    image_client: httpx.AsyncClient, image_app: FastAPI, migrated: CommonSettings
+) -> None:
+    """Attack (issue 12.4): user B submits user A's ``cdn_url``. Refused as not allowed, and A's
+    pending upload is not verified (nor rejected) on B's behalf."""
+    victim = uuid.uuid4()
+    issued = await upload_image(image_client, migrated, auth_headers(migrated, victim))
+    attacker = uuid.uuid4()
+    response = await image_client.post(
+        "/internal/v1/images/resolve", json={"image_url": issued["cdn_url"], "user_id": str(attacker)}, headers=INTERNAL
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "IMAGE_URL_NOT_ALLOWED"
+    async with image_app.state.runtime.db.session() as session:
+        upload = await session.get(Upload, issued["key"])
+        assert upload is not None
+        assert upload.status == "pending"
 
 
 async def test_pending_uploads_expire(

@@ -373,9 +373,12 @@ def _assert_applied_resources(url: str, outputs: dict[str, Any]) -> None:
     assert "PUT" in cors["AllowedMethods"]
     assert cors["AllowedHeaders"] == ["Content-Type"]
     assert "http://localhost:5173" in cors["AllowedOrigins"]
-    [rule] = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert set(rules) == {"tier-then-expire", "expire-incoming"}
+    rule = rules["tier-then-expire"]
     assert rule["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"}]
     assert rule["Expiration"]["Days"] == 90
+    assert rules["expire-incoming"]["Expiration"]["Days"] == 2
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values())
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.scan.conftest import StackFactory
-from tests.support.images import JPEG, PNG, put_object
+from tests.support.images import JPEG, PNG, put_object, upload_image
 from tests.support.tokens import auth_headers
 
 
@@ -33,6 +33,26 @@ async def test_image_url_allow_list(make_stack: StackFactory) -> None:
             continue
         assert response.status_code == 400, url
         assert response.json()["code"] == "IMAGE_URL_NOT_ALLOWED", url
+
+
+async def test_another_users_upload_is_not_allowed(make_stack: StackFactory) -> None:
+    """Attack (issue 12.4): scanning with someone else's ``cdn_url`` — verified or still pending —
+    is refused as IMAGE_URL_NOT_ALLOWED, and never verifies their upload."""
+    stack = await make_stack(worker=False)
+    verified = await stack.uploaded()
+    assert (await stack.submit("생수병", image_url=verified)).status_code == 202  # the owner may
+    pending = await stack.uploaded()
+    stranger = auth_headers(stack.common)
+    for url in (verified, pending):
+        response = await stack.scan.post("/api/v1/scan", json={"image_url": url}, headers=stranger)
+        assert (response.status_code, response.json()["code"]) == (400, "IMAGE_URL_NOT_ALLOWED"), url
+    callback = await stack.image.post(
+        "/api/v1/images/scan/callback",
+        json={"key": pending.rsplit("/", 2)[-2] + "/" + pending.rsplit("/", 1)[-1]},
+        headers=stack.headers,
+    )
+    assert callback.status_code == 200  # the owner's first verification happens now, not before
+    assert (await stack.submit("생수병", image_url=pending)).status_code == 202
 
 
 async def test_first_use_verification(make_stack: StackFactory) -> None:
@@ -75,8 +95,10 @@ async def test_idempotent_submit(make_stack: StackFactory) -> None:
     other = await stack.submit("소주병", image_url=url, headers=key)
     assert (other.status_code, other.json()["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
     # The same key of another user is another key.
+    other_user = auth_headers(stack.common)
+    own_url = (await upload_image(stack.image, stack.common, other_user))["cdn_url"]
     stranger = await stack.scan.post(
-        "/api/v1/scan", json={"image_url": url, "user_input": "생수병"}, headers={**auth_headers(stack.common), **key}
+        "/api/v1/scan", json={"image_url": own_url, "user_input": "생수병"}, headers={**other_user, **key}
     )
     assert stranger.status_code == 202
     assert stranger.json()["job_id"] != first.json()["job_id"]

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,20 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from services.common.config import CommonSettings
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Poll ``check`` (exceptions count as "not yet") until it is truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not come up in {timeout:.0f}s")
+        time.sleep(0.2)
 
 
 def free_port() -> int:
@@ -37,7 +51,7 @@ def serve_asgi(app: ASGIApp, port: int | None = None, *, lifespan: bool = False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not server.started:
         if time.monotonic() > deadline:
             raise RuntimeError("test server did not start")

@@ -17,12 +17,38 @@ if TYPE_CHECKING:  # imported when a broker URL is configured: embedded runs nev
     from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from services.common.config import CommonSettings
+from services.common.errors import dependency_unavailable
 from services.common.events import consume_until_stopped
 from services.common.logging import get_logger
 
 log = get_logger("eco2.jobs")
 
 JobHandler = Callable[[str, int], Awaitable[None]]  # (job id, delivery number starting at 1)
+
+
+# How long a job waits, in place, for a store to come back before its delivery counts as failed.
+STORE_OUTAGE_PATIENCE_SECONDS = 60.0
+
+
+async def run_through_outages(handler: JobHandler, job_id: str, delivery: int) -> None:
+    """Run ``handler``; while it fails only because PostgreSQL/Redis is unreachable, retry in place.
+
+    Deliveries are for jobs that fail: a database restart of a few seconds would otherwise use up
+    every delivery of every job in flight (a quorum queue counts each one) and park them in the
+    dead-letter queue, to end as timeouts. The message stays unacked meanwhile, so a worker that
+    dies while waiting still hands the job to another one."""
+    waited, pause = 0.0, 0.2
+    while True:
+        try:
+            await handler(job_id, delivery)
+            return
+        except Exception as exc:
+            if not dependency_unavailable(exc) or waited >= STORE_OUTAGE_PATIENCE_SECONDS:
+                raise
+            log.warning("job_store_unavailable", job_id=job_id, error=repr(exc), waited=round(waited, 1))
+        await asyncio.sleep(pause)
+        waited += pause
+        pause = min(pause * 2, 5.0)
 
 
 class JobQueue(ABC):
@@ -63,7 +89,7 @@ class MemoryJobQueue(JobQueue):
                     return
                 job_id, delivery = getter.result()
                 try:
-                    await handler(job_id, delivery)
+                    await run_through_outages(handler, job_id, delivery)
                 except Exception:
                     log.warning("job_handler_failed", job_id=job_id, delivery=delivery, exc_info=True)
                     if delivery < self.max_deliveries:
@@ -126,7 +152,7 @@ class RabbitJobQueue(JobQueue):
             delivery = int(str((message.headers or {}).get("x-delivery-count") or 0)) + 1
             job_id = message.body.decode()
             try:
-                await handler(job_id, delivery)
+                await run_through_outages(handler, job_id, delivery)
             except Exception:
                 log.warning("job_handler_failed", job_id=job_id, delivery=delivery, exc_info=True)
                 await asyncio.sleep(min(0.05 * 2**delivery, 2.0))

@@ -75,6 +75,28 @@ def snapshot_tokens(backlog: Sequence[Frame], last_event_id: int | None) -> list
     return [*stages, Frame(point, RECOVERY_EVENT, body)]
 
 
+class _Drain:
+    """Server shutdown: every open stream ends with ``error``/``connection_reset`` (docs/api.md, SSE
+    error frames) before the connection closes, so clients reconnect (to another replica) at once."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.wakes: set[asyncio.Event] = set()
+
+    def start(self) -> None:
+        self.draining = True
+        for wake in list(self.wakes):
+            wake.set()
+
+
+DRAIN = _Drain()
+
+
+def drain_streams() -> None:
+    """Called by the server when it starts shutting down (``services.common.serving``)."""
+    DRAIN.start()
+
+
 def parse_last_event_id(value: str | None) -> int | None:
     """A decimal seq, or ``None`` (missing/unparsable → a fresh connection, docs/api.md SSE step 2)."""
     if value is None:
@@ -160,6 +182,8 @@ class JobStreamResponse(Response):
         finally:
             ACTIVE["streams"] -= 1
             watcher.cancel()
+            if self._sub is not None:
+                DRAIN.wakes.discard(self._sub.wake)
 
     async def _stream(self, write: Callable[[bytes], Awaitable[None]], gone: asyncio.Event) -> None:
         started = time.monotonic()
@@ -179,6 +203,7 @@ class JobStreamResponse(Response):
 
         async with self.events.subscribe(self.job_id) as sub:
             self._sub = sub
+            DRAIN.wakes.add(sub.wake)
             backlog = await self.events.read(self.job_id, last)
             for frame in self.replay(backlog, self.last_event_id):  # written as the policy made them
                 await write(encode(frame))
@@ -199,6 +224,9 @@ class JobStreamResponse(Response):
             deadline = started + self.max_seconds
             while not gone.is_set():
                 sub.wake.clear()
+                if DRAIN.draining:
+                    await write(error_frame(last, "connection_reset", "서버가 재시작 중이에요. 다시 연결해 주세요."))
+                    return
                 if sub.overflow:
                     await write(error_frame(last, "temporary", "연결이 잠시 지연되었어요. 다시 연결해 주세요."))
                     return

@@ -67,6 +67,22 @@ resource "aws_s3_bucket_lifecycle_configuration" "images" {
       days_after_initiation = 7
     }
   }
+
+  # Client uploads land under incoming/ and are copied out by the image service once verified
+  # (write-once uploads, docs/scan.md); whatever is left there is never served. The service sweeps
+  # it; this rule is the backstop.
+  rule {
+    id     = "expire-incoming"
+    status = "Enabled"
+
+    filter {
+      prefix = "incoming/"
+    }
+
+    expiration {
+      days = 2
+    }
+  }
 }
 
 # ---------------------------------------------------------------------------
@@ -121,6 +137,33 @@ resource "aws_acm_certificate_validation" "cloudfront" {
   validation_record_fqdns = [for r in aws_route53_record.cloudfront_cert_validation : r.fqdn]
 }
 
+# User bytes are served with the type the image service verified and never as a document: the same
+# headers as the embedded file route (services/common/blobs.py FILE_SECURITY_HEADERS).
+resource "aws_cloudfront_response_headers_policy" "images" {
+  count = var.enable_cloudfront ? 1 : 0
+
+  name    = "${var.bucket_name}-security"
+  comment = "nosniff, no framing, no referrer, sandboxed CSP for uploaded images"
+
+  security_headers_config {
+    content_type_options {
+      override = true
+    }
+    frame_options {
+      frame_option = "DENY"
+      override     = true
+    }
+    referrer_policy {
+      referrer_policy = "no-referrer"
+      override        = true
+    }
+    content_security_policy {
+      content_security_policy = "default-src 'none'; img-src 'self'; sandbox; frame-ancestors 'none'"
+      override                = true
+    }
+  }
+}
+
 resource "aws_cloudfront_distribution" "images" {
   count = var.enable_cloudfront ? 1 : 0
 
@@ -143,7 +186,8 @@ resource "aws_cloudfront_distribution" "images" {
     cached_methods         = ["GET", "HEAD"]
     compress               = true
     # AWS managed "CachingOptimized" policy.
-    cache_policy_id = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+    cache_policy_id            = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+    response_headers_policy_id = aws_cloudfront_response_headers_policy.images[0].id
   }
 
   restrictions {
@@ -180,9 +224,10 @@ data "aws_iam_policy_document" "images" {
   count = var.enable_cloudfront ? 1 : 0
 
   statement {
-    sid       = "CloudFrontOAC"
-    actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.images.arn}/*"]
+    sid     = "CloudFrontOAC"
+    actions = ["s3:GetObject"]
+    # Verified objects only: the incoming/ prefix (unverified client uploads) is never readable.
+    resources = [for prefix in ["scan", "chat", "my", "generated"] : "${aws_s3_bucket.images.arn}/${prefix}/*"]
 
     principals {
       type        = "Service"
