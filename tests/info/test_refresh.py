@@ -286,6 +286,7 @@ def test_eco2_info_refresh_command(
         "REDIS_URL": migrated.redis_url or "",
         "REDIS_KEY_PREFIX": migrated.redis_key_prefix,
         "ENVIRONMENT": "test",
+        "INTERNAL_TOKEN": migrated.internal_token,
         "INFO_RSS_FEEDS": f'[{{"id": "testpaper", "url": "{fake.base}/feed.xml"}}]',
         "INFO_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
         "LOG_LEVEL": "WARNING",
