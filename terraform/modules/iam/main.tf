@@ -210,3 +210,22 @@ resource "aws_iam_role_policy_attachment" "ebs_csi_driver" {
   role       = aws_iam_role.irsa["ebs_csi_driver"].name
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 }
+
+# barman-cloud in the PostgreSQL pods: WAL archive and base backups into the backup bucket, and
+# deleting what falls out of the retention window. Nothing else in the account.
+data "aws_iam_policy_document" "postgres_backup" {
+  statement {
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+    resources = ["${var.backups_bucket_arn}/*"]
+  }
+  statement {
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [var.backups_bucket_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "postgres_backup" {
+  name   = "postgres-backup"
+  role   = aws_iam_role.irsa["postgres_backup"].id
+  policy = data.aws_iam_policy_document.postgres_backup.json
+}

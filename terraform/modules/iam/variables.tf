@@ -39,6 +39,11 @@ variable "images_bucket_arn" {
   type        = string
 }
 
+variable "backups_bucket_arn" {
+  description = "ARN of the PostgreSQL backup bucket; only the postgres cluster's IRSA role may read and write it."
+  type        = string
+}
+
 variable "irsa_service_accounts" {
   description = "Kubernetes service accounts (namespace/name) that assume each IRSA role. Must match the Helm values in the workloads layer."
   type = object({
@@ -46,12 +51,15 @@ variable "irsa_service_accounts" {
     external_dns                 = string
     external_secrets             = string
     ebs_csi_driver               = string
+    postgres_backup              = string
   })
   default = {
     aws_load_balancer_controller = "kube-system/aws-load-balancer-controller"
     external_dns                 = "external-dns/external-dns"
     external_secrets             = "external-secrets/external-secrets"
     ebs_csi_driver               = "kube-system/ebs-csi-controller-sa"
+    # CloudNativePG runs every instance of a Cluster as a service account named after it.
+    postgres_backup = "postgres/eco2-postgres"
   }
 }
 
