@@ -229,3 +229,21 @@ resource "aws_iam_role_policy" "postgres_backup" {
   role   = aws_iam_role.irsa["postgres_backup"].id
   policy = data.aws_iam_policy_document.postgres_backup.json
 }
+
+# The recovery cluster only reads: base backups and WAL of the cluster it restores.
+data "aws_iam_policy_document" "postgres_restore" {
+  statement {
+    actions   = ["s3:GetObject"]
+    resources = ["${var.backups_bucket_arn}/*"]
+  }
+  statement {
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [var.backups_bucket_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "postgres_restore" {
+  name   = "postgres-restore"
+  role   = aws_iam_role.irsa["postgres_restore"].id
+  policy = data.aws_iam_policy_document.postgres_restore.json
+}

@@ -52,6 +52,7 @@ variable "irsa_service_accounts" {
     external_secrets             = string
     ebs_csi_driver               = string
     postgres_backup              = string
+    postgres_restore             = string
   })
   default = {
     aws_load_balancer_controller = "kube-system/aws-load-balancer-controller"
@@ -60,6 +61,8 @@ variable "irsa_service_accounts" {
     ebs_csi_driver               = "kube-system/ebs-csi-controller-sa"
     # CloudNativePG runs every instance of a Cluster as a service account named after it.
     postgres_backup = "postgres/eco2-postgres"
+    # The point-in-time recovery cluster (platform/cr/recovery) reads the same bucket.
+    postgres_restore = "postgres/eco2-postgres-restore"
   }
 }
 
