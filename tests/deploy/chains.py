@@ -105,7 +105,11 @@ def processes(rendered: dict[str, Any], env: str, store: Any = store_value) -> l
     found = []
     for folder in manifests.domain_folders():
         objects = docs(rendered, f"workloads/domains/{folder}/{env}")
-        config = {(o["metadata"]["namespace"], o["metadata"]["name"]): o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"}
+        config = {
+            (o["metadata"]["namespace"], o["metadata"]["name"]): o.get("data", {})
+            for o in objects
+            if o["kind"] == "ConfigMap"
+        }
         for obj in objects:
             if obj["kind"] not in {"Deployment", "Job"}:
                 continue
@@ -122,8 +126,16 @@ def processes(rendered: dict[str, Any], env: str, store: Any = store_value) -> l
                 values[item["name"]] = item["value"]
             ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
             found.append(
-                Process(folder, obj["kind"], obj["metadata"]["name"], ns, list(container["args"]), values,
-                        template["metadata"].get("labels", {}), ports)
+                Process(
+                    folder,
+                    obj["kind"],
+                    obj["metadata"]["name"],
+                    ns,
+                    list(container["args"]),
+                    values,
+                    template["metadata"].get("labels", {}),
+                    ports,
+                )
             )
     return found
 
@@ -185,7 +197,9 @@ def settings_read(modules: tuple[str, ...]) -> dict[str, list[str]]:
 
     Imported in a fresh interpreter, so only what that process's modules pull in is counted.
     """
-    result = subprocess.run([sys.executable, "-c", _PROBE, *modules], capture_output=True, text=True, cwd=ROOT, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, *modules], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
@@ -269,15 +283,20 @@ def cluster_services(rendered: dict[str, Any], env: str) -> dict[tuple[str, int]
         ns = svc["metadata"]["namespace"]
         selector = svc["spec"]["selector"]
         (pod,) = [
-            d["spec"]["template"] for d in workloads
-            if d["kind"] == "Deployment" and d["metadata"]["namespace"] == ns
+            d["spec"]["template"]
+            for d in workloads
+            if d["kind"] == "Deployment"
+            and d["metadata"]["namespace"] == ns
             and selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
         ]
         container_ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
         for port in svc["spec"]["ports"]:
             target = port["targetPort"]
             out[(f"{svc['metadata']['name']}.{ns}.svc.cluster.local", port["port"])] = Endpoint(
-                ns, svc["metadata"]["name"], container_ports.get(target, target), tuple(sorted(pod["metadata"]["labels"].items()))
+                ns,
+                svc["metadata"]["name"],
+                container_ports.get(target, target),
+                tuple(sorted(pod["metadata"]["labels"].items())),
             )
     for obj in docs(rendered, f"platform/cr/{env}"):
         if obj["kind"] in OPERATOR_SERVICES:
@@ -294,7 +313,9 @@ def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
     return selector.get("matchLabels", {}).items() <= labels.items()
 
 
-def _peer_allows(peer: dict[str, Any], ns_labels: dict[str, str] | None, pod_labels: dict[str, str], external: bool) -> bool:
+def _peer_allows(
+    peer: dict[str, Any], ns_labels: dict[str, str] | None, pod_labels: dict[str, str], external: bool
+) -> bool:
     if "ipBlock" in peer:
         return external and peer["ipBlock"]["cidr"] == "0.0.0.0/0"
     if external or ns_labels is None:
@@ -305,14 +326,24 @@ def _peer_allows(peer: dict[str, Any], ns_labels: dict[str, str] | None, pod_lab
 
 
 def policy_allows(
-    policies: list[dict[str, Any]], direction: str, namespace: str, pod_labels: dict[str, str],
-    peer_ns_labels: dict[str, str] | None, peer_pod_labels: dict[str, str], port: int, *, external: bool = False,
+    policies: list[dict[str, Any]],
+    direction: str,
+    namespace: str,
+    pod_labels: dict[str, str],
+    peer_ns_labels: dict[str, str] | None,
+    peer_pod_labels: dict[str, str],
+    port: int,
+    *,
+    external: bool = False,
 ) -> bool:
     """Kubernetes NetworkPolicy semantics for one direction of one connection."""
     kind, rules_key, peers_key = ("Egress", "egress", "to") if direction == "egress" else ("Ingress", "ingress", "from")
     selecting = [
-        p for p in policies
-        if p["metadata"]["namespace"] == namespace and kind in p["spec"]["policyTypes"] and _matches(p["spec"]["podSelector"], pod_labels)
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == namespace
+        and kind in p["spec"]["policyTypes"]
+        and _matches(p["spec"]["podSelector"], pod_labels)
     ]
     if not selecting:
         return True  # no policy isolates this pod in this direction

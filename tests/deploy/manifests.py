@@ -51,7 +51,9 @@ def kubectl() -> str:
 def kustomization_dirs() -> list[Path]:
     """Every kustomization this suite renders (not components, not ones that fetch remote manifests)."""
     dirs = {p.parent for tree in TREES for p in (ROOT / tree).rglob("kustomization.yaml")}
-    return sorted(d for d in dirs if not remote_resources(d) and "kind: Component" not in (d / "kustomization.yaml").read_text())
+    return sorted(
+        d for d in dirs if not remote_resources(d) and "kind: Component" not in (d / "kustomization.yaml").read_text()
+    )
 
 
 def rel(path: Path) -> str:
@@ -121,6 +123,8 @@ def remote_resources(path: Path) -> list[str]:
     """The http(s) resources of a kustomization (fetched by Argo CD, not renderable offline)."""
     kustomization = yaml.safe_load((path / "kustomization.yaml").read_text())
     return [r for r in kustomization.get("resources", []) if r.startswith(("http://", "https://"))]
+
+
 def strict_schema(schema: Any) -> Any:
     """An openAPIV3Schema as a JSON schema that rejects fields the CRD does not list.
 

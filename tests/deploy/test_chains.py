@@ -118,16 +118,36 @@ def test_every_call_reaches_a_service_through_the_policies(
                     problems.append(f"{where}: no such Service/port in the manifests")
                     continue
                 dst_labels = dict(target.pod_labels)
-                if not chains.policy_allows(policies, "egress", process.namespace, src_labels, ns_labels[target.namespace], dst_labels, target.port):
+                if not chains.policy_allows(
+                    policies,
+                    "egress",
+                    process.namespace,
+                    src_labels,
+                    ns_labels[target.namespace],
+                    dst_labels,
+                    target.port,
+                ):
                     problems.append(f"{where}: no egress policy of {process.namespace} allows it")
-                if not chains.policy_allows(policies, "ingress", target.namespace, dst_labels, ns_labels[process.namespace], src_labels, target.port):
+                if not chains.policy_allows(
+                    policies,
+                    "ingress",
+                    target.namespace,
+                    dst_labels,
+                    ns_labels[process.namespace],
+                    src_labels,
+                    target.port,
+                ):
                     problems.append(f"{where}: no ingress policy of {target.namespace} allows it")
             else:
                 assert "." in host, f"{where}: a short host name only resolves inside one namespace"
-                if not chains.policy_allows(policies, "egress", process.namespace, src_labels, None, {}, port, external=True):
+                if not chains.policy_allows(
+                    policies, "egress", process.namespace, src_labels, None, {}, port, external=True
+                ):
                     problems.append(f"{where}: no egress policy of {process.namespace} allows the internet on {port}")
         dns = {"kubernetes.io/metadata.name": "kube-system"}
-        if not chains.policy_allows(policies, "egress", process.namespace, src_labels, dns, {"k8s-app": "kube-dns"}, 53):
+        if not chains.policy_allows(
+            policies, "egress", process.namespace, src_labels, dns, {"k8s-app": "kube-dns"}, 53
+        ):
             problems.append(f"{process.label}: cannot resolve names (DNS egress)")
     assert not problems, "\n".join(problems)
 
@@ -166,7 +186,8 @@ def test_cors_origins_are_the_buckets_cors_origins(procs: dict[str, list[chains.
 def test_image_settings_name_terraforms_bucket_and_cdn(procs: dict[str, list[chains.Process]], env: str) -> None:
     bucket = re.search(r'^images_bucket_name\s*=\s*"([^"]+)"', _tfvars(env), re.M)
     domain = re.search(r'^domain_name\s*=\s*"([^"]+)"', _tfvars(env), re.M)
-    assert bucket and domain
+    assert bucket
+    assert domain
     for process in procs[env]:
         if "IMAGE_S3_BUCKET" in process.env:
             assert process.env["IMAGE_S3_BUCKET"] == bucket.group(1), process.label
@@ -177,7 +198,8 @@ def test_image_settings_name_terraforms_bucket_and_cdn(procs: dict[str, list[cha
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_overlays_pin_a_tag_ci_pushes(env: str) -> None:
     workflow = (ROOT / ".github/workflows/image.yml").read_text()
-    assert 'tag="${environment}-${GITHUB_SHA::12}"' in workflow and 'echo "$REPOSITORY:$environment"' in workflow
+    assert 'tag="${environment}-${GITHUB_SHA::12}"' in workflow
+    assert 'echo "$REPOSITORY:$environment"' in workflow
     for folder in manifests.domain_folders():
         kustomization = yaml.safe_load((ROOT / f"workloads/domains/{folder}/{env}/kustomization.yaml").read_text())
         (image,) = kustomization["images"]
@@ -198,7 +220,9 @@ def test_aws_identities_match_terraforms_roles(rendered: dict[str, Any], env: st
     asks for that role (Helm values, the CloudNativePG Cluster, the ClusterSecretStore)."""
     trusted = {sa: f"eco2-{env}-{key.replace('_', '-')}" for key, sa in _irsa_accounts().items()}
     annotated = {
-        f"{sa['metadata']['namespace']}/{sa['metadata']['name']}": sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        f"{sa['metadata']['namespace']}/{sa['metadata']['name']}": sa["metadata"]["annotations"][
+            "eks.amazonaws.com/role-arn"
+        ]
         for sa in chains.docs(rendered, f"workloads/rbac-storage/{env}")
         if sa["kind"] == "ServiceAccount" and "eks.amazonaws.com/role-arn" in sa["metadata"].get("annotations", {})
     }
@@ -217,19 +241,27 @@ def test_aws_identities_match_terraforms_roles(rendered: dict[str, Any], env: st
         assert trusted[f"{ns}/{sa_name}"] == role_of(found["AWS_ROLE_ARN"]), app["metadata"]["name"]
         assert found["AWS_WEB_IDENTITY_TOKEN_FILE"].startswith(_token_mount(values)), app["metadata"]["name"]
         accounts.add(found["AWS_ROLE_ARN"].split(":")[4])
-    (store,) = [o for o in chains.docs(rendered, f"workloads/secrets/external-secrets/{env}") if o["kind"] == "ClusterSecretStore"]
+    (store,) = [
+        o
+        for o in chains.docs(rendered, f"workloads/secrets/external-secrets/{env}")
+        if o["kind"] == "ClusterSecretStore"
+    ]
     ref = store["spec"]["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]
     assert f"{ref['namespace']}/{ref['name']}" in annotated
     for cluster in (o for o in chains.docs(rendered, f"platform/cr/{env}") if o["kind"] == "Cluster"):
         sa = f"{cluster['metadata']['namespace']}/{cluster['metadata']['name']}"  # CloudNativePG: SA = cluster name
         variables = {e["name"]: e["value"] for e in cluster["spec"]["env"]}
         assert role_of(variables["AWS_ROLE_ARN"]) == trusted[sa]
-        assert cluster["spec"]["serviceAccountTemplate"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == variables["AWS_ROLE_ARN"]
+        assert (
+            cluster["spec"]["serviceAccountTemplate"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+            == variables["AWS_ROLE_ARN"]
+        )
         (source,) = cluster["spec"]["projectedVolumeTemplate"]["sources"]
         assert source["serviceAccountToken"]["audience"] == "sts.amazonaws.com"
         assert variables["AWS_WEB_IDENTITY_TOKEN_FILE"] == "/projected/" + source["serviceAccountToken"]["path"]
         bucket = re.search(r'^backups_bucket_name\s*=\s*"([^"]+)"', _tfvars(env), re.M)
-        assert bucket and cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"] == f"s3://{bucket.group(1)}/"
+        assert bucket
+        assert cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"] == f"s3://{bucket.group(1)}/"
         accounts.add(variables["AWS_ROLE_ARN"].split(":")[4])
     accounts |= {arn.split(":")[4] for arn in annotated.values()}
     assert len(accounts) == 1, f"{env}: one AWS account per environment, found {accounts}"

@@ -76,7 +76,7 @@ def test_remote_manifests_are_pinned_release_assets() -> None:
             "https://github.com/rabbitmq/cluster-operator/releases/download/v2.12.0/cluster-operator.yml"
         ]
     }
-    (schema,) = [p for p in manifests.SCHEMAS.glob("rabbitmq-*.yaml")]
+    (schema,) = list(manifests.SCHEMAS.glob("rabbitmq-*.yaml"))
     assert "v2.12.0" in manifests.load_yaml_docs(schema)[0]["describes"], "schema and release must be one version"
 
 
