@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,12 +76,12 @@ def remote_keys(rendered: dict[str, Any], env: str) -> set[str]:
     return keys
 
 
-def terraform_parameters(env: str) -> set[str]:
+def terraform_parameters(env: str, root: Path = ROOT) -> set[str]:
     """The SSM parameters terraform/main.tf creates for an environment (module "secrets")."""
-    main = (ROOT / "terraform/main.tf").read_text()
+    main = (root / "terraform/main.tf").read_text()
     assert 'jsondecode(file("${path.module}/ssm-parameters.json"))' in main
     assert 'ssm_prefix   = "/eco2/${var.environment}"' in main
-    table = json.loads((ROOT / "terraform/ssm-parameters.json").read_text())
+    table = json.loads((root / "terraform/ssm-parameters.json").read_text())
     return {f"/eco2/{env}/{owner}/{key}" for owner, keys in table.items() for key in keys}
 
 

@@ -209,7 +209,7 @@ def test_plan_environment_tfvars(
 
     [dist] = _creates(plan, "aws_cloudfront_distribution")
     assert dist["default_cache_behavior"][0]["viewer_protocol_policy"] == "https-only"
-    assert dist["aliases"] == [f"images.{DOMAIN}"]
+    assert dist["aliases"] == [f"images.{environment}.{DOMAIN}"]
     [oac] = _creates(plan, "aws_cloudfront_origin_access_control")
     assert (oac["signing_behavior"], oac["signing_protocol"]) == ("always", "sigv4")
     assert len(_creates(plan, "aws_acm_certificate")) == 2  # regional ALB cert + us-east-1 CloudFront cert

@@ -1,10 +1,13 @@
-"""Write ``workloads/domains/<name>/{base,dev,prod}`` for a service API or a worker.
+"""Write every deploy-side file of a domain service, or one domain folder.
 
-Every domain folder has the same shape, so adding a service is: run this, commit the folder, then add
-its namespace, network policies, ExternalSecret and (for an API) its ingress path — see docs/deploy.md.
+    uv run python scripts/deployment/scaffold_domain.py service info --prefix /api/v1/info --consumers
+    uv run python scripts/deployment/scaffold_domain.py api auth
+    uv run python scripts/deployment/scaffold_domain.py worker my-consumers --namespace my --args worker,consumers,my
 
-    uv run python scripts/deploy/scaffold_domain.py api auth
-    uv run python scripts/deploy/scaffold_domain.py worker my-consumers --namespace my --args worker,consumers,my
+``service`` is the documented path for a new service (docs/deployment.md, "Adding a service"): its API
+folder (and consumers worker), namespace, default service account, network policies, ExternalSecret
+with its PostgreSQL role Secret, role and schema, ingress path and the SSM parameters Terraform
+creates. The ApplicationSet picks the folders up; tests/deploy checks the chains.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "docker.io/eco2/eco2"
-INITIAL_TAG = "0.1.0"
 # Node groups created by the Terraform layer (label eco2.io/role); the AI workers' nodes are tainted.
 NODE_ROLE = {"api": "api", "worker": "worker-storage", "worker-ai": "worker-ai"}
 
@@ -30,7 +32,7 @@ API_CONFIG = {
 ENV_CONFIG = {
     "dev": {
         "PUBLIC_API_BASE_URL": "https://api.dev.eco2.example.com",
-        "CORS_ALLOWED_ORIGINS": "https://dev.eco2.example.com,https://localhost:5173",
+        "CORS_ALLOWED_ORIGINS": "https://dev.eco2.example.com,http://localhost:5173,https://localhost:5173",
         "DOCS_ENABLED": "true",
         "LOG_LEVEL": "DEBUG",
         "REDIS_KEY_PREFIX": "eco2:dev:",
@@ -428,7 +430,7 @@ resources:
 images:
   - name: eco2
     newName: {IMAGE}
-    newTag: "{INITIAL_TAG}"
+    newTag: "{env}"
 configMapGenerator:
   - name: {name}-config
     behavior: merge
@@ -445,7 +447,154 @@ configMapGenerator:
 {scale}"""
 
 
+def write_folder(root: Path, name: str, kind: str, namespace: str, args: list[str] | None = None) -> None:
+    folder = root / "workloads" / "domains" / name
+    if kind == "api":
+        base = api_base(name, namespace, {}, "", "")
+        scalable, role = True, NODE_ROLE["api"]
+    else:
+        scalable = True
+        base = worker_base(name, namespace, args or [], scalable, False, {})
+        role = NODE_ROLE["worker"]
+    for filename, text in base.items():
+        path = folder / "base" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for env in ("dev", "prod"):
+        path = folder / env / "kustomization.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(overlay(name, kind, env, scalable, role, ENV_CONFIG[env]))
+
+
+def _append_list_item(path: Path, key_line: str, item: str) -> None:
+    """Add ``  - item`` to the YAML list that starts at ``key_line`` (kept in file order)."""
+    lines = path.read_text().splitlines()
+    start = lines.index(key_line)
+    end = start + 1
+    bullet = "  - " if lines[end].startswith("  - ") else "- "
+    while end < len(lines) and lines[end].startswith(bullet):
+        end += 1
+    if f"{bullet}{item}" not in lines[start:end]:
+        lines.insert(end, f"{bullet}{item}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def scaffold_service(root: Path, name: str, prefix: str, consumers: bool) -> list[str]:
+    """Every deploy-side file of a new domain service; returns what it wrote or changed."""
+    import json
+    import re
+
+    changed = []
+    write_folder(root, name, "api", name)
+    changed.append(f"workloads/domains/{name}")
+    if consumers:
+        write_folder(root, f"{name}-consumers", "worker", name, ["worker", "consumers", name])
+        changed.append(f"workloads/domains/{name}-consumers")
+    namespaces = root / "workloads/namespaces/base/namespaces.yaml"
+    if f"  name: {name}\n" not in namespaces.read_text():
+        namespaces.write_text(
+            namespaces.read_text().rstrip("\n")
+            + f"""
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {name}
+  labels:
+    eco2.io/tier: domain
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/warn: restricted
+"""
+        )
+    accounts = root / "workloads/rbac-storage/base/default-serviceaccounts.yaml"
+    if f"  namespace: {name}\n" not in accounts.read_text():
+        accounts.write_text(
+            accounts.read_text().rstrip("\n")
+            + f"""
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: default
+  namespace: {name}
+automountServiceAccountToken: false
+imagePullSecrets:
+  - name: registry-credentials
+"""
+        )
+    changed += ["workloads/namespaces/base/namespaces.yaml", "workloads/rbac-storage/base/default-serviceaccounts.yaml"]
+    # Network policies: the same flows as the my service (load balancer, JWKS, monitoring, broker).
+    policies = root / "workloads/network-policies/base"
+    (policies / name).mkdir(exist_ok=True)
+    for source in sorted((policies / "my").glob("*.yaml")):
+        text = source.read_text().replace("namespace: my\n", f"namespace: {name}\n")
+        (policies / name / source.name).write_text(text)
+    _append_list_item(policies / "kustomization.yaml", "resources:", name)
+    changed.append(f"workloads/network-policies/base/{name}")
+    # Secrets: the service's Secret and its PostgreSQL role Secret, from the SSM keys Terraform creates.
+    secrets = root / "workloads/secrets/external-secrets/base"
+    template = (secrets / "my.yaml").read_text()
+    (secrets / f"{name}.yaml").write_text(re.sub(r"\bmy\b", name, template))
+    _append_list_item(secrets / "kustomization.yaml", "resources:", f"{name}.yaml")
+    parameters = root / "terraform/ssm-parameters.json"
+    table = json.loads(parameters.read_text())
+    table.setdefault(name, ["database-password"])
+    parameters.write_text(json.dumps(table, indent=2) + "\n")
+    changed += [f"workloads/secrets/external-secrets/base/{name}.yaml", "terraform/ssm-parameters.json"]
+    # PostgreSQL: a login role in the cluster and a schema it owns.
+    cluster = root / "platform/cr/base/postgres/cluster.yaml"
+    text = cluster.read_text()
+    if f"      - name: {name}\n" not in text:
+        role = f"""      - name: {name}
+        ensure: present
+        login: true
+        inherit: true
+        inRoles: [eco2]
+        passwordSecret:
+          name: pg-role-{name}
+"""
+        text = text.replace("      # The outbox relay", role + "      # The outbox relay")
+        text = (
+            text.replace("inRoles: [auth, my, scan, character]", f"inRoles: [auth, my, scan, character, {name}]")
+            if consumers
+            else text
+        )
+        cluster.write_text(text)
+    database = root / "platform/cr/base/postgres/database.yaml"
+    if f"    - name: {name}\n" not in database.read_text():
+        database.write_text(
+            database.read_text().rstrip("\n") + f"\n    - name: {name}\n      owner: {name}\n      ensure: present\n"
+        )
+    changed += ["platform/cr/base/postgres/cluster.yaml", "platform/cr/base/postgres/database.yaml"]
+    # Ingress: its public prefix on the shared ALB.
+    ingress = root / "workloads/ingress/base/ingress.yaml"
+    docs = ingress.read_text().split("\n---\n")
+    if f"  namespace: {name}\n" not in ingress.read_text():
+        block = docs[1]
+        orders = [int(m) for m in re.findall(r'group.order: "(\d+)"', ingress.read_text())]
+        block = block.replace("name: my\n", f"name: {name}\n").replace("namespace: my\n", f"namespace: {name}\n")
+        block = re.sub(r'group.order: "\d+"', f'group.order: "{max(orders) + 10}"', block)
+        block = re.sub(r"path: /api/v1/users", f"path: {prefix}", block)
+        block = re.sub(r"(service:\n\s+name: )my", rf"\g<1>{name}", block)
+        ingress.write_text(ingress.read_text().rstrip("\n") + "\n---\n" + block.rstrip("\n") + "\n")
+    changed.append("workloads/ingress/base/ingress.yaml")
+    return changed
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["service"]:
+        parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("service", choices=["service"])
+        parser.add_argument("name", help="the service name in services/registry.py")
+        parser.add_argument("--prefix", required=True, help="its public prefix, e.g. /api/v1/info")
+        parser.add_argument(
+            "--consumers", action="store_true", help="it has event consumers (a <name>-consumers worker)"
+        )
+        parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+        options = parser.parse_args(argv)
+        for path in scaffold_service(options.root, options.name, options.prefix, options.consumers):
+            print(f"wrote {path}")
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["api", "worker"])
     parser.add_argument("name", help="folder and Deployment name (the service name for an API)")
