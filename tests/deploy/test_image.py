@@ -92,7 +92,7 @@ def test_dockerignore_keeps_the_context_to_the_sources() -> None:
         "var/dev/auth.db",
         ".git/HEAD",
         ".env",
-        "docs/deploy.md",
+        "docs/workloads.md",
         "workloads/domains/auth/base/deployment.yaml",
         "services/__pycache__/cli.cpython-311.pyc",
     ):
