@@ -1,25 +1,73 @@
 """Write every deploy-side file of a domain service, or one domain folder.
 
-    uv run python scripts/deployment/scaffold_domain.py service info --prefix /api/v1/info --consumers
+    uv run python scripts/deployment/scaffold_domain.py service info
     uv run python scripts/deployment/scaffold_domain.py api auth
     uv run python scripts/deployment/scaffold_domain.py worker my-consumers --namespace my --args worker,consumers,my
 
-``service`` is the documented path for a new service (docs/deployment.md, "Adding a service"): its API
-folder (and consumers worker), namespace, default service account, network policies, ExternalSecret
-with its PostgreSQL role Secret, role and schema, ingress path and the SSM parameters Terraform
-creates. The ApplicationSet picks the folders up; tests/deploy checks the chains.
+``service`` is the documented path for a new service (docs/workloads.md, "Adding a service"). It
+reads the service's entry in ``services/registry.py`` (add it first) and writes a folder for every
+Deployment the entry implies (``deployments``: the API, ``<name>-consumers`` when it has consumers,
+``<command>-worker`` for each of its workers), its namespace, default service account, network
+policies, ExternalSecret with its PostgreSQL role Secret, role and schema (and the relay's
+membership when it has an outbox), ingress path and the SSM parameters Terraform creates. The
+ApplicationSet picks the folders up; tests/deploy derives the same folders from the registry and
+checks the chains.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "docker.io/eco2/eco2"
 # Node groups created by the Terraform layer (label eco2.io/role); the AI workers' nodes are tainted.
 NODE_ROLE = {"api": "api", "worker": "worker-storage", "worker-ai": "worker-ai"}
+
+# The outbox relay: one Deployment for every service with an outbox (``eco2 worker relay``).
+RELAY = {"relay": ("worker", "relay")}
+
+
+def registry() -> Mapping[str, Any]:
+    """``services.registry.SERVICES`` of this checkout (the script runs from any directory)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from services.registry import SERVICES
+
+    return SERVICES
+
+
+def workers(entry: Any) -> Mapping[str, str]:
+    """The entry's background workers, command -> "module:function" (``eco2 worker <command>``)."""
+    declared = getattr(entry, "workers", None)
+    if declared is None:  # a registry from before ``ServiceEntry.workers``: the scan worker was wired in the CLI
+        return {"scan": "services.scan.worker:run_scan_worker"} if entry.name == "scan" else {}
+    return dict(declared)
+
+
+def deployments(entry: Any) -> dict[str, tuple[str, ...]]:
+    """Domain folder -> container args of every Deployment a registry entry implies."""
+    out: dict[str, tuple[str, ...]] = {entry.name: ("serve", entry.name)}
+    if entry.consumers:
+        out[f"{entry.name}-consumers"] = ("worker", "consumers", entry.name)
+    for command in workers(entry):
+        out[f"{command}-worker"] = ("worker", command)
+    return out
+
+
+def all_deployments(entries: Iterable[Any]) -> dict[str, tuple[str, ...]]:
+    """Every domain folder of the distribution: each entry's Deployments plus the relay."""
+    entries = list(entries)
+    out = dict(RELAY) if any(e.outbox for e in entries) else {}
+    for entry in entries:
+        out.update(deployments(entry))
+    return out
+
 
 API_CONFIG = {
     "ENVIRONMENT": "production",
@@ -447,15 +495,16 @@ configMapGenerator:
 {scale}"""
 
 
-def write_folder(root: Path, name: str, kind: str, namespace: str, args: list[str] | None = None) -> None:
+def write_folder(
+    root: Path, name: str, namespace: str, args: list[str], *, scalable: bool = True, ai: bool = False
+) -> None:
+    """``workloads/domains/<name>/{base,dev,prod}``: an API for ``serve``, a worker otherwise."""
     folder = root / "workloads" / "domains" / name
+    kind = "api" if args[0] == "serve" else "worker"
     if kind == "api":
-        base = api_base(name, namespace, {}, "", "")
-        scalable, role = True, NODE_ROLE["api"]
+        base, role = api_base(name, namespace, {}, "", ""), NODE_ROLE["api"]
     else:
-        scalable = True
-        base = worker_base(name, namespace, args or [], scalable, False, {})
-        role = NODE_ROLE["worker"]
+        base, role = worker_base(name, namespace, args, scalable, ai, {}), NODE_ROLE["worker-ai" if ai else "worker"]
     for filename, text in base.items():
         path = folder / "base" / filename
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -463,7 +512,7 @@ def write_folder(root: Path, name: str, kind: str, namespace: str, args: list[st
     for env in ("dev", "prod"):
         path = folder / env / "kustomization.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(overlay(name, kind, env, scalable, role, ENV_CONFIG[env]))
+        path.write_text(overlay(name, kind, env, scalable or kind == "api", role, ENV_CONFIG[env]))
 
 
 def _append_list_item(path: Path, key_line: str, item: str) -> None:
@@ -479,17 +528,20 @@ def _append_list_item(path: Path, key_line: str, item: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def scaffold_service(root: Path, name: str, prefix: str, consumers: bool) -> list[str]:
-    """Every deploy-side file of a new domain service; returns what it wrote or changed."""
-    import json
-    import re
+def dump_parameters(table: Mapping[str, list[str]]) -> str:
+    """terraform/ssm-parameters.json with one line per owner, so adding a service is a one-line diff."""
+    lines = [f"  {json.dumps(owner)}: {json.dumps(keys)}" for owner, keys in table.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
+
+def scaffold_service(root: Path, entry: Any) -> list[str]:
+    """Every deploy-side file of a registered service (``services.registry`` entry); returns what it
+    wrote or changed."""
+    name = entry.name
     changed = []
-    write_folder(root, name, "api", name)
-    changed.append(f"workloads/domains/{name}")
-    if consumers:
-        write_folder(root, f"{name}-consumers", "worker", name, ["worker", "consumers", name])
-        changed.append(f"workloads/domains/{name}-consumers")
+    for folder, args in deployments(entry).items():
+        write_folder(root, folder, name, list(args))
+        changed.append(f"workloads/domains/{folder}")
     namespaces = root / "workloads/namespaces/base/namespaces.yaml"
     if f"  name: {name}\n" not in namespaces.read_text():
         namespaces.write_text(
@@ -539,7 +591,7 @@ imagePullSecrets:
     parameters = root / "terraform/ssm-parameters.json"
     table = json.loads(parameters.read_text())
     table.setdefault(name, ["database-password"])
-    parameters.write_text(json.dumps(table, indent=2) + "\n")
+    parameters.write_text(dump_parameters(table))
     changed += [f"workloads/secrets/external-secrets/base/{name}.yaml", "terraform/ssm-parameters.json"]
     # PostgreSQL: a login role in the cluster and a schema it owns.
     cluster = root / "platform/cr/base/postgres/cluster.yaml"
@@ -554,12 +606,14 @@ imagePullSecrets:
           name: pg-role-{name}
 """
         text = text.replace("      # The outbox relay", role + "      # The outbox relay")
-        text = (
-            text.replace("inRoles: [auth, my, scan, character]", f"inRoles: [auth, my, scan, character, {name}]")
-            if consumers
-            else text
-        )
-        cluster.write_text(text)
+    if entry.outbox:  # the relay reads and marks the service's outbox table as a member of its role
+        relay = re.compile(r"(      - name: relay\n(?:        .*\n)*?        inRoles: \[)([^\]]*)\]")
+        found = relay.search(text)
+        assert found, "platform/cr/base/postgres/cluster.yaml has no relay role"
+        members = [m.strip() for m in found.group(2).split(",")]
+        if name not in members:
+            text = relay.sub(lambda m: f"{m.group(1)}{', '.join([*members, name])}]", text)
+    cluster.write_text(text)
     database = root / "platform/cr/base/postgres/database.yaml"
     if f"    - name: {name}\n" not in database.read_text():
         database.write_text(
@@ -574,7 +628,7 @@ imagePullSecrets:
         orders = [int(m) for m in re.findall(r'group.order: "(\d+)"', ingress.read_text())]
         block = block.replace("name: my\n", f"name: {name}\n").replace("namespace: my\n", f"namespace: {name}\n")
         block = re.sub(r'group.order: "\d+"', f'group.order: "{max(orders) + 10}"', block)
-        block = re.sub(r"path: /api/v1/users", f"path: {prefix}", block)
+        block = re.sub(r"path: /api/v1/users", f"path: {entry.prefix}", block)
         block = re.sub(r"(service:\n\s+name: )my", rf"\g<1>{name}", block)
         ingress.write_text(ingress.read_text().rstrip("\n") + "\n---\n" + block.rstrip("\n") + "\n")
     changed.append("workloads/ingress/base/ingress.yaml")
@@ -582,20 +636,18 @@ imagePullSecrets:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     if argv[:1] == ["service"]:
-        parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("service", choices=["service"])
-        parser.add_argument("name", help="the service name in services/registry.py")
-        parser.add_argument("--prefix", required=True, help="its public prefix, e.g. /api/v1/info")
-        parser.add_argument(
-            "--consumers", action="store_true", help="it has event consumers (a <name>-consumers worker)"
-        )
+        parser.add_argument("name", help="the service's name in services/registry.py")
         parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
         options = parser.parse_args(argv)
-        for path in scaffold_service(options.root, options.name, options.prefix, options.consumers):
+        services = registry()
+        if options.name not in services:
+            parser.error(f"{options.name} is not in services/registry.py: add its entry first")
+        for path in scaffold_service(options.root, services[options.name]):
             print(f"wrote {path}")
         return 0
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["api", "worker"])
     parser.add_argument("name", help="folder and Deployment name (the service name for an API)")
     parser.add_argument("--namespace", help="defaults to the name")
@@ -609,25 +661,15 @@ def main(argv: list[str]) -> int:
     if folder.exists() and not options.force:
         print(f"{folder} exists (use --force to overwrite)", file=sys.stderr)
         return 1
-    namespace = options.namespace or options.name
     if options.kind == "api":
-        base = api_base(options.name, namespace, {}, "", "")
-        scalable, role = True, NODE_ROLE["api"]
+        args = ["serve", options.name]
     else:
         args = (options.args or "").split(",")
         if not all(args):
             parser.error("--args is required for a worker")
-        scalable = not options.single
-        base = worker_base(options.name, namespace, args, scalable, options.ai, {})
-        role = NODE_ROLE["worker-ai" if options.ai else "worker"]
-    for filename, text in base.items():
-        path = folder / "base" / filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    for env in ("dev", "prod"):
-        path = folder / env / "kustomization.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(overlay(options.name, options.kind, env, scalable, role, ENV_CONFIG[env]))
+    write_folder(
+        ROOT, options.name, options.namespace or options.name, args, scalable=not options.single, ai=options.ai
+    )
     print(f"wrote {folder.relative_to(ROOT)}/{{base,dev,prod}}")
     return 0
 

@@ -85,6 +85,14 @@ def terraform_parameters(env: str, root: Path = ROOT) -> set[str]:
     return {f"/eco2/{env}/{owner}/{key}" for owner, keys in table.items() for key in keys}
 
 
+def irsa_service_accounts(root: Path = ROOT) -> dict[str, str]:
+    """terraform/modules/iam ``irsa_service_accounts``: role key -> the "namespace/name" its role trusts."""
+    text = (root / "terraform/modules/iam/variables.tf").read_text()
+    block = text[text.index('variable "irsa_service_accounts"') :]
+    block = block[block.index("default = {") : block.index("\n  }\n")]
+    return dict(re.findall(r'^\s+(\w+)\s*=\s*"([^"]+)"', block, re.M))
+
+
 @dataclass
 class Process:
     folder: str
@@ -145,22 +153,28 @@ def processes(rendered: dict[str, Any], env: str, store: Any = store_value) -> l
 
 
 def entry_modules(args: list[str]) -> list[str]:
-    """The modules a command of the one image imports to do its work (see services/cli.py)."""
+    """The modules a command of the one image imports to do its work (services/cli.py), from the
+    registry entries it names."""
     from services.registry import SERVICES
+
+    def module(target: str) -> str:
+        return target.split(":")[0]
 
     match args:
         case ["serve", name]:
-            return [SERVICES[name].factory.split(":")[0]]
+            return [module(SERVICES[name].factory)]
         case ["migrate", name]:
             # The migrations Job shares its service's ConfigMap and Secret, so it loads what the service does.
-            return ["services.common.migrations", SERVICES[name].factory.split(":")[0]]
+            return ["services.common.migrations", module(SERVICES[name].factory)]
         case ["worker", "relay"]:
             return ["services.workers"]
         case ["worker", "consumers", *names]:
             return ["services.workers", *(SERVICES[n].consumers or "services.workers" for n in names)]
-        case ["worker", "scan"]:
-            return ["services.scan.worker"]
-    raise AssertionError(f"unknown command {args}: teach tests/deploy/chains.py entry_modules")
+        case ["worker", command]:
+            targets = [t for e in SERVICES.values() for c, t in manifests.scaffold().workers(e).items() if c == command]
+            if targets:
+                return [module(targets[0])]
+    raise AssertionError(f"{args}: not a command the registry declares (services/registry.py)")
 
 
 _PROBE = r"""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
+
+from services.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.33.0"  # the cluster's minor version (kubeadm); schemas from kubernetes-validate
@@ -17,25 +21,23 @@ ENVIRONMENTS = ("dev", "prod")
 TREES = ("workloads", "platform", "clusters")
 IMAGE_REPOSITORY = "docker.io/eco2/eco2"
 
-# Workers deployed from the one image (folder -> container args); services come from services.registry.
-WORKERS: dict[str, tuple[str, ...]] = {
-    "relay": ("worker", "relay"),
-    "auth-consumers": ("worker", "consumers", "auth"),
-    "my-consumers": ("worker", "consumers", "my"),
-    "character-consumers": ("worker", "consumers", "character"),
-    "scan-consumers": ("worker", "consumers", "scan"),
-    "image-consumers": ("worker", "consumers", "image"),
-    "scan-worker": ("worker", "scan"),
-}
-# Services deployed whether or not they are registered on this branch yet (contract §1.1 prefixes).
-PUBLIC_PREFIXES: dict[str, str] = {
-    "auth": "/api/v1/auth",
-    "my": "/api/v1/users",
-    "image": "/api/v1/images",
-    "scan": "/api/v1/scan",
-    "character": "/api/v1/character",
-    "location": "/api/v1/locations",
-}
+
+@functools.cache
+def scaffold() -> ModuleType:
+    """scripts/deployment/scaffold_domain.py: which Deployments a registry entry implies, and the
+    writer of their folders (one source for the scaffold and these tests)."""
+    spec = importlib.util.spec_from_file_location("scaffold_domain", ROOT / "scripts/deployment/scaffold_domain.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def deployed_folders() -> dict[str, tuple[str, ...]]:
+    """Domain folder -> container args of every Deployment, derived from services/registry.py."""
+    result: dict[str, tuple[str, ...]] = scaffold().all_deployments(SERVICES.values())
+    return result
 
 
 def kubectl() -> str:

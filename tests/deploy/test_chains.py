@@ -207,18 +207,11 @@ def test_overlays_pin_a_tag_ci_pushes(env: str) -> None:
         assert re.fullmatch(rf"{env}(-[0-9a-f]{{12}}(@sha256:[0-9a-f]{{64}})?)?", tag), f"{folder}/{env}: tag {tag}"
 
 
-def _irsa_accounts() -> dict[str, str]:
-    text = (ROOT / "terraform/modules/iam/variables.tf").read_text()
-    block = text[text.index('variable "irsa_service_accounts"') :]
-    block = block[block.index("default = {") : block.index("\n  }\n")]
-    return dict(re.findall(r'^\s+(\w+)\s*=\s*"([^"]+)"', block, re.M))
-
-
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_aws_identities_match_terraforms_roles(rendered: dict[str, Any], env: str) -> None:
     """Each pod that talks to AWS presents a token of a service account an IRSA role trusts, and
     asks for that role (Helm values, the CloudNativePG Cluster, the ClusterSecretStore)."""
-    trusted = {sa: f"eco2-{env}-{key.replace('_', '-')}" for key, sa in _irsa_accounts().items()}
+    trusted = {sa: f"eco2-{env}-{key.replace('_', '-')}" for key, sa in chains.irsa_service_accounts().items()}
     annotated = {
         f"{sa['metadata']['namespace']}/{sa['metadata']['name']}": sa["metadata"]["annotations"][
             "eks.amazonaws.com/role-arn"
@@ -313,9 +306,12 @@ def test_every_registered_service_is_deployed_with_a_role_and_schema(rendered: d
         cr = chains.docs(rendered, f"platform/cr/{env}")
         (cluster,) = [o for o in cr if o["kind"] == "Cluster"]
         (database,) = [o for o in cr if o["kind"] == "Database"]
-        roles = {r["name"] for r in cluster["spec"]["managed"]["roles"]}
+        roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
         schemas = {s["name"]: s["owner"] for s in database["spec"]["schemas"]}
         for name, entry in SERVICES.items():
             if entry.has_migrations:
                 assert name in roles, f"{env}: no PostgreSQL role {name}"
-                assert schemas.get(entry.db_schema) == name, f"{env}: schema {entry.db_schema} not owned by {name}"
+                assert schemas.get(name) == name, f"{env}: schema {name} not owned by {name}"
+        # The relay reads and marks every outbox table through membership in its owner's role.
+        outboxes = {name for name, entry in SERVICES.items() if entry.outbox}
+        assert set(roles["relay"]["inRoles"]) == outboxes, f"{env}: relay roles vs services with an outbox"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from services.registry import SERVICES
-from tests.deploy import manifests
+from tests.deploy import chains, manifests
 from tests.deploy.manifests import ENVIRONMENTS, ROOT
 
 pytestmark = pytest.mark.infra
@@ -36,13 +36,6 @@ WAVES = {
     35: "data",
     60: "domains",
     70: "ingress",
-}
-# terraform/modules/iam irsa_service_accounts (namespace/name the IRSA roles trust).
-IRSA_SERVICE_ACCOUNTS = {
-    ("kube-system", "aws-load-balancer-controller"),
-    ("external-dns", "external-dns"),
-    ("external-secrets", "external-secrets"),
-    ("kube-system", "ebs-csi-controller-sa"),
 }
 SSM_KEY = re.compile(r"^/eco2/(dev|prod)/[a-z0-9-]+/[a-z0-9-]+$")  # terraform/modules/ssm-parameters naming
 
@@ -69,25 +62,20 @@ def workload_paths() -> list[str]:
 # --- domain folders -------------------------------------------------------------------------------
 
 
-def test_every_registered_service_has_a_domain_folder() -> None:
-    folders = set(manifests.domain_folders())
-    missing = [name for name in SERVICES if name not in folders]
-    assert not missing, f"services in services/registry.py without workloads/domains/<name>: {missing}"
-
-
-def test_every_registered_service_prefix_matches_the_ingress_plan() -> None:
-    for name, entry in SERVICES.items():
-        assert manifests.PUBLIC_PREFIXES.get(name) == entry.prefix, f"{name}: prefix {entry.prefix} not routed as such"
-
-
-def test_domain_folders_are_exactly_services_and_workers() -> None:
-    expected = set(manifests.PUBLIC_PREFIXES) | set(manifests.WORKERS)
-    assert set(manifests.domain_folders()) == expected
+def test_domain_folders_are_exactly_what_the_registry_deploys() -> None:
+    """services/registry.py -> one folder per Deployment (scaffold_domain.deployments): no service
+    or worker without its folder, no folder the registry does not explain."""
+    folders, expected = set(manifests.domain_folders()), set(manifests.deployed_folders())
+    assert not expected - folders, (
+        f"registered but not deployed (scripts/deployment/scaffold_domain.py service <name>): {sorted(expected - folders)}"
+    )
+    assert not folders - expected, f"deployed but not in services/registry.py: {sorted(folders - expected)}"
 
 
 @pytest.mark.parametrize("folder", manifests.domain_folders())
 def test_domain_folder_shape(rendered: dict[str, Any], folder: str) -> None:
-    is_api = folder in manifests.PUBLIC_PREFIXES
+    expected_args = list(manifests.deployed_folders()[folder])
+    is_api = expected_args[0] == "serve"
     for env in ENVIRONMENTS:
         path = f"workloads/domains/{folder}/{env}"
         kinds = {d["kind"] for d in docs(rendered, path)}
@@ -97,7 +85,6 @@ def test_domain_folder_shape(rendered: dict[str, Any], folder: str) -> None:
         assert required <= kinds, f"{path} lacks {required - kinds}"
         (deployment,) = of_kind(rendered, path, "Deployment")
         (container,) = pod_spec(deployment)["containers"]
-        expected_args = ["serve", folder] if is_api else list(manifests.WORKERS[folder])
         assert container["args"] == expected_args
         if is_api:
             assert container["livenessProbe"]["httpGet"]["path"] == "/health"
@@ -245,7 +232,7 @@ def test_ingress_routes_only_public_prefixes_over_https(rendered: dict[str, Any]
                 assert path["path"].startswith("/api/v1/"), f"{path['path']} is not a public prefix"
                 routed[path["path"]] = path["backend"]["service"]["name"]
                 assert path["backend"]["service"]["name"] == ing["metadata"]["namespace"]
-    assert routed == {prefix: name for name, prefix in manifests.PUBLIC_PREFIXES.items()}
+    assert routed == {entry.prefix: name for name, entry in SERVICES.items()}
     assert not any(p.startswith("/internal") for p in routed)
 
 
@@ -310,9 +297,16 @@ def test_irsa_service_accounts_match_terraform(rendered: dict[str, Any], env: st
         (sa["metadata"]["namespace"], sa["metadata"]["name"]): sa["metadata"].get("annotations", {})
         for sa in of_kind(rendered, f"workloads/rbac-storage/{env}", "ServiceAccount")
     }
-    for key in IRSA_SERVICE_ACCOUNTS:
-        role = accounts[key]["eks.amazonaws.com/role-arn"]
-        assert re.fullmatch(rf"arn:aws:iam::\d{{12}}:role/eco2-{env}-[a-z-]+", role), role
+    # CloudNativePG runs a Cluster's pods as a service account named after the Cluster.
+    clusters = [*docs(rendered, f"platform/cr/{env}"), *docs(rendered, "platform/cr/recovery")]
+    accounts.update(
+        {(c["metadata"]["namespace"], c["metadata"]["name"]): {} for c in clusters if c["kind"] == "Cluster"}
+    )
+    for account in chains.irsa_service_accounts().values():
+        key = tuple(account.split("/"))
+        assert key in accounts, f"Terraform trusts {account}, which no manifest creates"
+        role = accounts[key].get("eks.amazonaws.com/role-arn")
+        assert role is None or re.fullmatch(rf"arn:aws:iam::\d{{12}}:role/eco2-{env}-[a-z-]+", role), role
     classes = of_kind(rendered, f"workloads/rbac-storage/{env}", "StorageClass")
     assert [(c["metadata"]["name"], c["provisioner"], c["parameters"]["type"]) for c in classes] == [
         ("gp3", "ebs.csi.aws.com", "gp3")

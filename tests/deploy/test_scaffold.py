@@ -3,9 +3,9 @@ throwaway one into a copy of the tree, render everything, and run the chains on 
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,15 +16,22 @@ from tests.deploy.manifests import ENVIRONMENTS, ROOT
 pytestmark = pytest.mark.infra
 
 NAME, PREFIX = "zeta", "/api/v1/zeta"
-
-
-def _scaffold() -> Any:
-    spec = importlib.util.spec_from_file_location("scaffold_domain", ROOT / "scripts/deployment/scaffold_domain.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# A registry entry (services/registry.py) with everything that adds a Deployment or a database link:
+# consumers, an outbox the relay reads, and two workers of its own.
+ENTRY = SimpleNamespace(
+    name=NAME,
+    prefix=PREFIX,
+    factory="services.zeta.app:create_app",
+    outbox="services.zeta.models:Outbox",
+    consumers="services.zeta.consumers",
+    workers={"zeta-digest": "services.zeta.digest:run", "zeta-export": "services.zeta.export:run"},
+)
+FOLDERS = {
+    NAME: ["serve", NAME],
+    f"{NAME}-consumers": ["worker", "consumers", NAME],
+    "zeta-digest-worker": ["worker", "zeta-digest"],
+    "zeta-export-worker": ["worker", "zeta-export"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +39,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("scaffold")
     for part in (*manifests.TREES, "terraform"):
         shutil.copytree(ROOT / part, root / part, ignore=shutil.ignore_patterns(".terraform"))
-    _scaffold().scaffold_service(root, NAME, PREFIX, consumers=True)
+    manifests.scaffold().scaffold_service(root, ENTRY)
     return root
 
 
@@ -62,8 +69,7 @@ def test_the_new_service_is_wired_everywhere(tree: Path, env: str) -> None:
             f"workloads/network-policies/{env}",
             f"workloads/ingress/{env}",
             f"platform/cr/{env}",
-            f"workloads/domains/{NAME}/{env}",
-            f"workloads/domains/{NAME}-consumers/{env}",
+            *(f"workloads/domains/{folder}/{env}" for folder in FOLDERS),
         )
     }
     # Secrets <-> Terraform, both ways, with the new service's keys.
@@ -79,7 +85,9 @@ def test_the_new_service_is_wired_everywhere(tree: Path, env: str) -> None:
         p["metadata"]["name"] for p in policies
     }
     (cluster,) = [o for o in rendered[f"platform/cr/{env}"] if o["kind"] == "Cluster"]
-    assert NAME in {r["name"] for r in cluster["spec"]["managed"]["roles"]}
+    roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+    assert NAME in roles
+    assert NAME in roles["relay"]["inRoles"], "the relay must read the new outbox"
     (database,) = [o for o in rendered[f"platform/cr/{env}"] if o["kind"] == "Database"]
     assert {"name": NAME, "owner": NAME, "ensure": "present"} in database["spec"]["schemas"]
     paths = {
@@ -90,20 +98,40 @@ def test_the_new_service_is_wired_everywhere(tree: Path, env: str) -> None:
         for path in rule["http"]["paths"]
     }
     assert paths == {PREFIX: NAME}
-    # Its pods read the Secret that exists, and reach the database through the policies.
-    for obj in rendered[f"workloads/domains/{NAME}-consumers/{env}"] + rendered[f"workloads/domains/{NAME}/{env}"]:
-        if obj["kind"] == "Deployment":
-            (container,) = obj["spec"]["template"]["spec"]["containers"]
-            secret = next(s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s)
-            url = made[(NAME, secret)]["DATABASE_URL"]
-            assert url.startswith(f"postgresql+asyncpg://{NAME}:")
-            pod = obj["spec"]["template"]["metadata"]["labels"]
-            assert chains.policy_allows(
-                rendered[f"workloads/network-policies/{env}"],
-                "egress",
-                NAME,
-                pod,
-                chains.namespace_labels(rendered, env).get("postgres", {"kubernetes.io/metadata.name": "postgres"}),
-                {},
-                5432,
-            )
+    # One Deployment per registry-declared process, each running its command, reading the Secret that
+    # exists and reaching the database through the policies.
+    deployments = {
+        folder: [o for o in rendered[f"workloads/domains/{folder}/{env}"] if o["kind"] == "Deployment"]
+        for folder in FOLDERS
+    }
+    for folder, args in FOLDERS.items():
+        (obj,) = deployments[folder]
+        (container,) = obj["spec"]["template"]["spec"]["containers"]
+        assert container["args"] == args
+        assert obj["metadata"]["namespace"] == NAME
+        secret = next(s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s)
+        url = made[(NAME, secret)]["DATABASE_URL"]
+        assert url.startswith(f"postgresql+asyncpg://{NAME}:")
+        pod = obj["spec"]["template"]["metadata"]["labels"]
+        assert chains.policy_allows(
+            rendered[f"workloads/network-policies/{env}"],
+            "egress",
+            NAME,
+            pod,
+            chains.namespace_labels(rendered, env).get("postgres", {"kubernetes.io/metadata.name": "postgres"}),
+            {},
+            5432,
+        )
+
+
+def test_the_scaffold_derives_exactly_the_registry_folders() -> None:
+    """What it writes for an entry is what tests/deploy expects of a registered service."""
+    assert {k: list(v) for k, v in manifests.scaffold().deployments(ENTRY).items()} == FOLDERS
+
+
+def test_terraform_parameters_stay_one_line_per_owner(tree: Path) -> None:
+    """The scaffold rewrites terraform/ssm-parameters.json in its committed layout (a one-line diff)."""
+    before = [line.rstrip(",") for line in (ROOT / "terraform/ssm-parameters.json").read_text().splitlines()]
+    after = [line.rstrip(",") for line in (tree / "terraform/ssm-parameters.json").read_text().splitlines()]
+    assert [line for line in after if line not in before] == [f'  "{NAME}": ["database-password"]']
+    assert [line for line in before if line not in after] == []
