@@ -16,7 +16,10 @@ import yaml
 from services.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBERNETES_VERSION = "1.33.0"  # the cluster's minor version (kubeadm); schemas from kubernetes-validate
+# The cluster's minor version, as Ansible installs it (kubeadm/kubelet); schemas from kubernetes-validate.
+KUBERNETES_VERSION = "{}.{}.0".format(
+    *yaml.safe_load((ROOT / "ansible/roles/kubernetes/defaults/main.yml").read_text())["kubernetes_version"].split(".")
+)
 ENVIRONMENTS = ("dev", "prod")
 TREES = ("workloads", "platform", "clusters")
 IMAGE_REPOSITORY = "docker.io/eco2/eco2"
