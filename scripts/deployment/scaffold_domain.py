@@ -303,17 +303,7 @@ spec:
       protocol: TCP
 """
     files["hpa.yaml"] = hpa(name, "api", 1, 3)
-    files["pdb.yaml"] = f"""\
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata:
-  name: {name}
-  labels:
-{labels(name, "api", 4)}spec:
-  minAvailable: 1
-  selector:
-    matchLabels:
-{selector(name, "api", 6)}"""
+    files["pdb.yaml"] = pdb(name, "api", "minAvailable: 1")
     files["servicemonitor.yaml"] = f"""\
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
@@ -346,6 +336,20 @@ automountServiceAccountToken: false
 imagePullSecrets:
   - name: registry-credentials
 """
+
+
+def pdb(name: str, component: str, budget: str) -> str:
+    return f"""\
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {name}
+  labels:
+{labels(name, component, 4)}spec:
+  {budget}
+  selector:
+    matchLabels:
+{selector(name, component, 6)}"""
 
 
 def hpa(name: str, component: str, low: int, high: int) -> str:
@@ -435,17 +439,7 @@ metadata:
 {tolerations}      containers:
         - name: {name}
 {container_common(name, f"{namespace}-secrets", args, ("50m", "192Mi", "1" if ai else "500m", "768Mi" if ai else "384Mi"), "")}{volumes("")}"""
-    files["pdb.yaml"] = f"""\
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata:
-  name: {name}
-  labels:
-{labels(name, "worker", 4)}spec:
-  maxUnavailable: 1
-  selector:
-    matchLabels:
-{selector(name, "worker", 6)}"""
+    files["pdb.yaml"] = pdb(name, "worker", "maxUnavailable: 1")
     if scalable:
         files["hpa.yaml"] = hpa(name, "worker", 1, 2)
     return files

@@ -85,12 +85,23 @@ def terraform_parameters(env: str, root: Path = ROOT) -> set[str]:
     return {f"/eco2/{env}/{owner}/{key}" for owner, keys in table.items() for key in keys}
 
 
-def irsa_service_accounts(root: Path = ROOT) -> dict[str, str]:
-    """terraform/modules/iam ``irsa_service_accounts``: role key -> the "namespace/name" its role trusts."""
+def irsa_trust(root: Path = ROOT) -> dict[str, list[str]]:
+    """terraform/modules/iam: IRSA role key -> the service accounts ("namespace/name") its trust
+    policy names (``irsa_service_accounts``, one each, plus the shared ``images`` role)."""
     text = (root / "terraform/modules/iam/variables.tf").read_text()
-    block = text[text.index('variable "irsa_service_accounts"') :]
-    block = block[block.index("default = {") : block.index("\n  }\n")]
-    return dict(re.findall(r'^\s+(\w+)\s*=\s*"([^"]+)"', block, re.M))
+
+    def default(variable: str, opening: str, closing: str) -> str:
+        block = text[text.index(f'variable "{variable}"') :]
+        return block[block.index(f"default = {opening}") : block.index(f"\n  {closing}\n")]
+
+    single = re.findall(r'^\s+(\w+)\s*=\s*"([^"]+)"', default("irsa_service_accounts", "{", "}"), re.M)
+    images = re.findall(r'"([^"]+)"', default("images_service_accounts", "[", "]"))
+    return {**{key: [account] for key, account in single}, "images": images}
+
+
+def role_name(env: str, key: str) -> str:
+    """The IAM role Terraform names for an IRSA key (``${var.name}-<key>``, var.name = eco2-<env>)."""
+    return f"eco2-{env}-{key.replace('_', '-')}"
 
 
 @dataclass
@@ -250,6 +261,19 @@ def settings_errors(jobs: list[tuple[list[str], dict[str, str]]]) -> list[dict[s
     )
     assert result.returncode == 0, result.stderr
     return list(json.loads(result.stdout))
+
+
+@cache
+def sdk_variables() -> frozenset[str]:
+    """Environment variables the AWS SDK reads itself (botocore's credential chain and config), so a
+    pod may set them for boto3 rather than for a settings class."""
+    import inspect
+
+    import botocore.configprovider
+    import botocore.credentials
+
+    source = inspect.getsource(botocore.credentials) + inspect.getsource(botocore.configprovider)
+    return frozenset(re.findall(r"['\"](AWS_[A-Z_]+)['\"]", source))
 
 
 # --- who a process calls ---------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def _reads(process: chains.Process) -> dict[str, list[str]]:
 def test_every_variable_a_pod_sets_is_read_by_its_settings(procs: dict[str, list[chains.Process]], env: str) -> None:
     problems = []
     for process in procs[env]:
-        known = {name for names in _reads(process).values() for name in names}
+        known = {name for names in _reads(process).values() for name in names} | chains.sdk_variables()
         unknown = sorted(set(process.env) - known)
         if unknown:
             problems.append(f"{process.label} ({' '.join(process.args)}): {unknown} read by no settings class")
@@ -211,7 +211,7 @@ def test_overlays_pin_a_tag_ci_pushes(env: str) -> None:
 def test_aws_identities_match_terraforms_roles(rendered: dict[str, Any], env: str) -> None:
     """Each pod that talks to AWS presents a token of a service account an IRSA role trusts, and
     asks for that role (Helm values, the CloudNativePG Cluster, the ClusterSecretStore)."""
-    trusted = {sa: f"eco2-{env}-{key.replace('_', '-')}" for key, sa in chains.irsa_service_accounts().items()}
+    trusted = {sa: chains.role_name(env, key) for key, accounts in chains.irsa_trust().items() for sa in accounts}
     annotated = {
         f"{sa['metadata']['namespace']}/{sa['metadata']['name']}": sa["metadata"]["annotations"][
             "eks.amazonaws.com/role-arn"
@@ -260,6 +260,37 @@ def test_aws_identities_match_terraforms_roles(rendered: dict[str, Any], env: st
     assert len(accounts) == 1, f"{env}: one AWS account per environment, found {accounts}"
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_pods_that_use_the_images_bucket_assume_the_images_role(
+    rendered: dict[str, Any], procs: dict[str, list[chains.Process]], env: str
+) -> None:
+    """Not the nodes' instance role (it has no S3 rights): the images IRSA role, whose trust policy
+    names exactly the service accounts of the pods configured with the bucket."""
+    role = chains.role_name(env, "images")
+    users = set()
+    policies = [p for p in chains.docs(rendered, f"workloads/network-policies/{env}") if p["kind"] == "NetworkPolicy"]
+    for process in procs[env]:
+        if process.args[0] == "migrate":
+            continue  # shares its service's ConfigMap; ``eco2 migrate`` opens the database only
+        if "IMAGE_S3_BUCKET" not in process.env:
+            assert "AWS_ROLE_ARN" not in process.env, f"{process.label}: an AWS role without the bucket"
+            continue
+        (obj,) = [
+            o
+            for o in chains.docs(rendered, f"workloads/domains/{process.folder}/{env}")
+            if o["kind"] == process.kind and o["metadata"]["name"] == process.name
+        ]
+        spec = obj["spec"]["template"]["spec"]
+        users.add(f"{process.namespace}/{spec['serviceAccountName']}")
+        assert process.env.get("AWS_ROLE_ARN", "").endswith(f":role/{role}"), f"{process.label}: AWS_ROLE_ARN"
+        token = _token_file(spec["volumes"], spec["containers"][0]["volumeMounts"])
+        assert process.env["AWS_WEB_IDENTITY_TOKEN_FILE"] == token, f"{process.label}: token file"
+        assert chains.policy_allows(
+            policies, "egress", process.namespace, process.labels, None, {}, 443, external=True
+        ), f"{process.label}: cannot reach STS and S3 (HTTPS egress)"
+    assert users == set(chains.irsa_trust()["images"]), f"{env}: images role trust vs the pods that use the bucket"
+
+
 def _aws_env(values: dict[str, Any]) -> dict[str, str]:
     for holder in (values, values.get("controller", {})):
         env = holder.get("env")
@@ -277,6 +308,11 @@ def _service_account(values: dict[str, Any]) -> str:
 def _token_mount(values: dict[str, Any]) -> str:
     mounts = values.get("extraVolumeMounts") or values.get("controller", {}).get("volumeMounts")
     volumes = values.get("extraVolumes") or values.get("controller", {}).get("volumes")
+    return _token_file(volumes, mounts)
+
+
+def _token_file(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> str:
+    """Where a pod's projected sts.amazonaws.com service-account token is mounted."""
     (volume,) = [v for v in volumes if "projected" in v]
     (source,) = volume["projected"]["sources"]
     assert source["serviceAccountToken"]["audience"] == "sts.amazonaws.com"

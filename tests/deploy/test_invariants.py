@@ -297,12 +297,15 @@ def test_irsa_service_accounts_match_terraform(rendered: dict[str, Any], env: st
         (sa["metadata"]["namespace"], sa["metadata"]["name"]): sa["metadata"].get("annotations", {})
         for sa in of_kind(rendered, f"workloads/rbac-storage/{env}", "ServiceAccount")
     }
+    for folder in manifests.domain_folders():  # each domain Deployment's own service account
+        for sa in of_kind(rendered, f"workloads/domains/{folder}/{env}", "ServiceAccount"):
+            accounts[(sa["metadata"]["namespace"], sa["metadata"]["name"])] = {}
     # CloudNativePG runs a Cluster's pods as a service account named after the Cluster.
     clusters = [*docs(rendered, f"platform/cr/{env}"), *docs(rendered, "platform/cr/recovery")]
     accounts.update(
         {(c["metadata"]["namespace"], c["metadata"]["name"]): {} for c in clusters if c["kind"] == "Cluster"}
     )
-    for account in chains.irsa_service_accounts().values():
+    for account in (a for accounts in chains.irsa_trust().values() for a in accounts):
         key = tuple(account.split("/"))
         assert key in accounts, f"Terraform trusts {account}, which no manifest creates"
         role = accounts[key].get("eks.amazonaws.com/role-arn")

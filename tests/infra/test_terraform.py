@@ -445,15 +445,9 @@ def _assert_applied_resources(url: str, outputs: dict[str, Any]) -> None:
 
     iam = _client("iam", url)
     arns = outputs["irsa_role_arns"]["value"]
-    assert set(arns) == {
-        "aws_load_balancer_controller",
-        "external_dns",
-        "external_secrets",
-        "ebs_csi_driver",
-        "postgres_backup",
-        "postgres_restore",
-    }
+    assert set(arns) == set(chains.irsa_trust())  # the roles the manifests' identities name (tests/deploy)
     _assert_backup_chain(iam, s3)
+    _assert_images_role(iam, bucket)
     trust = iam.get_role(RoleName="eco2-dev-external-secrets")["Role"]["AssumeRolePolicyDocument"]
     cond = json.dumps(trust)
     assert "system:serviceaccount:external-secrets:external-secrets" in cond
@@ -506,6 +500,18 @@ def _assert_browser_upload_allowed(url: str, bucket: str, cors: dict[str, Any]) 
     assert preflight.headers["access-control-allow-origin"] == origin
     put = httpx.put(presigned, content=b"\xff\xd8\xff", headers={"Origin": origin, "Content-Type": "image/jpeg"})
     assert put.status_code == 200, put.text
+
+
+def _assert_images_role(iam: Any, bucket: str) -> None:
+    """The images bucket is reachable through the images IRSA role alone, never the nodes' roles
+    (every pod can reach the instance metadata service)."""
+    trust = json.dumps(iam.get_role(RoleName="eco2-dev-images")["Role"]["AssumeRolePolicyDocument"])
+    for account in chains.irsa_trust()["images"]:
+        assert f"system:serviceaccount:{account.replace('/', ':')}" in trust
+    policy = json.dumps(iam.get_role_policy(RoleName="eco2-dev-images", PolicyName="images-bucket")["PolicyDocument"])
+    assert f"arn:aws:s3:::{bucket}/*" in policy
+    for node in ("eco2-dev-worker", "eco2-dev-control-plane"):
+        assert iam.list_role_policies(RoleName=node)["PolicyNames"] == [], f"{node} has inline rights"
 
 
 def _assert_backup_chain(iam: Any, s3: Any) -> None:

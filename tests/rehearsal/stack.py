@@ -238,6 +238,20 @@ class Running:
     port: int | None = None
 
 
+def service_account_token(subject: str, audience: str) -> str:
+    """A projected service-account token's shape (an unsigned JWT): moto's STS trades any token for
+    credentials, so what this proves is that the pod presents one where its AWS_* variables say."""
+    import base64
+    import json
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {"sub": subject, "aud": [audience], "iss": "https://oidc.rehearsal", "iat": now, "exp": now + 3600}
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
 @dataclass
 class Rehearsal:
     rendered: dict[str, Any]
@@ -273,7 +287,7 @@ class Rehearsal:
         return {**env, **self.overrides}
 
     def mounts(self, process: chains.Process) -> dict[str, str]:
-        """Secret volumes written to files, like the kubelet would."""
+        """Secret and service-account token volumes written to files, like the kubelet would."""
         folder = f"workloads/domains/{process.folder}/{ENV}"
         (obj,) = [
             o for o in self.rendered[folder] if o["kind"] == process.kind and o["metadata"]["name"] == process.name
@@ -289,6 +303,14 @@ class Rehearsal:
                 data = self.secret_data[(process.namespace, volume["secret"]["secretName"])]
                 for key, value in data.items():
                     (target / key).write_text(value)
+                out[mount["mountPath"]] = str(target)
+            elif "projected" in volume:
+                target = self.tmp / process.name / mount["name"]
+                target.mkdir(parents=True, exist_ok=True)
+                subject = f"system:serviceaccount:{process.namespace}:{spec['serviceAccountName']}"
+                for source in volume["projected"]["sources"]:
+                    token = source["serviceAccountToken"]
+                    (target / token["path"]).write_text(service_account_token(subject, token["audience"]))
                 out[mount["mountPath"]] = str(target)
         return out
 

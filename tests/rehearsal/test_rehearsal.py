@@ -106,10 +106,10 @@ def cluster(
             CreateBucketConfiguration={"LocationConstraint": "ap-northeast-2"},
         )
         overrides = {
-            # AWS (IRSA / the node role in the cluster): moto, through the SDK's own endpoint variable.
+            # AWS: moto, through the SDK's own endpoint variables. No keys: the pods that use the bucket
+            # get credentials only by trading their service-account token (AWS_ROLE_ARN, IRSA).
             "AWS_ENDPOINT_URL_S3": moto_s3,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ENDPOINT_URL_STS": moto_s3,
             # The providers' real endpoints are code defaults (not manifest values): point them at the stand-ins.
             **{
                 f"AUTH_{p.upper()}_{k.upper()}_URL": f"{providers_url}/{p}/{path}"

@@ -35,7 +35,7 @@ variable "ssm_parameter_prefix" {
 }
 
 variable "images_bucket_arn" {
-  description = "ARN of the images bucket; the image service's pods get read/write on it via the workers' role until it has its own IRSA role."
+  description = "ARN of the images bucket; only the images IRSA role (images_service_accounts) may read and write it."
   type        = string
 }
 
@@ -64,6 +64,18 @@ variable "irsa_service_accounts" {
     # The point-in-time recovery cluster (platform/cr/recovery) reads the same bucket.
     postgres_restore = "postgres/eco2-postgres-restore"
   }
+}
+
+variable "images_service_accounts" {
+  description = "Kubernetes service accounts (namespace/name) of the pods that read and write the images bucket; they share the images IRSA role. Must match the domain Deployments that set IMAGE_S3_BUCKET."
+  type        = list(string)
+  default = [
+    "image/image",
+    "image/image-consumers",
+    "scan/scan",
+    "scan/scan-consumers",
+    "scan/scan-worker",
+  ]
 }
 
 variable "tags" {
