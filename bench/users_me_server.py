@@ -1,7 +1,7 @@
 """The server side of ``bench/users_me.py``: one uvicorn process serving, side by side,
 
 - ``/bench/hello``           a bare FastAPI app (one route, no middleware) — the baseline;
-- ``/api/v1/users/me``       the real users service app, exactly as ``eco2 serve my`` builds it;
+- ``/api/v1/users/me``       the real my service app, exactly as ``eco2 serve my`` builds it;
 - ``/bench/naive/users/me``  for comparison, the straightforward version of the same endpoint inside
   the same service app: PyJWT RS256 verify + Redis EXISTS + one SQLAlchemy ORM ``get`` per request.
 

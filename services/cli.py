@@ -15,9 +15,9 @@ from rich.console import Console
 
 from services.common.config import CommonSettings
 from services.common.db import database_url_for
+from services.common.identity import load
 from services.common.logging import configure_logging
 from services.common.migrations import upgrade
-from services.location.cli import app as location_app
 from services.registry import SERVICES
 
 app = typer.Typer(help="Eco² backend: run, serve and operate the services.", no_args_is_help=True)
@@ -26,7 +26,9 @@ events_app = typer.Typer(help="Inspect and replay dead-lettered events.", no_arg
 app.add_typer(worker_app, name="worker")
 app.add_typer(events_app, name="events")
 console = Console()
-app.add_typer(location_app, name="location")
+for _entry in SERVICES.values():
+    if _entry.commands:  # e.g. ``eco2 location import …``
+        app.add_typer(load(_entry.commands), name=_entry.name)
 
 
 def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -77,8 +79,8 @@ def dev(
     base = common.public_api_base_url
     console.print(f"[bold green]Eco² dev[/] — {len(SERVICES)} service(s): {', '.join(SERVICES)}")
     console.print(f"  open      {base}/")
-    console.print(f"  dev login {base}/api/v1/auth/dev/start")
-    console.print(f"  API docs  {base}/api/v1/<service>/docs   (e.g. {base}/api/v1/auth/docs)")
+    console.print(f"  dev login {SERVICES['auth'].public_url(base, '/dev/start')}")
+    console.print(f"  API docs  {base}/api/v1/<service>/docs   (e.g. {SERVICES['auth'].public_url(base, '/docs')})")
     console.print(f"  data      {common.data_dir.resolve()}  (delete it to start fresh)")
     console.print(f"  setup took {time.perf_counter() - started:.2f}s; serving on http://{host}:{port}")
     uvicorn.run(gateway, host=host, port=port, log_level="warning", lifespan="on")
@@ -138,14 +140,20 @@ def worker_consumers(
     _run_until_signal(lambda stop: run_consumers(common, names, stop))
 
 
-@worker_app.command("scan")
-def worker_scan() -> None:
-    """Run the scan pipeline: consume the job queue, sweep overdue jobs."""
-    from services.scan.worker import run_scan_worker
+def _service_worker(target: str) -> Callable[[], None]:
+    def run() -> None:
+        common = CommonSettings()
+        configure_logging(common.log_level, common.log_json)
+        _run_until_signal(lambda stop: load(target)(common, stop))
 
-    common = CommonSettings()
-    configure_logging(common.log_level, common.log_json)
-    _run_until_signal(lambda stop: run_scan_worker(common, stop))
+    return run
+
+
+for _entry in SERVICES.values():
+    for _command, _target in _entry.workers.items():  # e.g. ``eco2 worker scan`` (the scan pipeline)
+        worker_app.command(_command, help=f"Run the {_entry.name} service's worker {_target}.")(
+            _service_worker(_target)
+        )
 
 
 @events_app.command("dead-letters")

@@ -16,8 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.common.app import VERSION
 from services.common.config import CommonSettings
 from services.common.errors import install_error_handlers
+from services.common.identity import ServiceEntry
 from services.common.middleware import CORSMiddleware
-from services.registry import ServiceEntry
+from services.registry import SERVICES
 from services.workers import background_workers
 
 
@@ -83,17 +84,18 @@ def create_gateway(
 
 def _index_page(entries: Sequence[ServiceEntry], common: CommonSettings) -> str:
     docs = "".join(f'<li><a href="{e.prefix}/docs">{e.name}</a> <code>{e.prefix}</code></li>' for e in entries)
+    auth, me = SERVICES["auth"].prefix, SERVICES["my"].public_url("", "/me")
     return f"""<!doctype html><html lang="ko"><head><meta charset="utf-8"><title>Eco² dev</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:40px auto;padding:0 16px;color:#1d2b1f}}
 button{{margin:4px 8px 4px 0;padding:8px 12px}}pre{{background:#f3f7f2;padding:12px;white-space:pre-wrap}}</style>
 </head><body><h1>Eco² backend — local development</h1>
 <p>All services run in this process on embedded adapters (SQLite, in-process cache and bus).</p>
-<p><a href="/api/v1/auth/dev/start?frontend_origin={common.public_api_base_url}">개발용 로그인 (dev login)</a>
+<p><a href="{auth}/dev/start?frontend_origin={common.public_api_base_url}">개발용 로그인 (dev login)</a>
 — after logging in you come back here with the <code>s_access</code>/<code>s_refresh</code> cookies set.</p>
-<button onclick="call('POST','/api/v1/auth/refresh')">POST /auth/refresh</button>
-<button onclick="call('POST','/api/v1/auth/logout')">POST /auth/logout</button>
-<button onclick="call('GET','/api/v1/users/me')">GET /users/me</button>
+<button onclick="call('POST','{auth}/refresh')">POST /auth/refresh</button>
+<button onclick="call('POST','{auth}/logout')">POST /auth/logout</button>
+<button onclick="call('GET','{me}')">GET /users/me</button>
 <pre id="out"></pre>
 <h2>API docs</h2><ul>{docs}</ul>
 <script>

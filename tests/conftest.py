@@ -17,13 +17,18 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from services.common.clock import CLOCK
 from services.common.config import CommonSettings, Environment
 from services.common.db import database_url_for
 from services.common.migrations import upgrade
 from services.registry import SERVICES
 
+# ECO2_RECORD_QUERIES=<file>: write the SQL this run issued (the release's query corpus, docs/migrations.md).
+pytest_plugins = ["tests.migrations.recorder"]
+
 MODE = os.environ.get("ECO2_TEST_MODE", "embedded")
 REAL = MODE == "real"
+DRILL = os.environ.get("ECO2_DRILL") == "1"
 PG_ADMIN_URL = os.environ.get("ECO2_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ECO2_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("ECO2_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -35,13 +40,47 @@ def pytest_report_header() -> str:
     return f"eco2 test mode: {MODE}"
 
 
+INFRA_DIRS = ("tests/infra/", "tests/deploy/")  # Terraform, Ansible, scripts, manifests, image, workflows
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Infrastructure checks are their own CI step (``make test-infra``); ``make test`` leaves them out.
+    for item in items:
+        if item.nodeid.startswith(INFRA_DIRS):
+            item.add_marker(pytest.mark.infra)
+    # The restore drill starts its own servers and takes a minute or two: it runs as its own CI step
+    # (`make drill`), not inside both test modes.
+    if not DRILL:
+        skip_drill = pytest.mark.skip(reason="the restore drill runs on its own: make drill (ECO2_DRILL=1)")
+        for item in items:
+            if "drill" in item.keywords:
+                item.add_marker(skip_drill)
     if REAL:
         return
     skip = pytest.mark.skip(reason="needs ECO2_TEST_MODE=real (PostgreSQL, Redis, RabbitMQ)")
     for item in items:
         if "real_only" in item.keywords:
             item.add_marker(skip)
+
+
+class ClockControl:
+    """Moves the process's clock (``services.common.clock.CLOCK``) instead of sleeping."""
+
+    def advance(self, seconds: float) -> None:
+        """For expiries this code decides itself (tokens, the embedded store's TTLs)."""
+        CLOCK.advance(seconds)
+
+    async def advance_stores(self, seconds: float) -> None:
+        """Also for TTLs kept by the stores: Redis keeps its own time, so real mode waits for it."""
+        CLOCK.advance(seconds)
+        if REAL:
+            await asyncio.sleep(seconds)
+
+
+@pytest.fixture
+def clock() -> Iterator[ClockControl]:
+    yield ClockControl()
+    CLOCK.reset()
 
 
 @pytest.fixture(scope="session")

@@ -42,20 +42,13 @@ def registry() -> Mapping[str, Any]:
     return SERVICES
 
 
-def workers(entry: Any) -> Mapping[str, str]:
-    """The entry's background workers, command -> "module:function" (``eco2 worker <command>``)."""
-    declared = getattr(entry, "workers", None)
-    if declared is None:  # a registry from before ``ServiceEntry.workers``: the scan worker was wired in the CLI
-        return {"scan": "services.scan.worker:run_scan_worker"} if entry.name == "scan" else {}
-    return dict(declared)
-
-
 def deployments(entry: Any) -> dict[str, tuple[str, ...]]:
-    """Domain folder -> container args of every Deployment a registry entry implies."""
+    """Domain folder -> container args of every Deployment a registry entry
+    (``services.common.identity.ServiceEntry``) implies."""
     out: dict[str, tuple[str, ...]] = {entry.name: ("serve", entry.name)}
     if entry.consumers:
         out[f"{entry.name}-consumers"] = ("worker", "consumers", entry.name)
-    for command in workers(entry):
+    for command in entry.workers:  # ``eco2 worker <command>``
         out[f"{command}-worker"] = ("worker", command)
     return out
 

@@ -10,64 +10,57 @@ from fastapi import FastAPI
 
 from services.auth.config import AuthSettings
 from services.auth.keys import KeyRing
-from services.auth.models import SCHEMA
 from services.auth.providers import configured_providers
 from services.auth.router import router
 from services.auth.service import AuthService
 from services.auth.tokens import TokenIssuer
-from services.common.app import create_service_app
-from services.common.config import CommonSettings, Environment
+from services.common.app import ServiceApp
+from services.common.config import Environment
 from services.common.runtime import ServiceRuntime
 from services.common.security import StaticKeySet, TokenVerifier
+from services.registry import SERVICES
 
-NAME = "auth"
-PREFIX = "/api/v1/auth"
+SERVICE = SERVICES["auth"]
 
 
-def create_app(common: CommonSettings | None = None, settings: AuthSettings | None = None) -> FastAPI:
-    common = common or CommonSettings()
-    settings = settings or AuthSettings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        keys_dir = settings.keys_dir or common.data_dir / "keys"
-        keyring = KeyRing.load(
-            keys_dir, settings.active_key_id, generate=common.environment is not Environment.PRODUCTION
-        )
-        http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
-        runtime.on_close(http.aclose)
-        app.state.keyring = keyring
-        app.state.auth = AuthService(
-            settings=settings,
-            allowed_origins=frozenset(common.cors_allowed_origins),
-            kv=runtime.kv,
-            revocations=runtime.revocations,
-            issuer=TokenIssuer(
-                keyring,
-                issuer=common.issuer,
-                audience=common.jwt_audience,
-                access_ttl=settings.access_ttl_seconds,
-                refresh_ttl=settings.refresh_ttl_seconds,
-            ),
-            # Auth verifies refresh tokens against its own key ring, never a copy of it.
-            verifier=TokenVerifier(
-                StaticKeySet(keyring.published),
-                runtime.revocations,
-                issuer=common.issuer,
-                audience=common.jwt_audience,
-                leeway=common.jwt_leeway_seconds,
-            ),
-            providers=configured_providers(settings, common.public_api_base_url),
-            http=http,
-        )
-        yield
-
-    return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
-        common=common,
-        routers=[router],
-        schema=SCHEMA,
-        lifespan=lifespan,
-        description="Social login, sessions and token rotation.",
+@asynccontextmanager
+async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: AuthSettings) -> AsyncIterator[None]:
+    common = runtime.common
+    keys_dir = settings.keys_dir or common.data_dir / "keys"
+    keyring = KeyRing.load(keys_dir, settings.active_key_id, generate=common.environment is not Environment.PRODUCTION)
+    http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
+    runtime.on_close(http.aclose)
+    app.state.keyring = keyring
+    app.state.auth = AuthService(
+        settings=settings,
+        allowed_origins=frozenset(common.cors_allowed_origins),
+        kv=runtime.kv,
+        revocations=runtime.revocations,
+        issuer=TokenIssuer(
+            keyring,
+            issuer=common.issuer,
+            audience=common.jwt_audience,
+            access_ttl=settings.access_ttl_seconds,
+            refresh_ttl=settings.refresh_ttl_seconds,
+        ),
+        # Auth verifies refresh tokens against its own key ring, never a copy of it.
+        verifier=TokenVerifier(
+            StaticKeySet(keyring.published),
+            runtime.revocations,
+            issuer=common.issuer,
+            audience=common.jwt_audience,
+            leeway=common.jwt_leeway_seconds,
+        ),
+        providers=configured_providers(settings, SERVICE.public_url(common.public_api_base_url)),
+        http=http,
     )
+    yield
+
+
+create_app = ServiceApp(
+    SERVICE,
+    AuthSettings,
+    routers=[router],
+    lifespan=lifespan,
+    description="Social login, sessions and token rotation.",
+)

@@ -21,7 +21,7 @@ class Base(DeclarativeBase):
 
 
 class Account(Base):
-    """The user id every other service keys its rows by. Profile data lives in the users service."""
+    """The user id every other service keys its rows by. Profile data lives in the my service."""
 
     __tablename__ = "accounts"
 

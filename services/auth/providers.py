@@ -58,8 +58,10 @@ class ProviderProfile:
     profile_image_url: str | None
 
 
-def configured_providers(settings: AuthSettings, api_base: str) -> dict[str, ProviderConfig]:
-    """Providers that can be used: those with a client id, plus ``dev`` when enabled."""
+def configured_providers(settings: AuthSettings, auth_url: str) -> dict[str, ProviderConfig]:
+    """Providers that can be used: those with a client id, plus ``dev`` when enabled.
+
+    ``auth_url`` is this service's public URL (``<public API base>/api/v1/auth``)."""
     found: dict[str, ProviderConfig] = {}
     for name, pkce in (("kakao", True), ("google", True), ("naver", False)):
         client_id = getattr(settings, f"{name}_client_id")
@@ -75,20 +77,20 @@ def configured_providers(settings: AuthSettings, api_base: str) -> dict[str, Pro
             scope=getattr(settings, f"{name}_scope"),
             pkce=pkce,
             redirect_uris=tuple(getattr(settings, f"{name}_redirect_uris")),
-            default_redirect_uri=f"{api_base}/api/v1/auth/{name}/callback",
+            default_redirect_uri=f"{auth_url}/{name}/callback",
         )
     if settings.dev_login_enabled:
         found["dev"] = ProviderConfig(
             name="dev",
             client_id="eco2-dev",
             client_secret=None,
-            authorize_url=f"{api_base}/api/v1/auth/dev/authorize",
+            authorize_url=f"{auth_url}/dev/authorize",
             token_url="",
             profile_url="",
             scope=None,
             pkce=True,
             redirect_uris=(),
-            default_redirect_uri=f"{api_base}/api/v1/auth/dev/callback",
+            default_redirect_uri=f"{auth_url}/dev/callback",
         )
     return found
 

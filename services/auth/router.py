@@ -1,4 +1,4 @@
-"""HTTP layer of the auth service (contract §2). Rules live in ``service.py``."""
+"""HTTP layer of the auth service (docs/api.md, auth). Rules live in ``service.py``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from services.common.logging import get_logger
 from services.common.security import ACCESS_COOKIE, REFRESH_COOKIE
 
 log = get_logger("eco2.auth")
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(tags=["auth"])
 
 
 def get_service(request: Request) -> AuthService:
@@ -74,7 +74,7 @@ async def refresh(request: Request, session: SessionDep, service: AuthDep) -> Re
 
 @router.post("/logout", response_model=LogoutResponse)
 async def logout(request: Request, runtime: RuntimeDep, service: AuthDep) -> Response:
-    # No auth dependency at all (contract R3): whatever is presented is revoked, the rest ignored.
+    # No auth dependency at all (docs/api.md, client session rule R3): whatever is presented is revoked, the rest ignored.
     assert runtime.db is not None
     await service.logout(runtime.db, bearer_or_cookie(request), request.cookies.get(REFRESH_COOKIE))
     response = JSONResponse(LogoutResponse().model_dump(mode="json"))

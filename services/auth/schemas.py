@@ -1,4 +1,4 @@
-"""Request and response bodies of the auth endpoints (the envelope is auth's alone, contract §2.1)."""
+"""Request and response bodies of the auth endpoints (the envelope is auth's alone, docs/api.md, auth)."""
 
 from __future__ import annotations
 

@@ -33,12 +33,12 @@ from services.auth.providers import (
     fetch_profile,
 )
 from services.auth.tokens import TokenIssuer, TokenPair
-from services.common.clock import iso_ms, utcnow
+from services.common.clock import utcnow
 from services.common.db import Database
+from services.common.domain_events import UserCreated, UserLoggedIn
 from services.common.errors import BadRequest, Unauthorized
 from services.common.kv import KeyValueStore
 from services.common.logging import get_logger
-from services.common.outbox import add_event
 from services.common.security import Revocations, TokenClaims, TokenVerifier
 
 log = get_logger("eco2.auth")
@@ -85,28 +85,19 @@ class DevLoginError(Exception):
     """Invalid input or state on the dev login page (rendered as a 400 HTML page)."""
 
 
+@dataclass(kw_only=True)
 class AuthService:
-    def __init__(
-        self,
-        *,
-        settings: AuthSettings,
-        allowed_origins: frozenset[str],
-        kv: KeyValueStore,
-        revocations: Revocations,
-        issuer: TokenIssuer,
-        verifier: TokenVerifier,
-        providers: dict[str, ProviderConfig],
-        http: httpx.AsyncClient,
-    ) -> None:
-        self.settings = settings
-        self.allowed_origins = allowed_origins
-        self.kv = kv
-        self.revocations = revocations
-        self.issuer = issuer
-        self.verifier = verifier
-        self.providers = providers
-        self.http = http
-        secret = hashlib.sha256(settings.secret_key.encode()).digest()
+    settings: AuthSettings
+    allowed_origins: frozenset[str]
+    kv: KeyValueStore
+    revocations: Revocations
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    providers: dict[str, ProviderConfig]
+    http: httpx.AsyncClient
+
+    def __post_init__(self) -> None:
+        secret = hashlib.sha256(self.settings.secret_key.encode()).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(secret))
 
     # ----------------------------------------------------------------- login start
@@ -239,12 +230,7 @@ class AuthService:
                 created_at=now,
             )
         )
-        add_event(
-            session,
-            Outbox,
-            "user.logged_in",
-            {"user_id": str(identity.account_id), "provider": provider, "logged_in_at": iso_ms(now)},
-        )
+        Outbox.emit(session, UserLoggedIn(user_id=identity.account_id, provider=provider, logged_in_at=now))
         log.info("login", user_id=str(identity.account_id), provider=provider, new_account=created)
         return identity.account_id
 
@@ -267,19 +253,17 @@ class AuthService:
             created_at=now,
         )
         session.add_all([account, identity])
-        # The users service creates the profile (and grants 이코) from this event.
-        add_event(
+        # The my service creates the profile (and grants 이코) from this event.
+        Outbox.emit(
             session,
-            Outbox,
-            "user.created",
-            {
-                "user_id": str(account.id),
-                "provider": provider,
-                "nickname": nickname,
-                "email": profile.email,
-                "profile_image_url": profile.profile_image_url,
-                "created_at": iso_ms(now),
-            },
+            UserCreated(
+                user_id=account.id,
+                provider=provider,
+                nickname=nickname,
+                email=profile.email,
+                profile_image_url=profile.profile_image_url,
+                created_at=now,
+            ),
         )
         return identity
 

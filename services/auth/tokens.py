@@ -1,4 +1,4 @@
-"""Issuing access and refresh JWTs (contract §2.3)."""
+"""Issuing access and refresh JWTs (docs/api.md, auth: tokens)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class TokenIssuer:
         return jwt.encode(claims, key.private, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"})
 
     def issue(self, user_id: uuid.UUID, sid: uuid.UUID, provider: str, now: int) -> TokenPair:
-        # nbf = iat = now: a freshly refreshed token is valid at once everywhere (contract R2).
+        # nbf = iat = now: a freshly refreshed token is valid at once everywhere (docs/api.md, client session rule R2).
         common = {"sub": str(user_id), "sid": str(sid), "iat": now, "nbf": now, "iss": self.issuer}
         common |= {"aud": self.audience, "provider": provider}
         access_jti, refresh_jti = str(uuid.uuid4()), str(uuid.uuid4())

@@ -8,32 +8,24 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.character.config import CharacterSettings
-from services.character.models import SCHEMA
 from services.character.router import internal, router
-from services.common.app import create_service_app
-from services.common.config import CommonSettings
+from services.common.app import ServiceApp
 from services.common.runtime import ServiceRuntime
-
-NAME = "character"
-PREFIX = "/api/v1/character"
+from services.registry import SERVICES
 
 
-def create_app(common: CommonSettings | None = None, settings: CharacterSettings | None = None) -> FastAPI:
-    common = common or CommonSettings()
-    settings = settings or CharacterSettings()
+@asynccontextmanager
+async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: CharacterSettings) -> AsyncIterator[None]:
+    app.state.settings = settings
+    app.state.catalog_body = None
+    yield
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.catalog_cache = None
-        yield
 
-    return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
-        common=common,
-        routers=[router, internal],
-        schema=SCHEMA,
-        lifespan=lifespan,
-        description="The character catalog and scan rewards.",
-    )
+create_app = ServiceApp(
+    SERVICES["character"],
+    CharacterSettings,
+    routers=[router],
+    internal=[internal],
+    lifespan=lifespan,
+    description="The character catalog and scan rewards.",
+)

@@ -11,11 +11,11 @@ from services.common.config import ServiceSettings
 class CharacterSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CHARACTER_", extra="ignore", populate_by_name=True)
 
-    # Images are ``{cdn_base_url}/character/{cdn_code}.png`` (DOMAIN §4.1); unset → ``image_url: null``.
+    # Images are ``{cdn_base_url}/character/{cdn_code}.png`` (docs/api.md, character); unset → ``image_url: null``.
     cdn_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("CHARACTER_CDN_BASE_URL", "CDN_BASE_URL", "cdn_base_url")
     )
-    # DOMAIN §4.3 eligibility rule 1: the reward feature can be switched off.
+    # An operator can switch the reward feature off (no scan is then eligible; docs/api.md, scan: reward).
     rewards_enabled: bool = True
     catalog_max_age_seconds: int = 300
 

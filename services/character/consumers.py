@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.character.config import CharacterSettings
 from services.character.models import Inbox
 from services.character.service import ScanOutcome, decide, erase_user
-from services.common.events import Event, Subscription, idempotent_handler
+from services.common.domain_events import ScanCompleted, UserDeleted
+from services.common.events import Consumer, Subscription
 from services.common.runtime import ServiceRuntime
 
-CONSUMER = "character"
-EVENT_TYPES: dict[str, tuple[str, ...]] = {CONSUMER: ("scan.completed", "user.deleted")}
+consumer: Consumer[CharacterSettings] = Consumer("character", Inbox)
+
+
+@consumer.on(ScanCompleted)
+async def decide_reward(settings: CharacterSettings, session: AsyncSession, event: ScanCompleted) -> None:
+    # Same decision as the internal endpoint; a job decided there is only recalled here.
+    await decide(session, ScanOutcome.of(event), rewards_enabled=settings.rewards_enabled)
+
+
+@consumer.on(UserDeleted)
+async def erase_collection(settings: CharacterSettings, session: AsyncSession, event: UserDeleted) -> None:
+    await erase_user(session, event.user_id, event.deleted_at)
+
+
+EVENT_TYPES = consumer.topology()
 
 
 def build(runtime: ServiceRuntime, settings: CharacterSettings | None = None) -> list[Subscription]:
     assert runtime.db is not None
-    rewards_enabled = (settings or CharacterSettings()).rewards_enabled
-
-    async def apply(session: AsyncSession, event: Event) -> None:
-        if event.type == "scan.completed":
-            # Same decision as the internal endpoint; a job decided there is only recalled here.
-            await decide(session, ScanOutcome.from_payload(event.payload), rewards_enabled=rewards_enabled)
-        elif event.type == "user.deleted":
-            user_id = uuid.UUID(str(event.payload["user_id"]))
-            await erase_user(session, user_id, event.payload.get("deleted_at"))
-
-    return [Subscription(CONSUMER, EVENT_TYPES[CONSUMER], idempotent_handler(runtime.db, Inbox, CONSUMER, apply))]
+    return [consumer.subscription(runtime.db, settings or CharacterSettings())]

@@ -1,4 +1,8 @@
-"""Tables of the character service (schema ``character``): the catalog, ownership, reward decisions."""
+"""Tables of the character service (schema ``character``): ownership and reward decisions.
+
+The catalog is reference data (``services.common.knowledge``), read from there by every service.
+``CatalogEntry`` is the table the previous release still reads; this release no longer does, and a
+later release drops it (the contract step of docs/migrations.md)."""
 
 from __future__ import annotations
 
@@ -22,13 +26,13 @@ class Base(DeclarativeBase):
 
 
 class CatalogEntry(Base):
-    """The 13 characters, seeded from ``services/common/knowledge/characters.json`` by migration."""
+    """No longer read (see the module docstring); kept until a later release drops the table."""
 
     __tablename__ = "catalog"
 
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(unique=True)
-    position: Mapped[int] = mapped_column()  # 0 = the mascot 이코, then the contract's order
+    position: Mapped[int] = mapped_column()
     name: Mapped[str] = mapped_column(String(40), unique=True)
     match: Mapped[str | None] = mapped_column(String(40), unique=True)
     type: Mapped[str] = mapped_column(String(200))
@@ -43,7 +47,7 @@ class Ownership(Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     character_code: Mapped[str] = mapped_column(String(40), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default="owned")  # DOMAIN §4.3; only "owned" today
+    status: Mapped[str] = mapped_column(String(16), default="owned")  # only "owned" today
     source: Mapped[str] = mapped_column(String(16), default="scan")
     job_id: Mapped[uuid.UUID | None] = mapped_column()  # the scan that granted it
     acquired_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -61,13 +65,10 @@ class RewardDecision(Base):
     decided_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
-class DeletedUser(DeletedUserMixin, Base):
-    pass
+class DeletedUser(DeletedUserMixin, Base): ...
 
 
-class Outbox(OutboxMixin, Base):
-    pass
+class Outbox(OutboxMixin, Base): ...
 
 
-class Inbox(InboxMixin, Base):
-    pass
+class Inbox(InboxMixin, Base): ...

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from services.common.domain_events import FinishedScan
 
 
 class CatalogCharacter(BaseModel):
@@ -17,18 +19,8 @@ class CatalogCharacter(BaseModel):
     image_url: str | None
 
 
-class RewardRequest(BaseModel):
-    """A finished scan, as the scan service reports it (same fields as ``scan.completed``)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    user_id: uuid.UUID
-    job_id: uuid.UUID
-    major_category: str
-    middle_category: str
-    minor_category: str | None = None
-    rule_found: bool
-    insufficiencies: list[str] = []
+class RewardRequest(FinishedScan):
+    """A finished scan, as the scan service reports it (the fields of ``scan.completed``)."""
 
 
 class Reward(BaseModel):

@@ -1,4 +1,8 @@
-"""Character rules: the catalog, and the reward decision for a completed scan (contract §5.4).
+"""Character rules: the catalog, and the reward decision for a completed scan (docs/api.md, scan: reward).
+
+The catalog has one source, the shared reference data (``services.common.knowledge.characters()``),
+read by this service, by my (owned characters) and by scan (the pending-reward fallback) alike; it
+is not copied into this service's database.
 
 The decision is made once per scan job and stored; the internal endpoint and the ``scan.completed``
 consumer both call ``decide`` and so always agree. The stored decision, the ownership row and the
@@ -9,24 +13,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.character.models import CatalogEntry, DeletedUser, Outbox, Ownership, RewardDecision
-from services.common.clock import utcnow
+from services.character.models import DeletedUser, Outbox, Ownership, RewardDecision
+from services.common.clock import iso_ms, utcnow
 from services.common.db import upsert
+from services.common.domain_events import FinishedScan, ScanRewardGranted, reward_points
 from services.common.errors import Conflict
-from services.common.knowledge import nfc
+from services.common.knowledge import character_for_middle, characters, nfc
 from services.common.logging import get_logger
-from services.common.outbox import add_event
 
 log = get_logger("eco2.character")
 
 RECYCLABLE_MAJOR = "재활용폐기물"
-SCAN_POINTS = 10
-COLLECTED_POINTS = 50
 
 
 @dataclass(frozen=True)
@@ -40,20 +43,16 @@ class ScanOutcome:
     insufficiencies: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> ScanOutcome:
-        """From a ``scan.completed`` payload; raises on a malformed one (the event is then parked)."""
-        rule_found = payload["rule_found"]
-        insufficiencies = payload.get("insufficiencies") or []
-        if not isinstance(rule_found, bool) or not isinstance(insufficiencies, list):
-            raise ValueError("rule_found must be a boolean and insufficiencies a list")
+    def of(cls, scan: FinishedScan) -> ScanOutcome:
+        """From the internal reward call or the ``scan.completed`` event (the same fields, validated)."""
         return cls(
-            user_id=uuid.UUID(str(payload["user_id"])),
-            job_id=uuid.UUID(str(payload["job_id"])),
-            major_category=str(payload.get("major_category") or ""),
-            middle_category=str(payload.get("middle_category") or ""),
-            minor_category=str(payload["minor_category"]) if payload.get("minor_category") else None,
-            rule_found=rule_found,
-            insufficiencies=[str(item) for item in insufficiencies],
+            user_id=scan.user_id,
+            job_id=scan.job_id,
+            major_category=scan.major_category,
+            middle_category=scan.middle_category,
+            minor_category=scan.minor_category or None,
+            rule_found=scan.rule_found,
+            insufficiencies=list(scan.insufficiencies),
         )
 
     @property
@@ -104,9 +103,7 @@ async def decide(session: AsyncSession, outcome: ScanOutcome, *, rewards_enabled
 
     if not (rewards_enabled and outcome.qualifies()):
         return NOT_ELIGIBLE
-    character = (
-        await session.execute(select(CatalogEntry).where(CatalogEntry.match == nfc(outcome.middle_category.strip())))
-    ).scalar_one_or_none()
+    character = character_for_middle(outcome.middle_category.strip())
     if character is None:
         return NOT_ELIGIBLE  # not one of the 12 middle categories; never fall back to the mascot
     grant = upsert(session, Ownership).values(
@@ -118,7 +115,7 @@ async def decide(session: AsyncSession, outcome: ScanOutcome, *, rewards_enabled
         acquired_at=utcnow(),
     )
     received = bool((await session.execute(grant.on_conflict_do_nothing())).rowcount)  # type: ignore[attr-defined]
-    points = SCAN_POINTS + (COLLECTED_POINTS if received else 0)
+    points = reward_points(received)
     reward = {
         "received": received,
         "already_owned": not received,
@@ -132,43 +129,40 @@ async def decide(session: AsyncSession, outcome: ScanOutcome, *, rewards_enabled
     await session.execute(
         update(RewardDecision).where(RewardDecision.job_id == outcome.job_id).values(eligible=True, reward=reward)
     )
-    add_event(
+    Outbox.emit(
         session,
-        Outbox,
-        "scan.reward_granted",
-        {
-            "user_id": str(outcome.user_id),
-            "job_id": str(outcome.job_id),
-            "character_code": character.code,
-            "character_name": character.name,
-            "received": received,
-            "points": points,
-        },
+        ScanRewardGranted(
+            user_id=outcome.user_id,
+            job_id=outcome.job_id,
+            character_code=character.code,
+            character_name=character.name,
+            received=received,
+            points=points,
+        ),
     )
     log.info("reward_decided", job_id=str(outcome.job_id), character=character.code, received=received)
     return Decision(True, reward)
 
 
-async def erase_user(session: AsyncSession, user_id: uuid.UUID, deleted_at: str | None) -> None:
+async def erase_user(session: AsyncSession, user_id: uuid.UUID, deleted_at: datetime) -> None:
     await session.execute(delete(Ownership).where(Ownership.user_id == user_id))
     await session.execute(delete(RewardDecision).where(RewardDecision.user_id == user_id))
     await session.execute(
         upsert(session, DeletedUser).values(user_id=user_id, deleted_at=utcnow()).on_conflict_do_nothing()
     )
-    log.info("user_erased", user_id=str(user_id), deleted_at=deleted_at)
+    log.info("user_erased", user_id=str(user_id), deleted_at=iso_ms(deleted_at))
 
 
-async def catalog(session: AsyncSession, cdn_base_url: str | None) -> list[dict[str, Any]]:
-    rows = (await session.execute(select(CatalogEntry).order_by(CatalogEntry.position))).scalars().all()
+def catalog(cdn_base_url: str | None) -> list[dict[str, Any]]:
     return [
         {
-            "id": str(row.id),
-            "code": row.code,
-            "name": row.name,
-            "type": row.type,
-            "dialog": row.dialog,
-            "match": row.match,
-            "image_url": f"{cdn_base_url}/character/{row.cdn_code}.png" if cdn_base_url else None,
+            "id": str(character.id),
+            "code": character.code,
+            "name": character.name,
+            "type": character.type,
+            "dialog": character.dialog,
+            "match": character.match,
+            "image_url": f"{cdn_base_url}/character/{character.cdn_code}.png" if cdn_base_url else None,
         }
-        for row in rows
+        for character in characters()
     ]

@@ -6,18 +6,23 @@ import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Generic, TypeVar
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.common.config import CommonSettings
+from services.common.config import CommonSettings, ServiceSettings
 from services.common.errors import install_error_handlers
+from services.common.identity import ServiceEntry
+from services.common.internal import require_internal
 from services.common.logging import configure_logging
 from services.common.metrics import metrics_endpoint
 from services.common.middleware import CORSMiddleware, RequestContextMiddleware
 from services.common.runtime import ServiceRuntime
 
 ServiceLifespan = Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]
+S = TypeVar("S", bound=ServiceSettings)
+SettingsLifespan = Callable[[FastAPI, ServiceRuntime, S], AbstractAsyncContextManager[None]]
 
 try:
     VERSION = version("eco2")
@@ -34,16 +39,19 @@ def _settle_heap() -> None:
 
 
 def create_service_app(
+    service: ServiceEntry,
     *,
-    name: str,
-    prefix: str,
     common: CommonSettings,
     routers: Sequence[APIRouter],
-    schema: str | None = None,
+    internal: Sequence[APIRouter] = (),
     lifespan: ServiceLifespan | None = None,
     description: str = "",
 ) -> FastAPI:
+    """The service's app: ``routers`` mounted at its public prefix, ``internal`` ones at its internal
+    prefix (behind the internal token, left out of the OpenAPI schema), probes and metrics at the root."""
     configure_logging(common.log_level, common.log_json)
+    name, prefix = service.name, service.prefix
+    schema = name if service.has_migrations else None
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,8 +80,16 @@ def create_service_app(
     )
     app.state.service_name = name
     install_error_handlers(app)
+    # Routers are written relative to the service; metrics label a request by its full route template.
+    templates: dict[int, str] = {}
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, prefix=prefix)
+        templates.update((id(route), prefix + getattr(route, "path", "")) for route in router.routes)
+    for router in internal:
+        app.include_router(
+            router, prefix=service.internal_prefix, include_in_schema=False, dependencies=[Depends(require_internal)]
+        )
+        templates.update((id(route), service.internal_prefix + getattr(route, "path", "")) for route in router.routes)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -88,6 +104,41 @@ def create_service_app(
         )
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
-    app.add_middleware(RequestContextMiddleware, service=name)
+    app.add_middleware(RequestContextMiddleware, service=name, templates=templates)
     app.add_middleware(CORSMiddleware, allowed_origins=common.cors_allowed_origins)
     return app
+
+
+class ServiceApp(Generic[S]):
+    """A service's ``create_app(common=None, settings=None)``: settings read from the environment
+    unless given (tests pass their own), the lifespan handed the runtime and the settings."""
+
+    def __init__(
+        self,
+        service: ServiceEntry,
+        settings: type[S],
+        *,
+        routers: Sequence[APIRouter],
+        internal: Sequence[APIRouter] = (),
+        lifespan: SettingsLifespan[S] | None = None,
+        description: str = "",
+    ) -> None:
+        self.service, self.settings, self.lifespan = service, settings, lifespan
+        self.routers, self.internal, self.description = routers, internal, description
+
+    def __call__(self, common: CommonSettings | None = None, settings: S | None = None) -> FastAPI:
+        chosen = settings or self.settings()
+        lifespan = self.lifespan
+
+        def bound(app: FastAPI, runtime: ServiceRuntime) -> AbstractAsyncContextManager[None]:
+            assert lifespan is not None
+            return lifespan(app, runtime, chosen)
+
+        return create_service_app(
+            self.service,
+            common=common or CommonSettings(),
+            routers=self.routers,
+            internal=self.internal,
+            lifespan=bound if lifespan is not None else None,
+            description=self.description,
+        )

@@ -61,8 +61,9 @@ class BlobSettings(ServiceSettings):
             refuse_placeholder(self.environment, "IMAGE_SIGNING_SECRET", self.signing_secret)
         return self
 
-    def public_base(self, common: CommonSettings) -> str:
-        return self.cdn_base_url or f"{common.public_api_base_url}/api/v1/images/files"
+    def public_base(self, image_api: str) -> str:
+        """Public base of stored objects; ``image_api`` is the image service's public URL."""
+        return self.cdn_base_url or f"{image_api}/files"
 
 
 @dataclass(frozen=True)
@@ -255,13 +256,9 @@ class LocalBlobStore(BlobStore):
             target.unlink(missing_ok=True)
 
 
-def create_blob_store(common: CommonSettings, settings: BlobSettings) -> BlobStore:
-    public_base = settings.public_base(common)
+def create_blob_store(common: CommonSettings, settings: BlobSettings, image_api: str) -> BlobStore:
+    """``image_api``: the image service's public URL, which serves the embedded store's uploads and files."""
+    public_base = settings.public_base(image_api)
     if settings.s3_bucket:
         return S3BlobStore(settings, public_base)
-    return LocalBlobStore(
-        common.data_dir / "blobs",
-        settings.signing_secret,
-        f"{common.public_api_base_url}/api/v1/images/upload",
-        public_base,
-    )
+    return LocalBlobStore(common.data_dir / "blobs", settings.signing_secret, f"{image_api}/upload", public_base)

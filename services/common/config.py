@@ -81,6 +81,8 @@ class CommonSettings(BaseSettings):
 
     @property
     def issuer(self) -> str:
+        # The documented default ``iss`` (docs/api.md, tokens): a claim value every service agrees on,
+        # not a route, so it is spelled here rather than read from the auth service's registry entry.
         return self.jwt_issuer or f"{self.public_api_base_url}/api/v1/auth"
 
     @property

@@ -1,4 +1,4 @@
-"""The two auth cookies, written exactly as contract §1.3 spells them."""
+"""The two auth cookies, written exactly as docs/api.md, conventions: authentication spells them."""
 
 from __future__ import annotations
 

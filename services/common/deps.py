@@ -25,7 +25,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def bearer_or_cookie(request: Request) -> str | None:
-    """The access token: ``Authorization: Bearer`` wins over the ``s_access`` cookie (contract §1.3)."""
+    """The access token: ``Authorization: Bearer`` wins over the ``s_access`` cookie (docs/api.md, conventions: authentication)."""
     authorization = request.headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")

@@ -32,7 +32,7 @@ class BadRequest(AppError):
 
 
 class Unauthorized(AppError):
-    """Only for "the access token is missing, malformed, expired or revoked" (contract R1)."""
+    """Only for "the access token is missing, malformed, expired or revoked" (docs/api.md, client session rule R1)."""
 
     status_code = 401
     default_code = "TOKEN_INVALID"
@@ -96,7 +96,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    # 422 keeps FastAPI's own shape (contract §1.5): the default handler stays in place for
+    # 422 keeps FastAPI's own shape (docs/api.md, conventions: errors): the default handler stays in place for
     # RequestValidationError, nothing to register.
     _ = RequestValidationError
 

@@ -7,7 +7,9 @@ Delivery is at-least-once end to end:
 3. each consumer has its own durable queue; a handler runs in a DB transaction that first records the
    event id in the consumer's ``inbox`` table (a duplicate is skipped), the message is acked after
    that commit, and a failing event is retried with backoff until ``events_max_deliveries`` and then
-   parked in the consumer's dead-letter queue, from where ``eco2 events replay`` puts it back.
+   parked in the consumer's dead-letter queue, from where ``eco2 events replay`` puts it back. A payload
+   that does not match its event model (``services.common.domain_events``) is parked at once: no
+   retry can fix it, and no handler ever sees it.
 
 Embedded mode keeps the same outbox/relay/inbox path; only the transport is an in-process dispatcher.
 """
@@ -23,8 +25,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -34,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from services.common.clock import iso_ms, utcnow
 from services.common.config import CommonSettings
 from services.common.db import Database, UtcDateTime
+from services.common.domain_events import DomainEvent
 from services.common.logging import get_logger
 
 if TYPE_CHECKING:  # imported when a broker URL is configured: embedded runs never load it
@@ -67,6 +71,10 @@ class Event:
 
 
 Handler = Callable[[Event], Awaitable[None]]
+
+
+class PoisonEvent(Exception):
+    """An event no redelivery can apply (unknown type, payload not matching its model): parked at once."""
 
 
 @dataclass(frozen=True)
@@ -150,13 +158,19 @@ class InProcessBus(EventBus):
             try:
                 await handler(event)
                 return
+            except PoisonEvent as exc:
+                self._park(consumer, event, exc)
+                return
             except Exception as exc:
                 log.warning("event_handler_failed", consumer=consumer, event_type=event.type, attempt=attempt + 1)
                 if attempt + 1 == self.max_deliveries:
-                    self._dead[consumer].append(DeadLetter(event, repr(exc)))
-                    log.error("event_dead_lettered", consumer=consumer, event_id=event.id, event_type=event.type)
+                    self._park(consumer, event, exc)
                     return
                 await asyncio.sleep(_backoff(attempt))
+
+    def _park(self, consumer: str, event: Event, reason: Exception) -> None:
+        self._dead[consumer].append(DeadLetter(event, repr(reason)))
+        log.error("event_dead_lettered", consumer=consumer, event_id=event.id, event_type=event.type)
 
     async def consume(self, subscription: Subscription, stop: asyncio.Event) -> None:
         await self.declare({subscription.consumer: subscription.event_types})
@@ -280,6 +294,10 @@ class RabbitBus(EventBus):
                 return
             try:
                 await subscription.handler(event)
+            except PoisonEvent as exc:
+                log.error("event_dead_lettered", consumer=subscription.consumer, event_id=event.id, reason=str(exc))
+                await message.reject(requeue=False)
+                return
             except Exception:
                 count = int(str((message.headers or {}).get("x-delivery-count") or 0))
                 log.warning(
@@ -405,18 +423,76 @@ async def claim_event(session: AsyncSession, inbox: type[Any], consumer: str, ev
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-EventApplier = Callable[[AsyncSession, Event], Awaitable[None]]
+Context = TypeVar("Context")
+E = TypeVar("E", bound=DomainEvent)
+Apply = Callable[[Context, AsyncSession, E], Awaitable[None]]
+AfterCommit = Callable[[Context, E], Awaitable[None]]
 
 
-def idempotent_handler(db: Database, inbox: type[Any], consumer: str, apply: EventApplier) -> Handler:
-    """Wrap ``apply`` so each event id is applied once, in one transaction with its inbox row."""
+class Consumer(Generic[Context]):
+    """One consumer (one durable queue): a handler per event model, applied once per event id.
 
-    async def handle(event: Event) -> None:
-        async with db.session() as session:
-            if await claim_event(session, inbox, consumer, event):
-                await apply(session, event)
+    A service declares its consumer once, at import, so the queue's bindings (``topology``) follow
+    from its handlers; ``subscription`` binds it to a process's database and the ``Context`` its
+    handlers need (stores, settings). A handler runs in the transaction that records the event in
+    the inbox, with the payload already validated into its model.
+    """
 
-    return handle
+    def __init__(self, name: str, inbox: type[Any]) -> None:
+        self.name = name
+        self.inbox = inbox
+        self.handlers: dict[type[DomainEvent], Apply[Context, Any]] = {}
+        self.after_commit: dict[type[DomainEvent], AfterCommit[Context, Any]] = {}
+
+    def on(self, model: type[E]) -> Callable[[Apply[Context, E]], Apply[Context, E]]:
+        """Register the handler of ``model`` (one per model)."""
+
+        def register(apply: Apply[Context, E]) -> Apply[Context, E]:
+            if model in self.handlers:
+                raise ValueError(f"{self.name} already handles {model.name}")
+            self.handlers[model] = apply
+            return apply
+
+        return register
+
+    def then(self, *models: type[DomainEvent]) -> Callable[[AfterCommit[Context, Any]], AfterCommit[Context, Any]]:
+        """Register work to do after the handler's commit (also for a redelivered duplicate), e.g. a broadcast."""
+
+        def register(hook: AfterCommit[Context, Any]) -> AfterCommit[Context, Any]:
+            for model in models:
+                self.after_commit[model] = hook
+            return hook
+
+        return register
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(str(model.name) for model in self.handlers)
+
+    def topology(self) -> dict[str, tuple[str, ...]]:
+        """This consumer's queue and the event types bound to it."""
+        return {self.name: self.event_types}
+
+    def parse(self, envelope: Event) -> DomainEvent:
+        model = next((m for m in self.handlers if m.name == envelope.type), None)
+        if model is None:
+            raise PoisonEvent(f"{self.name} has no handler for {envelope.type!r}")
+        try:
+            return model.model_validate(envelope.payload)
+        except ValidationError as exc:
+            raise PoisonEvent(f"{envelope.type} payload does not match its model: {exc}") from exc
+
+    def subscription(self, db: Database, context: Context) -> Subscription:
+        async def handle(envelope: Event) -> None:
+            event = self.parse(envelope)
+            async with db.session() as session:
+                if await claim_event(session, self.inbox, self.name, envelope):
+                    await self.handlers[type(event)](context, session, event)
+            hook = self.after_commit.get(type(event))
+            if hook is not None:
+                await hook(context, event)
+
+        return Subscription(self.name, self.event_types, handle)
 
 
 # ------------------------------------------------------------------------------------------- relay

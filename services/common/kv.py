@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from services.common.clock import CLOCK
 from services.common.logging import get_logger
 
 log = get_logger("eco2.kv")
@@ -79,7 +79,7 @@ class MemoryKeyValueStore(KeyValueStore):
         if item is None:
             return None
         value, expires = item
-        if expires is not None and expires <= time.monotonic():
+        if expires is not None and expires <= CLOCK.monotonic():
             del self._data[key]
             return None
         return value
@@ -89,7 +89,7 @@ class MemoryKeyValueStore(KeyValueStore):
         self._writes += 1
         if self._writes % 1000:
             return
-        now = time.monotonic()
+        now = CLOCK.monotonic()
         for key in [k for k, (_, exp) in self._data.items() if exp is not None and exp <= now]:
             del self._data[key]
 
@@ -99,7 +99,7 @@ class MemoryKeyValueStore(KeyValueStore):
     async def set(self, key: str, value: str, ttl: float | None = None, *, nx: bool = False) -> bool:
         if nx and self._live(key) is not None:
             return False
-        self._data[key] = (value, time.monotonic() + ttl if ttl else None)
+        self._data[key] = (value, CLOCK.monotonic() + ttl if ttl else None)
         self._prune()
         return True
 
@@ -118,7 +118,7 @@ class MemoryKeyValueStore(KeyValueStore):
     async def incr(self, key: str, ttl: float) -> int:
         current = self._live(key)
         if current is None:
-            self._data[key] = ("1", time.monotonic() + ttl)
+            self._data[key] = ("1", CLOCK.monotonic() + ttl)
             return 1
         value = int(current) + 1
         self._data[key] = (str(value), self._data[key][1])
@@ -128,7 +128,7 @@ class MemoryKeyValueStore(KeyValueStore):
         if self._live(key) is None:
             return None
         expires = self._data[key][1]
-        return None if expires is None else max(0.0, expires - time.monotonic())
+        return None if expires is None else max(0.0, expires - CLOCK.monotonic())
 
     async def ping(self) -> None:
         return None

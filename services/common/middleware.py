@@ -1,6 +1,6 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it buffers streams and costs per request).
 
-``CORSMiddleware`` implements contract §1.6 exactly (204 preflight on any path, headers on every
+``CORSMiddleware`` implements docs/api.md, conventions: CORS exactly (204 preflight on any path, headers on every
 answer including errors and SSE). ``RequestContextMiddleware`` gives each request an id, logs it,
 records metrics by route template and turns an unhandled exception into a 500 ``INTERNAL_ERROR``
 *inside* the CORS layer, so even a crash reaches the browser with CORS headers.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -71,9 +71,12 @@ class CORSMiddleware:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    def __init__(self, app: ASGIApp, service: str, templates: Mapping[int, str] | None = None) -> None:
         self.app = app
         self.service = service
+        # Full route template by route object: a router mounted under a prefix matches with its
+        # own, relative route (``/{job_id}/events``), while the metrics name the whole path.
+        self.templates = templates or {}
         # Metric children by (method, route, status): ``labels()`` takes a lock and builds a key on
         # every call, a measurable share of a fast request; the set of keys is small and bounded.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -119,7 +122,7 @@ class RequestContextMiddleware:
             path = scope["path"]
             if path not in _UNTRACKED:
                 route = scope.get("route")
-                template = getattr(route, "path", None) or "unmatched"
+                template = self.templates.get(id(route)) or getattr(route, "path", None) or "unmatched"
                 elapsed = time.perf_counter() - started
                 self._observe(scope["method"], template, status, elapsed)
                 if status >= 500:

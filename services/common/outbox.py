@@ -1,21 +1,23 @@
 """Transactional outbox: an event row written in the same transaction as the change that caused it.
 
-Each service that emits events gets its own ``outbox`` table in its own schema (``outbox_table``).
-Relaying rows to the bus and consuming them is the event kernel's job.
+Each service that emits events declares ``class Outbox(OutboxMixin, Base)`` in its own schema and
+writes with ``Outbox.emit(session, SomeEvent(...))`` (the models are in ``domain_events.py``).
+Relaying rows to the bus and consuming them is the event kernel's job (``events.py``).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import JSON, Index, String
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from services.common.clock import utcnow
 from services.common.db import UtcDateTime
+from services.common.domain_events import DomainEvent
 
 
 class OutboxMixin:
@@ -34,9 +36,13 @@ class OutboxMixin:
         # The relay scans unpublished rows in order; this keeps that scan off the published history.
         return (Index("ix_outbox_unpublished", "published_at", "occurred_at"),)
 
-
-def add_event(session: AsyncSession, model: type[DeclarativeBase], event_type: str, payload: dict[str, Any]) -> Any:
-    """Queue ``event_type`` in the caller's transaction; it is published only if that transaction commits."""
-    row = model(id=uuid.uuid4(), type=event_type, payload=payload, occurred_at=utcnow())
-    session.add(row)
-    return row
+    @classmethod
+    def emit(cls, session: AsyncSession, event: DomainEvent) -> Self:
+        """Queue ``event`` in the caller's transaction; it is published only if that transaction commits."""
+        row = cls()
+        row.id = uuid.uuid4()
+        row.type = str(event.name)
+        row.payload = event.payload()
+        row.occurred_at = utcnow()
+        session.add(row)
+        return row

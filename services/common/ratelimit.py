@@ -1,12 +1,17 @@
-"""Per-user rate limits: N per rolling window plus M per calendar day in a time zone (contract §1.7).
+"""Per-user rate limits: N per rolling window plus M per calendar day in a time zone (docs/api.md, rate limits).
+
+A kernel port because every job-submitting endpoint has one (scan submit, chat send — each with its
+own limits and key namespace); it guards the endpoint, not the job machinery in ``services.common.jobs``.
 
 ``hit`` checks both limits and consumes one unit only when both allow it, so a refused request costs
-nothing. Real adapter: one Lua script on Redis (a sorted set of hit times + a per-day counter),
-atomic across replicas. Embedded adapter: the same bookkeeping in this process.
+nothing; ``enforce`` turns a refusal into the documented 429 ``RATE_LIMITED`` with ``Retry-After``.
+Real adapter: one Lua script on Redis (a sorted set of hit times + a per-day counter), atomic across
+replicas. Embedded adapter: the same bookkeeping in this process.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from services.common.config import CommonSettings
+from services.common.errors import RateLimited
 from services.common.kv import redis_client
 
 if TYPE_CHECKING:  # imported when a Redis URL is configured: embedded runs never load it
@@ -44,6 +50,12 @@ class RateLimiter(ABC):
     @abstractmethod
     async def hit(self, key: str, now: float | None = None) -> float | None:
         """Consume one unit for ``key``: ``None`` when allowed, else seconds until a retry would pass."""
+
+    async def enforce(self, key: str) -> None:
+        """Consume one unit for ``key`` or raise 429 ``RATE_LIMITED`` with the seconds to wait."""
+        retry_after = await self.hit(key)
+        if retry_after is not None:
+            raise RateLimited(math.ceil(retry_after))
 
     async def close(self) -> None:
         return None

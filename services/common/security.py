@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import RSAAlgorithm
 
+from services.common.clock import CLOCK
 from services.common.errors import Unauthorized
 from services.common.kv import KeyValueStore
 from services.common.logging import get_logger
@@ -242,12 +243,18 @@ class TokenVerifier:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
-                options={"require": ["exp", "iat", "nbf", "sub", "jti", "sid", "type", "iss", "aud"]},
+                # Expiry is checked below against this process's clock (the one tests can move).
+                options={
+                    "require": ["exp", "iat", "nbf", "sub", "jti", "sid", "type", "iss", "aud"],
+                    "verify_exp": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("token expired", "TOKEN_EXPIRED" if prefix == "TOKEN" else f"{prefix}_INVALID") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"token rejected: {exc}", f"{prefix}_INVALID") from None
+        if not isinstance(payload["exp"], int | float) or isinstance(payload["exp"], bool):
+            raise Unauthorized("token expiry is not a number", f"{prefix}_INVALID")
+        if CLOCK.time() >= payload["exp"] + self.leeway:
+            raise Unauthorized("token expired", "TOKEN_EXPIRED" if prefix == "TOKEN" else f"{prefix}_INVALID")
         if payload.get("type") != expected_type:
             raise Unauthorized("wrong token type", f"{prefix}_INVALID")
         try:
@@ -257,7 +264,7 @@ class TokenVerifier:
 
     async def verify_access(self, token: str) -> TokenClaims:
         entry = self._verified.get(token)
-        if entry is not None and time.time() > entry.claims.exp + self.leeway:
+        if entry is not None and CLOCK.time() > entry.claims.exp + self.leeway:
             del self._verified[token]
             entry = None
         if entry is None:
@@ -297,7 +304,7 @@ class TokenVerifier:
 
     def _remember(self, token: str, entry: _Verified) -> None:
         if len(self._verified) >= self.cache_size:
-            cutoff = time.time() - self.leeway
+            cutoff = CLOCK.time() - self.leeway
             for key in [k for k, v in self._verified.items() if v.claims.exp < cutoff]:
                 del self._verified[key]
             if len(self._verified) >= self.cache_size:

@@ -9,61 +9,41 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.common.app import create_service_app
-from services.common.blobs import create_blob_store
-from services.common.config import CommonSettings
-from services.common.events import wait_any
-from services.common.logging import get_logger
+from services.common.app import ServiceApp
+from services.common.jobs.worker import sweep_forever
 from services.common.runtime import ServiceRuntime
 from services.image.config import ImageSettings
-from services.image.models import SCHEMA
 from services.image.router import internal, router
 from services.image.service import ImageService
+from services.registry import SERVICES
 
-NAME = "image"
-PREFIX = "/api/v1/images"
-log = get_logger("eco2.image")
-
-
-def build_service(common: CommonSettings, settings: ImageSettings) -> ImageService:
-    return ImageService(settings, create_blob_store(common, settings), settings.hosts(common))
+SERVICE = SERVICES["image"]
 
 
-def create_app(common: CommonSettings | None = None, settings: ImageSettings | None = None) -> FastAPI:
-    common = common or CommonSettings()
-    settings = settings or ImageSettings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        service = build_service(common, settings)
-        app.state.images = service
-        runtime.ready_checks["blobs"] = service.store.ping
-        stop = asyncio.Event()
-
-        async def sweeper() -> None:
-            # Every replica sweeps; the work is idempotent (delete + mark rejected).
-            assert runtime.db is not None
-            while not stop.is_set():
-                try:
-                    await service.sweep_pending(runtime.db)
-                except Exception as exc:
-                    log.warning("pending_sweep_failed", error=repr(exc))
-                await wait_any(settings.sweep_interval_seconds, stop)
-
-        task = asyncio.create_task(sweeper())
-        try:
-            yield
-        finally:
-            stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
-        common=common,
-        routers=[router, internal],
-        schema=SCHEMA,
-        lifespan=lifespan,
-        description="Presigned uploads, verification of uploaded images, the image-URL allow-list.",
+@asynccontextmanager
+async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: ImageSettings) -> AsyncIterator[None]:
+    service = ImageService.create(runtime.common, settings)
+    app.state.images = service
+    runtime.ready_checks["blobs"] = service.store.ping
+    assert runtime.db is not None
+    db, stop = runtime.db, asyncio.Event()
+    # Every replica sweeps; the work is idempotent (delete + mark rejected).
+    task = asyncio.create_task(
+        sweep_forever(lambda: service.sweep_pending(db), settings.sweep_interval_seconds, stop, name="pending_sweep")
     )
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+create_app = ServiceApp(
+    SERVICE,
+    ImageSettings,
+    routers=[router],
+    internal=[internal],
+    lifespan=lifespan,
+    description="Presigned uploads, verification of uploaded images, the image-URL allow-list.",
+)

@@ -9,9 +9,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.common.blobs import BlobSettings
-from services.common.config import CommonSettings
 
-MAX_IMAGE_BYTES = 10 * 1024 * 1024  # contract §4.2: 10 485 760 bytes
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # docs/api.md, images: 10 485 760 bytes
 
 
 class ImageSettings(BlobSettings):
@@ -33,7 +32,7 @@ class ImageSettings(BlobSettings):
             return [item.strip().lower() for item in value.split(",") if item.strip()]
         return value
 
-    def hosts(self, common: CommonSettings) -> frozenset[str]:
+    def hosts(self, image_api: str) -> frozenset[str]:
         if self.allowed_hosts:
             return frozenset(self.allowed_hosts)
-        return frozenset({(urlsplit(self.public_base(common)).hostname or "").lower()})
+        return frozenset({(urlsplit(self.public_base(image_api)).hostname or "").lower()})

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.blobs import create_blob_store
-from services.common.events import Event, Subscription, idempotent_handler
+from services.common.domain_events import UserDeleted
+from services.common.events import Consumer, Subscription
 from services.common.runtime import ServiceRuntime
 from services.image.config import ImageSettings
 from services.image.models import Inbox
 from services.image.service import ImageService
 
-EVENT_TYPES: dict[str, tuple[str, ...]] = {"image": ("user.deleted",)}
+consumer: Consumer[ImageService] = Consumer("image", Inbox)
+
+
+@consumer.on(UserDeleted)
+async def erase_uploads(service: ImageService, session: AsyncSession, event: UserDeleted) -> None:
+    await service.delete_user(session, event.user_id)
+
+
+EVENT_TYPES = consumer.topology()
 
 
 def build(runtime: ServiceRuntime, settings: ImageSettings | None = None) -> list[Subscription]:
     settings = settings or ImageSettings()
-    service = ImageService(settings, create_blob_store(runtime.common, settings), settings.hosts(runtime.common))
     assert runtime.db is not None
-
-    async def apply(session: AsyncSession, event: Event) -> None:
-        await service.delete_user(session, uuid.UUID(str(event.payload["user_id"])))
-
-    return [Subscription("image", EVENT_TYPES["image"], idempotent_handler(runtime.db, Inbox, "image", apply))]
+    return [consumer.subscription(runtime.db, ImageService.create(runtime.common, settings))]

@@ -43,5 +43,4 @@ class Upload(Base):
     verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
 
 
-class Inbox(InboxMixin, Base):
-    pass
+class Inbox(InboxMixin, Base): ...

@@ -1,4 +1,4 @@
-"""HTTP layer of the image service (contract §4), the internal resolve call, and — embedded store
+"""HTTP layer of the image service (docs/api.md, images), the internal resolve call, and — embedded store
 only — the signed upload target and the file route that stand in for S3 and the CDN."""
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from fastapi.responses import FileResponse, Response
 from services.common.blobs import KEY_PATTERN, LocalBlobStore
 from services.common.deps import CurrentUser, SessionDep
 from services.common.errors import NotFound, error_response, responses
-from services.common.internal import require_internal
 from services.image.schemas import CallbackRequest, ResolveRequest, UploadRequest, UploadResponse, VerifiedImage
 from services.image.service import ImageService
 
-router = APIRouter(prefix="/api/v1/images", tags=["images"])
-internal = APIRouter(prefix="/internal/v1/images", include_in_schema=False, dependencies=[Depends(require_internal)])
+router = APIRouter(tags=["images"])
+internal = APIRouter()  # mounted behind the internal token (services.common.app)
 
 
 def get_service(request: Request) -> ImageService:

@@ -1,4 +1,4 @@
-"""Request and response bodies of the image service (contract §4)."""
+"""Request and response bodies of the image service (docs/api.md, images)."""
 
 from __future__ import annotations
 

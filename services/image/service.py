@@ -1,4 +1,4 @@
-"""Upload rules of contract §4: key issuing, verification (exists, size, magic bytes) and the allow-list."""
+"""Upload rules of docs/api.md, images: key issuing, verification (exists, size, magic bytes) and the allow-list."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.blobs import KEY_PATTERN, BlobStore
+from services.common.blobs import KEY_PATTERN, BlobStore, create_blob_store
 from services.common.clock import utcnow
+from services.common.config import CommonSettings
 from services.common.db import Database
 from services.common.errors import BadRequest, NotFound
 from services.common.logging import get_logger
 from services.image.config import ImageSettings
 from services.image.models import Upload
 from services.image.schemas import UploadRequest, UploadResponse, VerifiedImage
+from services.registry import SERVICES
 
 log = get_logger("eco2.image")
 
@@ -83,6 +85,11 @@ class ImageService:
     settings: ImageSettings
     store: BlobStore
     hosts: frozenset[str]
+
+    @classmethod
+    def create(cls, common: CommonSettings, settings: ImageSettings) -> ImageService:
+        api = SERVICES["image"].public_url(common.public_api_base_url)
+        return cls(settings, create_blob_store(common, settings, api), settings.hosts(api))
 
     # ------------------------------------------------------------------------------- issuing
 
@@ -168,7 +175,7 @@ class ImageService:
     # ---------------------------------------------------------------------------- allow-list
 
     def key_from_url(self, url: str) -> str:
-        """The issued key an ``image_url`` points at, or IMAGE_URL_NOT_ALLOWED (contract §4.3)."""
+        """The issued key an ``image_url`` points at, or IMAGE_URL_NOT_ALLOWED (docs/api.md, images: allow-list)."""
         refused = BadRequest("image_url is not an image of this service", "IMAGE_URL_NOT_ALLOWED")
         try:
             parts = urlsplit(url.strip())
@@ -213,7 +220,7 @@ class ImageService:
     # ------------------------------------------------------------------------------ clean-up
 
     async def sweep_pending(self, db: Database) -> int:
-        """Delete objects still pending past the TTL (contract §4.2: 24 h)."""
+        """Delete objects still pending past the TTL (docs/api.md, images: 24 h)."""
         cutoff = utcnow() - timedelta(seconds=self.settings.pending_ttl_seconds)
         async with db.session() as session:
             rows = (

@@ -8,48 +8,41 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.common.app import create_service_app
-from services.common.config import CommonSettings
+from services.common.app import ServiceApp
 from services.common.runtime import ServiceRuntime
 from services.location.config import LocationSettings
-from services.location.models import SCHEMA
 from services.location.provider import KakaoLocal, PlaceSearch
 from services.location.router import router
 from services.location.sample import seed_if_empty
 from services.location.service import LocationService
+from services.registry import SERVICES
 
-NAME = "location"
-PREFIX = "/api/v1/locations"
+SERVICE = SERVICES["location"]
 
 
-def create_app(common: CommonSettings | None = None, settings: LocationSettings | None = None) -> FastAPI:
-    common = common or CommonSettings()
-    settings = settings or LocationSettings()
+@asynccontextmanager
+async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: LocationSettings) -> AsyncIterator[None]:
+    provider: PlaceSearch | None = None
+    if settings.provider_enabled:
+        assert settings.kakao_rest_api_key is not None
+        http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
+        runtime.on_close(http.aclose)
+        provider = KakaoLocal(
+            http,
+            base_url=settings.kakao_local_base_url,
+            api_key=settings.kakao_rest_api_key,
+            timeout=settings.provider_timeout_seconds,
+        )
+    app.state.locations = LocationService(provider)
+    if runtime.common.is_development and settings.seed_sample_data and runtime.db is not None:
+        await seed_if_empty(runtime.db)
+    yield
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        provider: PlaceSearch | None = None
-        if settings.provider_enabled:
-            assert settings.kakao_rest_api_key is not None
-            http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
-            runtime.on_close(http.aclose)
-            provider = KakaoLocal(
-                http,
-                base_url=settings.kakao_local_base_url,
-                api_key=settings.kakao_rest_api_key,
-                timeout=settings.provider_timeout_seconds,
-            )
-        app.state.locations = LocationService(provider)
-        if common.is_development and settings.seed_sample_data and runtime.db is not None:
-            await seed_if_empty(runtime.db)
-        yield
 
-    return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
-        common=common,
-        routers=[router],
-        schema=SCHEMA,
-        lifespan=lifespan,
-        description="Drop-off sites: nearby search, keyword search and suggestions.",
-    )
+create_app = ServiceApp(
+    SERVICE,
+    LocationSettings,
+    routers=[router],
+    lifespan=lifespan,
+    description="Drop-off sites: nearby search, keyword search and suggestions.",
+)

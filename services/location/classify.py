@@ -1,4 +1,4 @@
-"""Store and pickup categories (DOMAIN §6.4, §6.5; vocabularies: API Appendix A.3).
+"""Store and pickup categories (docs/location.md; vocabularies: docs/api.md).
 
 The rules are applied exactly as written, so the published reference distributions hold on the
 public datasets (tests check them). The DOMAIN recommendation for extra clear-PET spellings is not

@@ -14,7 +14,7 @@ from services.common.config import ServiceSettings
 class LocationSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LOCATION_", extra="ignore", populate_by_name=True)
 
-    # Optional external place search (API §7.4). Unset → search and suggest answer from our data only.
+    # Optional external place search (docs/api.md, locations: search). Unset → search and suggest answer from our data only.
     place_search_provider: Literal["kakao"] | None = Field(
         default=None,
         validation_alias=AliasChoices(

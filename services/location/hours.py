@@ -1,4 +1,4 @@
-"""Today's opening state of a site, in Asia/Seoul (API §7.3, DOMAIN §6.6).
+"""Today's opening state of a site, in Asia/Seoul (docs/api.md, locations: site data, docs/location.md).
 
 The contract fixes the output shape: a closed day → ``is_holiday`` true, ``is_open`` false, no times;
 a ``HH:MM`` window → ``is_holiday`` false, both times, ``is_open`` = now inside it (an end before the

@@ -1,7 +1,7 @@
 """The location schema: one table of drop-off sites, KECO-shaped, plus the columns import derives.
 
 Both sources (KECO drop-off points, zero-waste shops) are normalised into the 33 KECO fields
-(DOMAIN §6.3, snake_case here; ``KECO_COLUMNS`` is the mapping) so every rule reads one shape. The
+(docs/location.md, snake_case here; ``KECO_COLUMNS`` is the mapping) so every rule reads one shape. The
 spatial index is not a model: it is a GiST expression index (PostgreSQL) or an R*Tree virtual table
 kept by triggers (SQLite), both created by the migration; see ``index.py``.
 """
@@ -66,7 +66,7 @@ class Site(Base):
     __tablename__ = "sites"
     __table_args__ = (UniqueConstraint("source", "source_pk", name="uq_sites_source_source_pk"),)
 
-    # Our own surrogate id (DOMAIN §6.3 recommendation): the two sources' id ranges may collide later.
+    # Our own surrogate id (docs/location.md recommendation): the two sources' id ranges may collide later.
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
     source: Mapped[str] = mapped_column(String(16))
     source_pk: Mapped[str] = mapped_column(String(64))

@@ -1,4 +1,4 @@
-"""How a stored site becomes a list entry or a detail (API §7.1, DOMAIN §6.6).
+"""How a stored site becomes a list entry or a detail (docs/api.md, locations, docs/location.md).
 
 Pure functions over plain values so the service, the importer (for search keys) and tests share them.
 """

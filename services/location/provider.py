@@ -1,4 +1,4 @@
-"""External place search (API §7.4): Kakao Local keyword search, optional and never fatal.
+"""External place search (docs/api.md, locations: search): Kakao Local keyword search, optional and never fatal.
 
 Every failure — timeout (3 s for the whole call), connection error, non-2xx, malformed body — is
 logged and answered with no places, so search and suggest fall back to our own data silently.

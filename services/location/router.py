@@ -1,4 +1,4 @@
-"""HTTP layer of the location service (API §7). Rules live in ``service.py``."""
+"""HTTP layer of the location service (docs/api.md, locations). Rules live in ``service.py``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from services.common.errors import responses
 from services.location.schemas import LocationDetail, LocationEntry, Suggestion
 from services.location.service import LocationService
 
-router = APIRouter(prefix="/api/v1/locations", tags=["locations"])
+router = APIRouter(tags=["locations"])
 
 
 def get_service(request: Request) -> LocationService:

@@ -1,4 +1,4 @@
-"""Response bodies of the location endpoints (API §7.1). Every field is always present."""
+"""Response bodies of the location endpoints (docs/api.md, locations). Every field is always present."""
 
 from __future__ import annotations
 

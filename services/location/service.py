@@ -37,7 +37,7 @@ from services.location.provider import Place, PlaceSearch
 from services.location.schemas import LocationDetail, LocationEntry, Suggestion
 from services.location.text import like_pattern, match_key, query_key
 
-# API §7.2: Kakao level = clamp(16 − zoom, 1, 14) → (radius m, limit).
+# docs/api.md, locations: nearby: Kakao level = clamp(16 − zoom, 1, 14) → (radius m, limit).
 ZOOM_TABLE: dict[int, tuple[int, int]] = {
     1: (100, 200),
     2: (120, 200),

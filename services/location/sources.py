@@ -1,4 +1,4 @@
-"""Reading the two public source formats into one normalised site record (DOMAIN §6.1–§6.3).
+"""Reading the two public source formats into one normalised site record (docs/location.md).
 
 A real CSV parser (quoted multi-line fields), UTF-8 with or without a BOM, plain or gzipped. Each
 data row becomes either a ``SiteRecord`` or a ``Rejection`` with the reason; nothing is written here.
@@ -26,7 +26,7 @@ from services.location.models import KECO_COLUMNS, TEXT_COLUMNS
 from services.location.present import FALLBACK_NAME, display_name
 from services.location.text import clean, match_key, pack
 
-# Plausible coordinates for Korea (DOMAIN §6.1): Marado ≈ 33.1°N, Dokdo ≈ 131.9°E.
+# Plausible coordinates for Korea (docs/location.md): Marado ≈ 33.1°N, Dokdo ≈ 131.9°E.
 LAT_RANGE = (33.0, 39.0)
 LON_RANGE = (124.0, 132.0)
 ZEROWASTE_COLUMNS = [
@@ -45,7 +45,7 @@ ZEROWASTE_COLUMNS = [
     "createdAt",
     "updatedAt",
 ]
-# The map app's planar x/y are 2.5 × EPSG:5181 (Korea 2000 / Central Belt) metres (DOMAIN §6.2).
+# The map app's planar x/y are 2.5 × EPSG:5181 (Korea 2000 / Central Belt) metres (docs/location.md).
 ZEROWASTE_XY_SCALE = 2.5
 
 Progress = Callable[[int, int], None]

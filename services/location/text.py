@@ -17,7 +17,7 @@ FIELD_SEPARATOR = "|"
 
 
 def clean(value: object) -> str | None:
-    """Trimmed text, or None for missing/blank values (DOMAIN §6.6: empty string = null)."""
+    """Trimmed text, or None for missing/blank values (docs/location.md: empty string = null)."""
     if value is None:
         return None
     text = unicodedata.normalize("NFC", str(value)).strip()

@@ -1,4 +1,4 @@
-"""The users service's FastAPI app (service name ``my``, public prefix ``/api/v1/users``)."""
+"""The my service's FastAPI app (public prefix ``/api/v1/users``, the path the client knows)."""
 
 from __future__ import annotations
 
@@ -7,47 +7,36 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.common.app import create_service_app
-from services.common.config import CommonSettings
+from services.common.app import ServiceApp
 from services.common.runtime import ServiceRuntime
 from services.my.cache import InvalidatedCache
 from services.my.config import MySettings
-from services.my.models import SCHEMA
 from services.my.router import router
-from services.my.service import ProfileView, UsersService
-
-NAME = "my"
-PREFIX = "/api/v1/users"
+from services.my.service import MyService, ProfileView
+from services.registry import SERVICES
 
 
-def create_app(common: CommonSettings | None = None, settings: MySettings | None = None) -> FastAPI:
-    common = common or CommonSettings()
-    settings = settings or MySettings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
-        assert runtime.db is not None
-        cache: InvalidatedCache[ProfileView] = InvalidatedCache(
-            runtime.kv, ttl=settings.profile_cache_ttl_seconds, max_size=settings.profile_cache_size
-        )
-        cache.start()
-
-        async def stop_cache() -> None:
-            cache.stop()
-
-        runtime.on_close(stop_cache)
-        app.state.settings = settings
-        app.state.users = UsersService(
-            runtime.db, runtime.revocations, cache, refresh_ttl_seconds=settings.refresh_ttl_seconds
-        )
-        yield
-
-    return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
-        common=common,
-        routers=[router],
-        schema=SCHEMA,
-        lifespan=lifespan,
-        description="Profiles, owned characters and points.",
+@asynccontextmanager
+async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: MySettings) -> AsyncIterator[None]:
+    assert runtime.db is not None
+    cache: InvalidatedCache[ProfileView] = InvalidatedCache(
+        runtime.kv, ttl=settings.profile_cache_ttl_seconds, max_size=settings.profile_cache_size
     )
+    cache.start()
+
+    async def stop_cache() -> None:
+        cache.stop()
+
+    runtime.on_close(stop_cache)
+    app.state.settings = settings
+    app.state.my = MyService(runtime.db, runtime.revocations, cache, refresh_ttl_seconds=settings.refresh_ttl_seconds)
+    yield
+
+
+create_app = ServiceApp(
+    SERVICES["my"],
+    MySettings,
+    routers=[router],
+    lifespan=lifespan,
+    description="Profiles, owned characters and points.",
+)

@@ -1,4 +1,4 @@
-"""Settings of the users service (``MY_*``)."""
+"""Settings of the my service (``MY_*``)."""
 
 from __future__ import annotations
 

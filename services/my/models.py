@@ -1,4 +1,4 @@
-"""Tables of the users service (schema ``my``): profiles, owned characters, the points ledger.
+"""Tables of the my service (schema ``my``): profiles, owned characters, the points ledger.
 
 Rows are keyed by the user id the auth service issued; this service never reads auth's tables and
 learns about accounts and logins from events only.
@@ -26,7 +26,7 @@ class Base(DeclarativeBase):
 
 class Profile(Base):
     __tablename__ = "profiles"
-    # Phone numbers are unique across users (DOMAIN §8); NULLs never collide in a unique index.
+    # Phone numbers are unique across users (docs/api.md, users); NULLs never collide in a unique index.
     __table_args__ = (Index("uq_profiles_phone_number", "phone_number", unique=True),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -72,13 +72,10 @@ class PointEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
-class DeletedUser(DeletedUserMixin, Base):
-    pass
+class DeletedUser(DeletedUserMixin, Base): ...
 
 
-class Outbox(OutboxMixin, Base):
-    pass
+class Outbox(OutboxMixin, Base): ...
 
 
-class Inbox(InboxMixin, Base):
-    pass
+class Inbox(InboxMixin, Base): ...

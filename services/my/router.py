@@ -1,4 +1,4 @@
-"""HTTP layer of the users service (contract §3). Rules live in ``service.py``."""
+"""HTTP layer of the my service (docs/api.md, users). Rules live in ``service.py``."""
 
 from __future__ import annotations
 
@@ -19,18 +19,18 @@ from services.my.schemas import (
     ProfileOut,
     ProfileUpdate,
 )
-from services.my.service import UsersService
+from services.my.service import MyService
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(tags=["my"])
 
 
-async def get_service(request: Request) -> UsersService:
+async def get_service(request: Request) -> MyService:
     # async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop
     # per request for a dictionary lookup.
-    return request.app.state.users
+    return request.app.state.my
 
 
-ServiceDep = Annotated[UsersService, Depends(get_service)]
+ServiceDep = Annotated[MyService, Depends(get_service)]
 JSON = "application/json"
 
 
@@ -40,7 +40,7 @@ async def me(request: Request) -> Response:
     # rest of this handler), the cached profile serialised straight to bytes, no response
     # validation. Same checks as ``CurrentUser``.
     claims = await current_user(request)
-    view = await request.app.state.users.profile(claims.user_id)
+    view = await request.app.state.my.profile(claims.user_id)
     return Response(view.render(claims.provider), media_type=JSON)
 
 

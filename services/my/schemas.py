@@ -1,4 +1,4 @@
-"""Request and response bodies of the users endpoints (contract §3.1; flat objects, no envelope)."""
+"""Request and response bodies of the my service's endpoints (docs/api.md, users; flat objects, no envelope)."""
 
 from __future__ import annotations
 

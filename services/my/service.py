@@ -1,4 +1,4 @@
-"""Users rules: profiles, phone numbers, nicknames, owned characters, points, account deletion.
+"""The my service's rules: profiles, phone numbers, nicknames, owned characters, points, account deletion.
 
 No HTTP here. Reads of ``/me`` come from an in-process cache (``cache.py``); everything else reads
 the database. Events from other services are applied in ``consumers.py`` with the helpers below.
@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import iso_ms, utcnow
 from services.common.db import Database, upsert
+from services.common.domain_events import UserDeleted
 from services.common.errors import BadRequest, NotFound, Unauthorized
 from services.common.knowledge import Character, characters, mascot, nfc
 from services.common.logging import get_logger
-from services.common.outbox import add_event
 from services.common.security import Revocations
 from services.my.cache import InvalidatedCache
 from services.my.models import DeletedUser, Outbox, OwnedCharacter, PointEntry, Profile
@@ -34,14 +34,13 @@ log = get_logger("eco2.my")
 
 DISPLAY_NAME_FALLBACK = "사용자"
 NICKNAME_MAX = 30
-# DOMAIN §8: adjective + noun, no space, uniformly at random (100 combinations).
+# docs/api.md, users: adjective + noun, no space, uniformly at random (100 combinations).
 ADJECTIVES = ("초록", "맑은", "푸른", "따뜻한", "빛나는", "싱그러운", "잔잔한", "깨끗한", "산뜻한", "포근한")
 NOUNS = ("씨앗", "숲지기", "바람", "별빛", "이코", "물결", "햇살", "나뭇잎", "자연", "지구친구")
 
+# Ledger reasons; the amounts come with the ``scan.reward_granted`` event.
 SCAN_REWARD = "scan_reward"
 CHARACTER_COLLECTED = "character_collected"
-SCAN_REWARD_POINTS = 10
-COLLECTED_POINTS = 50
 
 _NON_DIGITS = re.compile(r"\D")
 
@@ -167,15 +166,8 @@ async def add_points(
     character_name: str | None,
     at: datetime,
 ) -> bool:
-    statement = upsert(session, PointEntry).values(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        job_id=job_id,
-        reason=reason,
-        delta=delta,
-        character_name=character_name,
-        created_at=at,
-    )
+    entry = {"user_id": user_id, "job_id": job_id, "reason": reason, "delta": delta, "character_name": character_name}
+    statement = upsert(session, PointEntry).values(id=uuid.uuid4(), created_at=at, **entry)
     result = await session.execute(statement.on_conflict_do_nothing(index_elements=["user_id", "job_id", "reason"]))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -204,7 +196,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 # ------------------------------------------------------------------------------------ service
 
 
-class UsersService:
+class MyService:
     def __init__(
         self,
         db: Database,
@@ -299,7 +291,7 @@ class UsersService:
             await session.execute(
                 upsert(session, DeletedUser).values(user_id=user_id, deleted_at=now).on_conflict_do_nothing()
             )
-            add_event(session, Outbox, "user.deleted", {"user_id": str(user_id), "deleted_at": iso_ms(now)})
+            Outbox.emit(session, UserDeleted(user_id=user_id, deleted_at=now))
         await self._invalidate(user_id)
         # After the commit, not before: revoking first and then failing to delete would lock the
         # account out for the refresh lifetime. Should the store be down, the auth service's
@@ -323,7 +315,7 @@ class UsersService:
                 await grant_character(session, user_id, mascot().code, "default", profile.created_at)
                 rows = await self._owned(session, user_id)
         owned = [Owned(catalog[r.character_code], r.source, r.acquired_at) for r in rows if r.character_code in catalog]
-        # 이코 first, then by acquisition (contract §3.2), whatever the timestamps say.
+        # 이코 first, then by acquisition (docs/api.md, users), whatever the timestamps say.
         owned.sort(key=lambda o: (o.character.code != mascot().code, o.acquired_at, o.character.code))
         return owned
 

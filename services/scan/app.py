@@ -17,14 +17,13 @@ from services.common.jobs import create_job_log, create_job_queue
 from services.common.knowledge.disposal import knowledge_base
 from services.common.ratelimit import create_rate_limiter
 from services.common.runtime import ServiceRuntime
+from services.registry import SERVICES
 from services.scan.config import ScanSettings
-from services.scan.models import SCHEMA
 from services.scan.pipeline import ScanPipeline
 from services.scan.router import router
 from services.scan.service import ScanService
 
-NAME = "scan"
-PREFIX = "/api/v1/scan"
+SERVICE = SERVICES["scan"]
 
 
 @asynccontextmanager
@@ -38,6 +37,7 @@ async def scan_components(
 ) -> AsyncIterator[ScanService]:
     """Everything a scan process holds: model provider, event log, queue, limiter, HTTP client."""
     kb = knowledge_base()  # validates the knowledge base: a broken data file stops start-up here
+    image_api = SERVICES["image"].public_url(common.public_api_base_url)  # serves the embedded blob store
     async with AsyncExitStack() as stack:
 
         def closing(close: Callable[[], Awaitable[None]]) -> None:
@@ -53,11 +53,11 @@ async def scan_components(
         if http is None:
             http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
             closing(http.aclose)
-        events = create_job_log(common, NAME, settings.retention_seconds)
+        events = create_job_log(common, SERVICE.name, settings.retention_seconds)
         closing(events.close)
-        queue = create_job_queue(common, NAME, settings.max_deliveries)
+        queue = create_job_queue(common, SERVICE.name, settings.max_deliveries)
         closing(queue.close)
-        limiter = create_rate_limiter(common, NAME, settings.rate_limit())
+        limiter = create_rate_limiter(common, SERVICE.name, settings.rate_limit())
         closing(limiter.close)
         pipeline = ScanPipeline(
             settings=settings,
@@ -65,22 +65,12 @@ async def scan_components(
             events=events,
             provider=provider,
             kb=kb,
-            blobs=create_blob_store(common, blob_settings or BlobSettings()),
+            blobs=create_blob_store(common, blob_settings or BlobSettings(), image_api),
             http=http,
             character_base=settings.character_base(common),
             internal_token=common.internal_token,
         )
-        yield ScanService(
-            settings=settings,
-            db=db,
-            events=events,
-            queue=queue,
-            limiter=limiter,
-            http=http,
-            image_base=settings.image_base(common),
-            internal_token=common.internal_token,
-            pipeline=pipeline,
-        )
+        yield ScanService(pipeline, queue, limiter, settings.image_base(common))
 
 
 def create_app(
@@ -102,11 +92,9 @@ def create_app(
             yield
 
     return create_service_app(
-        name=NAME,
-        prefix=PREFIX,
+        SERVICE,
         common=common,
         routers=[router],
-        schema=SCHEMA,
         lifespan=lifespan,
         description="Photo → classification → disposal rule → guidance → reward, with live progress over SSE.",
     )

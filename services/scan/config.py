@@ -22,7 +22,7 @@ class ScanSettings(ServiceSettings):
     # server: its /v1 URL). Otherwise the offline provider classifies from the user's note only.
     llm_base_url: str | None = None
     llm_api_key: str | None = None
-    # Model ids a client may pick with ``model``; the first is the default (contract §5.2).
+    # Model ids a client may pick with ``model``; the first is the default (docs/api.md, scan: submission).
     models: Annotated[list[str], NoDecode] = Field(default_factory=list)
     llm_timeout_seconds: float = 40.0
     llm_max_retries: int = 2
@@ -44,7 +44,7 @@ class ScanSettings(ServiceSettings):
     idempotency_ttl_seconds: int = 24 * 3600
 
     job_deadline_seconds: float = 120.0
-    # Results and event logs are kept at least 24 h after completion (contract §5.2), then purged.
+    # Results and event logs are kept at least 24 h after completion (docs/api.md, scan: submission), then purged.
     retention_seconds: int = 26 * 3600
     worker_concurrency: int = 256
     max_deliveries: int = 5

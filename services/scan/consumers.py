@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.events import Event, Subscription, idempotent_handler
-from services.common.jobs import create_job_log
+from services.common.domain_events import UserDeleted
+from services.common.events import Consumer, Subscription
+from services.common.jobs import JobEventLog, create_job_log
 from services.common.runtime import ServiceRuntime
 from services.scan.config import ScanSettings
 from services.scan.models import Inbox
 from services.scan.service import erase_user
 
-EVENT_TYPES: dict[str, tuple[str, ...]] = {"scan": ("user.deleted",)}
+consumer: Consumer[JobEventLog] = Consumer("scan", Inbox)
+
+
+@consumer.on(UserDeleted)
+async def erase_jobs(events: JobEventLog, session: AsyncSession, event: UserDeleted) -> None:
+    await erase_user(session, events, event.user_id)
+
+
+EVENT_TYPES = consumer.topology()
 
 
 def build(runtime: ServiceRuntime, settings: ScanSettings | None = None) -> list[Subscription]:
     settings = settings or ScanSettings()
-    events = create_job_log(runtime.common, "scan", settings.retention_seconds)
+    events = create_job_log(runtime.common, runtime.name, settings.retention_seconds)
     runtime.on_close(events.close)
     assert runtime.db is not None
-
-    async def apply(session: AsyncSession, event: Event) -> None:
-        await erase_user(session, events, uuid.UUID(str(event.payload["user_id"])))
-
-    return [Subscription("scan", EVENT_TYPES["scan"], idempotent_handler(runtime.db, Inbox, "scan", apply))]
+    return [consumer.subscription(runtime.db, events)]

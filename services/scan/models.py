@@ -63,9 +63,7 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
-class Outbox(OutboxMixin, Base):
-    pass
+class Outbox(OutboxMixin, Base): ...
 
 
-class Inbox(InboxMixin, Base):
-    pass
+class Inbox(InboxMixin, Base): ...

@@ -1,6 +1,6 @@
 """The scan pipeline: vision → rule → answer → reward, run by a worker for one job at a time.
 
-Durability rules (contract §5.3):
+Durability rules (docs/api.md, scan: pipeline and result):
 - each finished stage's output is written to the job's ``checkpoint`` before its ``completed`` event,
   so a redelivered job (worker crash) skips stages that already ran and only re-emits a missing
   ``completed`` event;
@@ -35,12 +35,13 @@ from services.common.ai import (
 from services.common.blobs import BlobStore
 from services.common.clock import iso_ms, utcnow
 from services.common.db import Database
+from services.common.domain_events import FinishedScan, ScanCompleted, reward_points
 from services.common.internal import internal_headers
-from services.common.jobs import Frame, JobEventLog
+from services.common.jobs import Frame, JobEventLog, event_data
 from services.common.knowledge import character_for_middle
 from services.common.knowledge.disposal import RECYCLABLE, KnowledgeBase
 from services.common.logging import get_logger
-from services.common.outbox import add_event
+from services.registry import SERVICES
 from services.scan.config import ScanSettings
 from services.scan.models import TERMINAL, Job, Outbox
 
@@ -81,21 +82,6 @@ class StageFailed(Exception):
         self.code = code
         self.message = message
         self.reason = reason
-
-
-def event_data(job_id: str, stage: str, status: str, progress: int, result: Any = None,
-               message: str | None = None) -> dict[str, Any]:  # fmt: skip
-    data: dict[str, Any] = {
-        "job_id": job_id,
-        "stage": stage,
-        "status": status,
-        "ts": iso_ms(utcnow()),
-        "progress": progress,
-        "result": result,
-    }
-    if message is not None:
-        data["message"] = message
-    return data
 
 
 def failed_result(job: Job, code: str, message: str, completed_at: datetime) -> dict[str, Any]:
@@ -279,19 +265,11 @@ class ScanPipeline:
         eligible = c.major == RECYCLABLE and c.middle in self.kb.middles and rule_found and not insufficiencies
         if not eligible:
             return {"reward": None, "source": "not_eligible"}
-        request = {
-            "user_id": str(job.user_id),
-            "job_id": str(job.id),
-            "major_category": c.major,
-            "middle_category": c.middle,
-            "minor_category": c.minor,
-            "rule_found": rule_found,
-            "insufficiencies": insufficiencies,
-        }
+        request = self._finished(job, c, rule_found, insufficiencies).model_dump(mode="json")
         for attempt in range(self.settings.reward_attempts):
             try:
                 response = await self.http.post(
-                    f"{self.character_base}/internal/v1/character/rewards",
+                    SERVICES["character"].internal_url(self.character_base, "/rewards"),
                     json=request,
                     headers=internal_headers(self.internal_token),
                     timeout=self.settings.reward_timeout_seconds,
@@ -307,6 +285,18 @@ class ScanPipeline:
         # Character is unreachable: finish the scan with the reward it will grant. scan.completed
         # (outbox) makes character decide by job id later, exactly once.
         return {"reward": await self._local_reward(job, c), "source": "pending"}
+
+    @staticmethod
+    def _finished(job: Job, c: Classification, rule_found: bool, insufficiencies: list[str]) -> FinishedScan:
+        return FinishedScan(
+            user_id=job.user_id,
+            job_id=job.id,
+            major_category=c.major,
+            middle_category=c.middle,
+            minor_category=c.minor,
+            rule_found=rule_found,
+            insufficiencies=insufficiencies,
+        )
 
     async def _local_reward(self, job: Job, c: Classification) -> dict[str, Any] | None:
         character = character_for_middle(c.middle)
@@ -326,7 +316,7 @@ class ScanPipeline:
             "type": character.type,
             "received": received,
             "already_owned": not received,
-            "points_awarded": 60 if received else 10,
+            "points_awarded": reward_points(received),
         }
 
     # ---------------------------------------------------------------------------- finishing
@@ -353,19 +343,11 @@ class ScanPipeline:
             "completed_at": iso_ms(completed_at),
         }
         character = character_for_middle(c.middle) if reward else None
-        payload = {
-            "user_id": str(job.user_id),
-            "job_id": str(job.id),
-            "major_category": c.major,
-            "middle_category": c.middle,
-            "minor_category": c.minor,
-            "rule_found": rule is not None,
-            "insufficiencies": list(checkpoint["answer"]["insufficiencies"]),
-            "completed_at": iso_ms(completed_at),
-        }
+        finished = self._finished(job, c, rule is not None, list(checkpoint["answer"]["insufficiencies"]))
+        event = ScanCompleted(**finished.model_dump(), completed_at=completed_at)
 
         async def outbox(session: AsyncSession) -> None:
-            add_event(session, Outbox, "scan.completed", payload)
+            Outbox.emit(session, event)
 
         await self._finish(job, "completed", result, completed_at, character.code if character else None, outbox)
 
@@ -436,7 +418,7 @@ class ScanPipeline:
 
 
 def _reward_fields(reward: dict[str, Any]) -> dict[str, Any]:
-    """Exactly the contract's reward object (§5.3), whatever else the character service returns."""
+    """Exactly the reward object of docs/api.md (scan: reward), whatever else the character service returns."""
     return {
         "name": reward["name"],
         "dialog": reward["dialog"],

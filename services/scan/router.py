@@ -1,4 +1,4 @@
-"""HTTP layer of the scan service (contract §5, §10)."""
+"""HTTP layer of the scan service (docs/api.md: scan, SSE)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse, Response
 
 from services.common.deps import CurrentUser, SessionDep, StreamUser
 from services.common.errors import responses
-from services.common.sse import JobStreamResponse, parse_last_event_id
+from services.common.jobs import JobStreamResponse, parse_last_event_id
 from services.scan.models import TERMINAL
 from services.scan.schemas import ProcessingResponse, ScanRequest, ScanResult, SubmitResponse
 from services.scan.service import ScanService
 
-router = APIRouter(prefix="/api/v1/scan", tags=["scan"])
+router = APIRouter(tags=["scan"])
 
 
 def get_service(request: Request) -> ScanService:
@@ -22,7 +22,7 @@ def get_service(request: Request) -> ScanService:
 
 
 ServiceDep = Annotated[ScanService, Depends(get_service)]
-# 1–128 visible ASCII characters (contract §5.1); anything else is a 422 like any invalid input.
+# 1–128 visible ASCII characters (docs/api.md, scan); anything else is a 422 like any invalid input.
 IdempotencyHeader = Annotated[
     str | None, Header(alias="X-Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
 ]

@@ -1,4 +1,4 @@
-"""Request and response bodies of the scan service (contract §5)."""
+"""Request and response bodies of the scan service (docs/api.md, scan)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class ScanRequest(BaseModel):
     @field_validator("user_input", mode="before")
     @classmethod
     def _trim(cls, value: Any) -> Any:
-        # Trimmed before the length check (contract §1.2); null means "no note".
+        # Trimmed before the length check (docs/api.md, conventions: data); null means "no note".
         if value is None:
             return ""
         return value.strip() if isinstance(value, str) else value
@@ -39,7 +39,7 @@ class ScanError(BaseModel):
 
 
 class ScanResult(BaseModel):
-    """Documentation of the result (contract §5.3); the stored JSON is returned as is."""
+    """Documentation of the result (docs/api.md, scan: pipeline and result); the stored JSON is returned as is."""
 
     job_id: str
     task_id: str

@@ -1,11 +1,10 @@
-"""Scan rules of contract §5 that are not the pipeline: submission (allow-list, idempotency, rate
+"""Scan rules of docs/api.md, scan that are not the pipeline: submission (allow-list, idempotency, rate
 limit), ownership, the result view, the sweeper, and erasing a user's data."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,14 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import utcnow
 from services.common.db import Database
-from services.common.errors import BadRequest, Conflict, NotFound, RateLimited, ServiceUnavailable
+from services.common.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from services.common.internal import internal_headers
-from services.common.jobs import Frame, JobEventLog, JobQueue
+from services.common.jobs import Frame, JobEventLog, JobQueue, event_data
 from services.common.logging import get_logger
 from services.common.ratelimit import RateLimiter
+from services.registry import SERVICES
 from services.scan.config import ScanSettings
 from services.scan.models import TERMINAL, IdempotencyKey, Job
-from services.scan.pipeline import STAGE_MESSAGES, STAGES, ScanPipeline, event_data
+from services.scan.pipeline import STAGE_MESSAGES, STAGES, ScanPipeline
 from services.scan.schemas import ScanRequest, SubmitResponse
 
 log = get_logger("eco2.scan")
@@ -43,26 +43,45 @@ def request_hash(body: ScanRequest, model: str) -> str:
 
 
 def submit_response(job_id: uuid.UUID) -> SubmitResponse:
+    # Relative paths of exactly this shape: the client prefixes them with its API base (docs/api.md).
+    scan = SERVICES["scan"]
     return SubmitResponse(
         job_id=str(job_id),
-        stream_url=f"/api/v1/scan/{job_id}/events",
-        result_url=f"/api/v1/scan/{job_id}/result",
+        stream_url=scan.public_url("", f"/{job_id}/events"),
+        result_url=scan.public_url("", f"/{job_id}/result"),
         status="queued",
     )
 
 
 @dataclass
 class ScanService:
-    settings: ScanSettings
-    db: Database
-    events: JobEventLog
+    """The API side of scan; it shares the pipeline's settings, database, event log and HTTP client."""
+
+    pipeline: ScanPipeline
     queue: JobQueue
     limiter: RateLimiter
-    http: httpx.AsyncClient
     image_base: str
-    internal_token: str
-    pipeline: ScanPipeline
     _verified: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> ScanSettings:
+        return self.pipeline.settings
+
+    @property
+    def db(self) -> Database:
+        return self.pipeline.db
+
+    @property
+    def events(self) -> JobEventLog:
+        return self.pipeline.events
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self.pipeline.http
+
+    @property
+    def internal_token(self) -> str:
+        return self.pipeline.internal_token
 
     # --------------------------------------------------------------------------------- submit
 
@@ -79,9 +98,7 @@ class ScanService:
                 return replay  # no new job, no rate-limit cost
         # The image is checked first so that a refused request (400) does not use up the user's quota.
         image = await self._resolve_image(body.image_url)
-        retry_after = await self.limiter.hit(str(user_id))
-        if retry_after is not None:
-            raise RateLimited(math.ceil(retry_after))
+        await self.limiter.enforce(str(user_id))
 
         now = utcnow()
         job = Job(
@@ -143,14 +160,14 @@ class ScanService:
     async def _resolve_image(self, image_url: str) -> dict[str, Any]:
         """Allow-list + first-use verification, answered by the image service (it owns the records).
 
-        A verified upload stays verified (contract §4.2), so answers are cached for a few minutes per
+        A verified upload stays verified (docs/api.md, images), so answers are cached for a few minutes per
         process: a user's repeated scans of one photo skip the internal hop."""
         cached = self._verified.get(image_url)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         try:
             response = await self.http.post(
-                f"{self.image_base}/internal/v1/images/resolve",
+                SERVICES["image"].internal_url(self.image_base, "/resolve"),
                 json={"image_url": image_url},
                 headers=internal_headers(self.internal_token),
                 timeout=self.settings.image_timeout_seconds,

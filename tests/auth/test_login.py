@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import httpx
@@ -12,6 +11,7 @@ from services.auth.service import s256
 from services.common.config import CommonSettings
 from tests.auth.fake_providers import FakeProviders
 from tests.auth.flows import dev_login, query, set_cookies, social_login, start
+from tests.conftest import ClockControl
 from tests.support.clients import app_client
 
 HOME = "https://app.eco2.test/#/home"
@@ -104,12 +104,13 @@ async def test_expired_state_fails(
     migrated: CommonSettings,
     auth_settings_factory: Callable[..., AuthSettings],
     fake_providers: tuple[FakeProviders, str],
+    clock: ClockControl,
 ) -> None:
     fake, _ = fake_providers
     app = create_app(common=migrated, settings=auth_settings_factory(state_ttl_seconds=1))
     async with app_client(app) as client:
         data = await start(client, "kakao")
-        await asyncio.sleep(1.3)
+        await clock.advance_stores(1.3)
         code = fake.issue_code("kakao", {"id": "1004"})
         response = await client.get("/api/v1/auth/kakao/callback", params={"code": code, "state": data["state"]})
     assert response.headers["location"] == FAILED

@@ -1,4 +1,4 @@
-"""Refresh rotation, reuse detection, the grace window, logout and JWKS (contract §2.3–2.4)."""
+"""Refresh rotation, reuse detection, the grace window, logout and JWKS (docs/api.md, auth: tokens, refresh)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from services.auth.config import AuthSettings
 from services.common.config import CommonSettings
 from tests.auth.fake_providers import FakeProviders
 from tests.auth.flows import set_cookies, social_login
+from tests.conftest import ClockControl
 from tests.support.clients import app_client
 from tests.support.tokens import issuer
 
@@ -72,18 +73,19 @@ async def test_reuse_outside_grace_revokes_the_whole_session(
     migrated: CommonSettings,
     auth_settings_factory: Callable[..., AuthSettings],
     fake_providers: tuple[FakeProviders, str],
+    clock: ClockControl,
 ) -> None:
     fake, _ = fake_providers
     app = create_app(common=migrated, settings=auth_settings_factory(refresh_grace_seconds=1))
     async with app_client(app) as client:
-        await _reuse_scenario(client, fake)
+        await _reuse_scenario(client, fake, clock)
 
 
-async def _reuse_scenario(auth_client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def _reuse_scenario(auth_client: httpx.AsyncClient, fake: FakeProviders, clock: ClockControl) -> None:
     _, first = await login(auth_client, fake)
     second = cookie_value(await refresh(auth_client, first), "s_refresh")
     third = cookie_value(await refresh(auth_client, second), "s_refresh")
-    await asyncio.sleep(1.2)  # past the (shortened) grace window: presenting `first` now is theft
+    await clock.advance_stores(1.2)  # past the (shortened) grace window: presenting `first` now is theft
     stolen = await refresh(auth_client, first)
     assert stolen.status_code == 401
     assert stolen.json()["code"] == "REFRESH_TOKEN_REVOKED"

@@ -1,4 +1,4 @@
-"""``GET /api/v1/character/catalog`` (contract §6)."""
+"""``GET /api/v1/character/catalog`` (docs/api.md, character)."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from services.auth.models import Account, Identity, LoginEvent, Session
 from services.character.models import Ownership, RewardDecision
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for
+from services.common.domain_events import ScanRewardGranted
 from services.common.events import Event, OutboxSource, new_event_id
 from services.my import consumers as my_consumers
 from services.my.app import create_app as create_my_app
@@ -83,7 +84,7 @@ class Counter:
             return int(await session.scalar(select(func.count()).where(column == user_id, *where)) or 0)
 
     async def my(self, user_id: uuid.UUID) -> tuple[int, int, int]:
-        """(ledger entries, points balance, owned characters) in the users service."""
+        """(ledger entries, points balance, owned characters) in the my service."""
         async with self.dbs["my"].session() as session:
             entries = await session.scalar(select(func.count()).where(PointEntry.user_id == user_id))
             balance = await session.scalar(select(func.sum(PointEntry.delta)).where(PointEntry.user_id == user_id))
@@ -167,7 +168,7 @@ async def test_a_hundred_deliveries_of_one_outcome_equal_one(
     user, job = uuid.uuid4(), uuid.uuid4()
     payload = scan_completed(user, job, middle="비닐류", minor="비닐포장재")
     # The same event redelivered 100 times (one event id) ...
-    event = Event(new_event_id(), "scan.completed", payload, "2026-01-01T00:00:00.000Z", "scan")
+    event = Event(new_event_id(), payload.name, payload.payload(), "2026-01-01T00:00:00.000Z", "scan")
     await asyncio.gather(*(workers.bus.publish(event) for _ in range(100)))
     # ... and the same outcome reported 100 more times under fresh event ids (a retrying producer).
     await emit_scan(scan_producer[0], *[payload] * 100)
@@ -193,13 +194,13 @@ async def test_a_consumer_crash_mid_event_is_retried_and_lands_once(
     crashes = {"left": 1}
     real = my_consumers.reward_granted
 
-    async def crash_after_writing(session: Any, event: Event) -> None:
-        await real(session, event)  # the writes happen, then the process "dies" before commit
-        if event.payload["user_id"] == str(user) and crashes["left"] > 0:
+    async def crash_after_writing(ctx: Any, session: Any, event: ScanRewardGranted) -> None:
+        await real(ctx, session, event)  # the writes happen, then the process "dies" before commit
+        if event.user_id == user and crashes["left"] > 0:
             crashes["left"] -= 1
             raise RuntimeError("simulated crash mid-event")
 
-    monkeypatch.setitem(my_consumers.APPLIERS, "scan.reward_granted", crash_after_writing)
+    monkeypatch.setitem(my_consumers.consumer.handlers, ScanRewardGranted, crash_after_writing)
     await emit_scan(scan_producer[0], scan_completed(user, middle="전지", minor="리튬이온전지"))
     workers.relay.wake()
 
@@ -225,12 +226,12 @@ async def test_a_poison_event_is_parked_then_replayed(
     real = my_consumers.reward_granted
     broken = {"on": True}
 
-    async def bug(session: Any, event: Event) -> None:
-        if broken["on"] and event.payload["user_id"] == str(user):
+    async def bug(ctx: Any, session: Any, event: ScanRewardGranted) -> None:
+        if broken["on"] and event.user_id == user:
             raise RuntimeError("a bug in this consumer")
-        await real(session, event)
+        await real(ctx, session, event)
 
-    monkeypatch.setitem(my_consumers.APPLIERS, "scan.reward_granted", bug)
+    monkeypatch.setitem(my_consumers.consumer.handlers, ScanRewardGranted, bug)
     await emit_scan(scan_producer[0], scan_completed(user, middle="조명제품", minor="LED전구형"))
     workers.relay.wake()
 

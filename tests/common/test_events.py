@@ -14,7 +14,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for, service_metadata
+from services.common.domain_events import DomainEvent
 from services.common.events import (
+    Consumer,
     Event,
     EventBus,
     InboxMixin,
@@ -23,9 +25,8 @@ from services.common.events import (
     OutboxSource,
     RabbitBus,
     Subscription,
-    idempotent_handler,
 )
-from services.common.outbox import OutboxMixin, add_event
+from services.common.outbox import OutboxMixin
 from tests.conftest import RABBITMQ_URL, REAL
 
 
@@ -81,19 +82,29 @@ async def count(db: Database, key: str) -> int:
         return row.count if row else 0
 
 
-def tally_handler(db: Database, fail_times: dict[str, int]) -> Any:
-    async def apply(session: AsyncSession, event: Event) -> None:
-        key = event.payload["key"]
-        if fail_times.get(key, 0) > 0:
-            fail_times[key] -= 1
-            raise RuntimeError("simulated crash mid-event")
-        row = await session.get(Tally, key)
-        if row is None:
-            session.add(Tally(key=key, count=1))
-        else:
-            row.count += 1
+class TallyBump(DomainEvent):
+    name = "tally.bump"
 
-    return idempotent_handler(db, Inbox, "tally", apply)
+    key: str
+
+
+tally: Consumer[dict[str, int]] = Consumer("tally", Inbox)
+
+
+@tally.on(TallyBump)
+async def bump(fail_times: dict[str, int], session: AsyncSession, event: TallyBump) -> None:
+    if fail_times.get(event.key, 0) > 0:
+        fail_times[event.key] -= 1
+        raise RuntimeError("simulated crash mid-event")
+    row = await session.get(Tally, event.key)
+    if row is None:
+        session.add(Tally(key=event.key, count=1))
+    else:
+        row.count += 1
+
+
+def tally_subscription(db: Database, fail_times: dict[str, int]) -> Subscription:
+    return tally.subscription(db, fail_times)
 
 
 async def eventually(check: Any, timeout: float = 15.0) -> None:
@@ -108,10 +119,10 @@ async def test_outbox_event_is_applied_once_even_when_published_twice(db: Databa
     fail: dict[str, int] = {}
     stop = asyncio.Event()
     await bus.declare({"tally": ("tally.bump",)})
-    consumer = asyncio.create_task(bus.consume(Subscription("tally", ("tally.bump",), tally_handler(db, fail)), stop))
+    consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
     key = uuid.uuid4().hex
     async with db.session() as session:
-        add_event(session, Outbox, "tally.bump", {"key": key})
+        Outbox.emit(session, TallyBump(key=key))
     relay = OutboxRelay([OutboxSource("evtest", db, Outbox)], bus)
     assert await relay.relay_once() == 1
     assert await relay.relay_once() == 0  # marked published
@@ -130,7 +141,7 @@ async def test_crash_mid_event_is_retried_and_lands_once(db: Database, bus: Even
     key = uuid.uuid4().hex
     fail = {key: 1}
     stop = asyncio.Event()
-    consumer = asyncio.create_task(bus.consume(Subscription("tally", ("tally.bump",), tally_handler(db, fail)), stop))
+    consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
     await asyncio.sleep(0.1)
     await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test"))
 
@@ -147,7 +158,7 @@ async def test_poison_event_is_dead_lettered_and_replayable(db: Database, bus: E
     key = uuid.uuid4().hex
     fail = {key: 10}  # more failures than deliveries allowed
     stop = asyncio.Event()
-    consumer = asyncio.create_task(bus.consume(Subscription("tally", ("tally.bump",), tally_handler(db, fail)), stop))
+    consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
     await asyncio.sleep(0.1)
     event = Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test")
     await bus.publish(event)
@@ -167,6 +178,34 @@ async def test_poison_event_is_dead_lettered_and_replayable(db: Database, bus: E
     assert await bus.dead_letters("tally") == []
     stop.set()
     await consumer
+
+
+async def test_a_payload_not_matching_its_model_is_parked_at_once(db: Database, bus: EventBus) -> None:
+    key = uuid.uuid4().hex
+    fail: dict[str, int] = {}
+    stop = asyncio.Event()
+    consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
+    await asyncio.sleep(0.1)
+    broken = Event(str(uuid.uuid4()), "tally.bump", {"kee": key}, "", "test")  # no ``key``: never applicable
+    await bus.publish(broken)
+    await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test"))
+
+    async def parked() -> bool:
+        return [letter.event.id for letter in await bus.dead_letters("tally")] == [broken.id]
+
+    await eventually(parked)
+    [letter] = await bus.dead_letters("tally")
+    assert "does not match its model" in letter.reason or letter.reason == "rejected"
+    assert await count(db, key) == 1  # the valid event after it was applied
+    assert await _inbox_size(db, 1)  # the broken one never reached a handler's transaction
+    stop.set()
+    await consumer
+
+
+def test_every_consumer_declares_its_bindings_from_its_handlers() -> None:
+    assert tally.topology() == {"tally": ("tally.bump",)}
+    with pytest.raises(ValueError, match="already handles"):
+        tally.on(TallyBump)(bump)
 
 
 async def _inbox_size(db: Database, expected: int) -> bool:

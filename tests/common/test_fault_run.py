@@ -26,6 +26,7 @@ from services.character.models import Outbox as CharacterOutbox
 from services.character.models import Ownership, RewardDecision
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for
+from services.common.domain_events import ScanCompleted
 from services.my.models import OwnedCharacter, PointEntry
 from services.workers import dead_letters
 from tests.support.events import delete_broker_objects, emit_scan, event_workers, fake_scan_producer, scan_completed
@@ -80,9 +81,9 @@ def broker_outage_after(delay: float) -> Iterator[dict[str, float]]:
             rabbitmqctl("start_app")
 
 
-def plan() -> tuple[list[dict[str, object]], dict[uuid.UUID, tuple[int, int]]]:
+def plan() -> tuple[list[ScanCompleted], dict[uuid.UUID, tuple[int, int]]]:
     """500 outcomes and, per user, (eligible jobs, distinct characters collected)."""
-    outcomes: list[dict[str, object]] = []
+    outcomes: list[ScanCompleted] = []
     expected: dict[uuid.UUID, tuple[int, int]] = {}
     for u in range(USERS):
         user = uuid.uuid4()

@@ -15,6 +15,7 @@ from services.common.errors import Unauthorized
 from services.common.kv import KeyValueStore, create_kv
 from services.common.security import DirectoryKeySet, Revocations, TokenVerifier
 from services.my.cache import InvalidatedCache
+from tests.conftest import ClockControl
 from tests.support.events import eventually
 from tests.support.tokens import issue_tokens, issuer
 
@@ -59,12 +60,14 @@ async def test_a_token_is_verified_once_then_remembered(common_settings: CommonS
         await check.verify_access(tampered)
 
 
-async def test_a_remembered_token_still_expires(common_settings: CommonSettings, kv: KeyValueStore) -> None:
+async def test_a_remembered_token_still_expires(
+    common_settings: CommonSettings, kv: KeyValueStore, clock: ClockControl
+) -> None:
     short = issuer(common_settings, access_ttl=1).issue(uuid.uuid4(), uuid.uuid4(), "dev", int(time.time()))
     check = verifier(common_settings, kv)
     check.leeway = 0
     await check.verify_access(short.access)
-    await asyncio.sleep(2.1)
+    clock.advance(2.1)
     with pytest.raises(Unauthorized) as refused:
         await check.verify_access(short.access)
     assert refused.value.code == "TOKEN_EXPIRED"

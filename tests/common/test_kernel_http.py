@@ -20,33 +20,35 @@ from services.common.app import create_service_app
 from services.common.config import CommonSettings, Environment
 from services.common.deps import CurrentUser, RuntimeDep, StreamUser
 from services.common.errors import NotFound
+from services.common.identity import ServiceEntry
 from tests.support.clients import app_client
 from tests.support.tokens import issue_tokens, issuer
 
+PROBE = ServiceEntry("probe", "/api/v1/probe", "tests.common.test_kernel_http:router", has_migrations=False)
 router = APIRouter()
 
 
-@router.get("/api/v1/probe/me")
+@router.get("/me")
 async def me(user: CurrentUser) -> dict[str, str]:
     return {"user_id": str(user.user_id), "provider": user.provider}
 
 
-@router.get("/api/v1/probe/stream")
+@router.get("/stream")
 async def stream(user: StreamUser) -> dict[str, str]:
     return {"user_id": str(user.user_id)}
 
 
-@router.get("/api/v1/probe/missing")
+@router.get("/missing")
 async def missing() -> None:
     raise NotFound("no such thing", "THING_NOT_FOUND")
 
 
-@router.get("/api/v1/probe/crash")
+@router.get("/crash")
 async def crash() -> None:
     raise RuntimeError("boom: internal detail that must not leak")
 
 
-@router.post("/api/v1/probe/revoke/{jti}")
+@router.post("/revoke/{jti}")
 async def revoke(jti: str, runtime: RuntimeDep) -> dict[str, bool]:
     await runtime.revocations.revoke_token(jti, 60)
     return {"ok": True}
@@ -55,7 +57,7 @@ async def revoke(jti: str, runtime: RuntimeDep) -> dict[str, bool]:
 @pytest.fixture
 async def client(migrated: CommonSettings) -> AsyncIterator[httpx.AsyncClient]:
     issue_tokens(migrated)  # make sure the signing key exists before the verifier first looks
-    app = create_service_app(name="probe", prefix="/api/v1/probe", common=migrated, routers=[router])
+    app = create_service_app(PROBE, common=migrated, routers=[router])
     async with app_client(app) as c:
         yield c
 
@@ -267,7 +269,7 @@ async def test_health_ready_metrics(client: httpx.AsyncClient) -> None:
 
 
 async def test_ready_reports_a_failing_store(migrated: CommonSettings) -> None:
-    app = create_service_app(name="probe", prefix="/api/v1/probe", common=migrated, routers=[router])
+    app = create_service_app(PROBE, common=migrated, routers=[router])
     async with app_client(app) as c:
 
         async def broken() -> None:

@@ -182,7 +182,7 @@ def entry_modules(args: list[str]) -> list[str]:
         case ["worker", "consumers", *names]:
             return ["services.workers", *(SERVICES[n].consumers or "services.workers" for n in names)]
         case ["worker", command]:
-            targets = [t for e in SERVICES.values() for c, t in manifests.scaffold().workers(e).items() if c == command]
+            targets = [e.workers[command] for e in SERVICES.values() if command in e.workers]
             if targets:
                 return [module(targets[0])]
     raise AssertionError(f"{args}: not a command the registry declares (services/registry.py)")

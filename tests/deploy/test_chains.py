@@ -347,7 +347,7 @@ def test_every_registered_service_is_deployed_with_a_role_and_schema(rendered: d
         for name, entry in SERVICES.items():
             if entry.has_migrations:
                 assert name in roles, f"{env}: no PostgreSQL role {name}"
-                assert schemas.get(name) == name, f"{env}: schema {name} not owned by {name}"
+                assert schemas.get(entry.db_schema) == name, f"{env}: schema {entry.db_schema} not owned by {name}"
         # The relay reads and marks every outbox table through membership in its owner's role.
         outboxes = {name for name, entry in SERVICES.items() if entry.outbox}
         assert set(roles["relay"]["inRoles"]) == outboxes, f"{env}: relay roles vs services with an outbox"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from services.common.identity import ServiceEntry
 from tests.deploy import chains, manifests
 from tests.deploy.manifests import ENVIRONMENTS, ROOT
 
@@ -18,10 +18,10 @@ pytestmark = pytest.mark.infra
 NAME, PREFIX = "zeta", "/api/v1/zeta"
 # A registry entry (services/registry.py) with everything that adds a Deployment or a database link:
 # consumers, an outbox the relay reads, and two workers of its own.
-ENTRY = SimpleNamespace(
-    name=NAME,
-    prefix=PREFIX,
-    factory="services.zeta.app:create_app",
+ENTRY = ServiceEntry(
+    NAME,
+    PREFIX,
+    "services.zeta.app:create_app",
     outbox="services.zeta.models:Outbox",
     consumers="services.zeta.consumers",
     workers={"zeta-digest": "services.zeta.digest:run", "zeta-export": "services.zeta.export:run"},

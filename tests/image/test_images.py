@@ -10,13 +10,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.common.clock import utcnow
 from services.common.config import CommonSettings
-from services.common.events import Event
+from services.common.domain_events import UserDeleted
 from services.common.runtime import ServiceRuntime
 from services.image import consumers
 from services.image.config import ImageSettings
 from services.image.service import ImageService, sniff
 from tests.conftest import REAL
+from tests.support.events import envelope
 from tests.support.images import JPEG, PNG, put_object, upload_image
 from tests.support.tokens import auth_headers
 
@@ -272,7 +274,7 @@ async def test_user_deleted_removes_objects_and_records(
     runtime = ServiceRuntime("image", "image", migrated)
     try:
         (subscription,) = consumers.build(runtime, image_settings)
-        event = Event(str(uuid.uuid4()), "user.deleted", {"user_id": str(user_id), "deleted_at": "x"}, "x", "my")
+        event = envelope(UserDeleted(user_id=user_id, deleted_at=utcnow()), "my")
         await subscription.handler(event)
         await subscription.handler(event)  # redelivery is a no-op
     finally:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gzip
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,21 +16,34 @@ from services.location.app import create_app
 from services.location.config import LocationSettings
 from services.location.importer import ImportSummary, import_file, import_rows
 from services.location.models import SCHEMA, Site
+from services.location.sample import SAMPLE_FILES
 from services.location.sources import SiteRecord, SourceFormat
 from tests.conftest import SHARED_DIR
 from tests.support.clients import app_client
 from tests.support.tokens import auth_headers
 
 
-def _shared_data() -> Path:
-    """``../shared`` next to the repository; a git worktree may sit one level deeper, so look upwards."""
+def _public_data() -> Path:
+    """``ECO2_PUBLIC_DATA_DIR`` if set; else a ``shared/data/location`` folder beside the checkout (a
+    git worktree may sit one level deeper, so look upwards)."""
+    if os.environ.get("ECO2_PUBLIC_DATA_DIR"):
+        return Path(os.environ["ECO2_PUBLIC_DATA_DIR"])
     candidates = [SHARED_DIR, *(parent / "shared" for parent in Path(__file__).resolve().parents)]
     return next((c / "data" / "location" for c in candidates if (c / "data" / "location").is_dir()), SHARED_DIR)
 
 
-DATA = _shared_data()
+DATA = _public_data()
 KECO_FILE = DATA / "keco_recycle_compensation_sites.csv"
 ZEROWASTE_FILE = DATA / "zerowaste_map.csv"
+SAMPLE_KECO, SAMPLE_ZEROWASTE = (path for path, _ in SAMPLE_FILES)
+# The full public datasets are not part of the repository: tests that check figures of those files
+# run where they are found next to the checkout and are skipped elsewhere. The same behaviours run
+# on the project's own sample files in every checkout (test_sample_data.py).
+needs_public_data = pytest.mark.skipif(
+    not (KECO_FILE.is_file() and ZEROWASTE_FILE.is_file()),
+    reason="needs the full public location datasets (ECO2_PUBLIC_DATA_DIR), which are not shipped with the "
+    "repository; tests/location/test_sample_data.py covers the same behaviour on the shipped samples",
+)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +56,17 @@ async def location_db(migrated: CommonSettings) -> AsyncIterator[Database]:
 async def reset(db: Database) -> None:
     async with db.session() as session:
         await session.execute(delete(Site))
+
+
+def bom_and_duplicate(source: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of ``source`` with a UTF-8 BOM, and a gzipped copy whose first data row is repeated at the end."""
+    raw = source.read_bytes()
+    bom = tmp_path / f"bom_{source.name}"
+    bom.write_bytes(b"\xef\xbb\xbf" + raw)
+    lines = raw.decode().splitlines(keepends=True)
+    gz = tmp_path / f"dup_{source.name}.gz"
+    gz.write_bytes(gzip.compress("".join([*lines, lines[1]]).encode()))
+    return bom, gz
 
 
 async def load(db: Database, path: Path, fmt: SourceFormat, **kwargs: Any) -> ImportSummary:

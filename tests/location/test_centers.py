@@ -14,7 +14,7 @@ from services.location.classify import PICKUP_CATEGORIES, STORE_CATEGORIES, pick
 from services.location.models import Site
 from services.location.present import EARTH_RADIUS_M, haversine_m
 from services.location.service import ZOOM_TABLE, zoom_plan
-from tests.location.conftest import load_public, load_sites, site
+from tests.location.conftest import load_public, load_sites, needs_public_data, site
 
 CENTERS = "/api/v1/locations/centers"
 ENTRY_FIELDS = [
@@ -108,7 +108,7 @@ async def test_extreme_numbers_are_clamped_not_errors(client: httpx.AsyncClient,
 
 # -- the zoom table and clamping ---------------------------------------------------------------
 
-CONTRACT_TABLE = {  # zoom sent → (radius, limit), API §7.2
+CONTRACT_TABLE = {  # zoom sent → (radius, limit), docs/api.md, locations: nearby
     15: (100, 200), 14: (120, 200), 13: (200, 200), 12: (300, 200), 11: (800, 200), 10: (1200, 200),
     9: (3000, 160), 8: (4500, 160), 7: (8000, 120), 6: (10000, 120), 5: (20000, 80), 4: (30000, 80),
     3: (60000, 50), 2: (80000, 50),
@@ -241,6 +241,7 @@ def brute_force(
     return sorted(hits)[:limit]
 
 
+@needs_public_data
 async def test_indexed_search_equals_brute_force_on_public_data(
     location_db: Database, client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import re
 from collections import Counter
 from pathlib import Path
@@ -26,7 +25,15 @@ from services.location.sources import (
     read_rows,
 )
 from tests.conftest import REAL
-from tests.location.conftest import KECO_FILE, ZEROWASTE_FILE, load, reset
+from tests.location.conftest import (
+    KECO_FILE,
+    SAMPLE_ZEROWASTE,
+    ZEROWASTE_FILE,
+    bom_and_duplicate,
+    load,
+    needs_public_data,
+    reset,
+)
 
 KECO_REJECTED = {
     "47": "coordinates outside Korea",
@@ -54,6 +61,7 @@ async def count(db: Database, source: str | None = None) -> int:
         return int(await session.scalar(statement) or 0)
 
 
+@needs_public_data
 async def test_keco_imports_395_and_rejects_14_with_reasons(location_db: Database) -> None:
     await reset(location_db)
     summary = await load(location_db, KECO_FILE, SourceFormat.KECO)
@@ -66,6 +74,7 @@ async def test_keco_imports_395_and_rejects_14_with_reasons(location_db: Databas
     assert await count(location_db, "keco") == 395
 
 
+@needs_public_data
 async def test_zerowaste_imports_all_351_including_150_projected(location_db: Database) -> None:
     await reset(location_db)
     summary = await load(location_db, ZEROWASTE_FILE, SourceFormat.ZEROWASTE)
@@ -80,6 +89,7 @@ async def test_zerowaste_imports_all_351_including_150_projected(location_db: Da
     assert without_latlon <= placed
 
 
+@needs_public_data
 async def test_reimport_changes_nothing_and_edits_are_updates(location_db: Database, tmp_path: Path) -> None:
     await reset(location_db)
     await load(location_db, KECO_FILE, SourceFormat.KECO)
@@ -109,6 +119,7 @@ async def test_reimport_changes_nothing_and_edits_are_updates(location_db: Datab
     )
 
 
+@needs_public_data
 async def test_dry_run_reports_without_writing(location_db: Database) -> None:
     await reset(location_db)
     summary = await load(location_db, KECO_FILE, SourceFormat.KECO, dry_run=True)
@@ -116,13 +127,9 @@ async def test_dry_run_reports_without_writing(location_db: Database) -> None:
     assert await count(location_db) == 0
 
 
+@needs_public_data
 async def test_bom_gzip_and_duplicate_ids(location_db: Database, tmp_path: Path) -> None:
-    raw = ZEROWASTE_FILE.read_bytes()
-    bom = tmp_path / "zw_bom.csv"
-    bom.write_bytes(b"\xef\xbb\xbf" + raw)
-    lines = raw.decode().splitlines(keepends=True)
-    gz = tmp_path / "zw_dup.csv.gz"
-    gz.write_bytes(gzip.compress("".join([*lines, lines[1]]).encode()))  # first data row repeated at the end
+    bom, gz = bom_and_duplicate(ZEROWASTE_FILE, tmp_path)
 
     await reset(location_db)
     assert (await load(location_db, bom, SourceFormat.ZEROWASTE)).as_dict()["inserted"] == 351
@@ -132,6 +139,7 @@ async def test_bom_gzip_and_duplicate_ids(location_db: Database, tmp_path: Path)
     assert summary.rejected[0].reason == "duplicate id (first at row 1)"
 
 
+@needs_public_data
 def test_multiline_fields_are_one_record() -> None:
     rows = [r for r in read_rows(KECO_FILE, SourceFormat.KECO) if isinstance(r, SiteRecord)]
     first = next(r for r in rows if r.source_pk == "1")
@@ -140,6 +148,7 @@ def test_multiline_fields_are_one_record() -> None:
     assert len(list(read_rows(KECO_FILE, SourceFormat.KECO))) == 409
 
 
+@needs_public_data
 def test_wrong_format_and_encoding_are_file_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceFileError, match="missing column"):
         list(read_rows(ZEROWASTE_FILE, SourceFormat.KECO))
@@ -150,7 +159,7 @@ def test_wrong_format_and_encoding_are_file_errors(tmp_path: Path) -> None:
 
 
 def test_short_row_and_bad_ids_are_rejected(tmp_path: Path) -> None:
-    header = ZEROWASTE_FILE.read_text(encoding="utf-8").splitlines()[0]
+    header = SAMPLE_ZEROWASTE.read_text(encoding="utf-8").splitlines()[0]
     path = tmp_path / "bad.csv"
     path.write_text(
         header
@@ -165,6 +174,7 @@ def test_short_row_and_bad_ids_are_rejected(tmp_path: Path) -> None:
     assert reasons[2].startswith("coordinates outside Korea")
 
 
+@needs_public_data
 def test_projection_matches_published_latlon_within_5m() -> None:
     rows = list(csv.DictReader(ZEROWASTE_FILE.open(encoding="utf-8-sig", newline="")))
     both = [r for r in rows if r["lat"] and r["lon"]]
@@ -195,6 +205,7 @@ def _raw_categories(path: Path, fmt: SourceFormat) -> tuple[Counter[str], Counte
     return stores, pickups
 
 
+@needs_public_data
 def test_reference_category_distributions() -> None:
     stores, pickups = _raw_categories(KECO_FILE, SourceFormat.KECO)
     assert stores == {"upcycle_recycle": 193, "book_workshop": 154, "public_dropbox": 41, "general": 14,
@@ -208,12 +219,16 @@ def test_reference_category_distributions() -> None:
     assert pickups == {"general": 351}
 
 
+@needs_public_data
 def test_categories_on_known_rows() -> None:
     keco = {r.source_pk: r for r in read_rows(KECO_FILE, SourceFormat.KECO) if isinstance(r, SiteRecord)}
     first = keco["1"]  # 고양동 종합복지회관: "재활용" in its introduction; PET, PE, box, cans in its items
     assert first.derived["store_category"] == "upcycle_recycle"
     assert pickup_list(first.derived["pickup_mask"]) == ["colored_pet", "can", "paper", "plastic"]
     assert not any(k in first.fields["collection_items"] for k in ("무색", "clear"))  # 투명페트병 is not clear_pet
+
+
+def test_category_rules_on_names_and_items() -> None:
     assert store_category(["", "리필스테이션 게스트하우스"]) == "refill_zero"
     assert store_category(["망원 스테이션 게스트하우스"]) == "general"  # 스테이션 disables the lodging rule
     assert store_category(["동네 수거함"]) == "upcycle_recycle"  # 수거 wins before the drop-box rule
@@ -222,6 +237,7 @@ def test_categories_on_known_rows() -> None:
     assert pickup_categories(["", None]) == ["general"]
 
 
+@needs_public_data
 @pytest.mark.skipif(REAL, reason="the CLI writes to its own embedded database here")
 def test_cli_import_prints_summary_and_reasons(tmp_path: Path) -> None:
     runner = CliRunner()

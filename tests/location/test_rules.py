@@ -1,4 +1,4 @@
-"""Opening hours in Asia/Seoul, phone formatting and distance text (DOMAIN §6.6, API §7.3)."""
+"""Opening hours in Asia/Seoul, phone formatting and distance text (docs/location.md, docs/api.md, locations: site data)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from services.location.hours import OpeningState, opening_state, seoul, today_column
 from services.location.present import distance_text, format_phone
-from tests.location.conftest import KECO_FILE
+from tests.location.conftest import KECO_FILE, needs_public_data
 
 KST = timezone(timedelta(hours=9))
 
@@ -54,6 +54,7 @@ def test_opening_state(value: str | None, now: datetime, expected: OpeningState)
     assert opening_state(value, now) == expected
 
 
+@needs_public_data
 def test_every_weekday_value_in_the_public_data_has_the_contract_shape() -> None:
     values = set()
     for row in csv.DictReader(KECO_FILE.open(encoding="utf-8-sig", newline="")):

@@ -14,7 +14,15 @@ from services.common.config import CommonSettings, Environment
 from services.common.db import Database
 from services.location.app import create_app
 from services.location.config import LocationSettings
-from tests.location.conftest import load_public, load_sites, site, site_ids
+from tests.location.conftest import (
+    KECO_FILE,
+    ZEROWASTE_FILE,
+    load_public,
+    load_sites,
+    needs_public_data,
+    site,
+    site_ids,
+)
 from tests.location.fake_kakao import API_KEY, FakeKakao, document
 from tests.location.test_centers import ENTRY_FIELDS, SEOUL_CITY_HALL, offset
 from tests.support.clients import app_client
@@ -229,6 +237,8 @@ def test_provider_timeout_defaults_to_three_seconds() -> None:
 
 @pytest.fixture
 async def public(location_db: Database) -> dict[str, int]:
+    if not (KECO_FILE.is_file() and ZEROWASTE_FILE.is_file()):
+        pytest.skip(needs_public_data.kwargs["reason"])
     await load_public(location_db)
     return await site_ids(location_db)
 

@@ -43,7 +43,7 @@ Deliver = Callable[..., Awaitable[Event]]
 
 @pytest.fixture
 async def deliver(migrated: CommonSettings) -> AsyncIterator[Deliver]:
-    """Hand an event to the users service's consumer as the bus would (inbox, commit, broadcast)."""
+    """Hand an event to the my service's consumer as the bus would (inbox, commit, broadcast)."""
     runtime = ServiceRuntime("my", "my", migrated)
     [subscription] = build(runtime)
 

@@ -15,6 +15,7 @@ from services.common.db import Database, database_url_for
 from services.common.kv import create_kv
 from services.common.security import Revocations
 from services.my.models import DeletedUser, Outbox, OwnedCharacter, PointEntry, Profile
+from services.my.schemas import ProfileOut
 from services.my.service import ADJECTIVES, NOUNS, normalise_phone
 from tests.my.conftest import Deliver, User
 from tests.support.events import eventually
@@ -315,3 +316,26 @@ def issue_sid(user: User) -> str:
     import jwt
 
     return str(jwt.decode(user.tokens.access, options={"verify_signature": False})["sid"])
+
+
+async def test_the_hand_built_profile_is_exactly_its_declared_response_model(
+    my_client: httpx.AsyncClient, new_user: User, deliver: Deliver
+) -> None:
+    """``GET /me`` and ``PATCH /me`` write their JSON by hand (the hot path skips response
+    validation); the body must still be what ``response_model=ProfileOut`` declares, key for key."""
+    await deliver(
+        "user.logged_in", {"user_id": str(new_user.id), "provider": "kakao", "logged_in_at": "2026-01-20T03:15:42.120Z"}
+    )
+    fresh = (await my_client.get("/api/v1/users/me", headers=new_user.headers)).json()
+    patched = await my_client.patch(
+        "/api/v1/users/me", json={"nickname": "모양검사", "phone_number": "01012345678"}, headers=new_user.headers
+    )
+    schema = (await my_client.get("/api/v1/users/openapi.json")).json()
+    for body in (fresh, patched.json()):
+        assert list(body) == list(ProfileOut.model_fields)
+        assert ProfileOut.model_validate(body).model_dump(mode="json") == body
+    assert patched.json()["phone_number"] == "010-1234-5678"
+    assert fresh["last_login_at"] == "2026-01-20T03:15:42.120Z"
+    for method in ("get", "patch"):
+        declared = schema["paths"]["/api/v1/users/me"][method]["responses"]["200"]["content"]["application/json"]
+        assert declared["schema"] == {"$ref": "#/components/schemas/ProfileOut"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from tests.support.fake_character import FakeCharacter
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.images import PNG, local_settings, moto_s3, s3_settings, upload_image
 from tests.support.servers import serve_asgi
+from tests.support.sse import parse_sse
 from tests.support.tokens import auth_headers
 
 IMAGE_HOST = "http://image.internal"
@@ -46,14 +46,19 @@ def scan_common(migrated: CommonSettings, run_id: str) -> Iterator[CommonSetting
     common = migrated.model_copy(update={"events_namespace": f"eco2test-{run_id}"})
     yield common
     if REAL:
-        queue = create_job_queue(common, "scan")
-        assert isinstance(queue, RabbitJobQueue)
+        delete_job_queue(common)
 
-        async def cleanup() -> None:
-            await queue.delete()
-            await queue.close()
 
-        asyncio.run(cleanup())
+def delete_job_queue(common: CommonSettings) -> None:
+    """Remove this namespace's scan work queue from the shared broker."""
+    queue = create_job_queue(common, "scan")
+    assert isinstance(queue, RabbitJobQueue)
+
+    async def cleanup() -> None:
+        await queue.delete()
+        await queue.close()
+
+    asyncio.run(cleanup())
 
 
 @pytest.fixture(scope="session")
@@ -129,20 +134,6 @@ class Stack:
             headers["Last-Event-ID"] = last_event_id
         response = await self.scan.get(f"/api/v1/scan/{job_id}/events", headers=headers)
         return response, parse_sse(response.text)
-
-
-def parse_sse(text: str) -> list[dict[str, Any]]:
-    """Frames as dicts: ``retry``/``id``/``event`` lines and ``data`` parsed as JSON."""
-    frames: list[dict[str, Any]] = []
-    for block in text.split("\n\n"):
-        if not block.strip():
-            continue
-        frame: dict[str, Any] = {}
-        for line in block.split("\n"):
-            name, _, value = line.partition(": ")
-            frame[name] = json.loads(value) if name == "data" else value
-        frames.append(frame)
-    return frames
 
 
 StackFactory = Callable[..., Awaitable[Stack]]

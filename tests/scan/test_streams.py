@@ -1,4 +1,4 @@
-"""SSE resume/keepalive/cap (contract §10), the 202 view, and the failure paths: deadline, a worker
+"""SSE resume/keepalive/cap (docs/api.md, SSE), the 202 view, and the failure paths: deadline, a worker
 that crashes mid-job, no worker at all, the character service down, account deletion."""
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from services.common.events import Event
+from services.common.clock import utcnow
+from services.common.domain_events import UserDeleted
 from services.common.runtime import ServiceRuntime
 from services.scan import consumers
 from services.scan.models import IdempotencyKey, Job
 from tests.conftest import REAL
-from tests.scan.conftest import StackFactory, parse_sse, start_worker
+from tests.scan.conftest import StackFactory, start_worker
+from tests.support.events import envelope
+from tests.support.sse import parse_sse
 
 
 async def test_resume_with_last_event_id(make_stack: StackFactory) -> None:
@@ -162,7 +165,7 @@ async def test_user_deleted_erases_scan_data(make_stack: StackFactory) -> None:
     runtime = ServiceRuntime("scan", "scan", stack.common)
     try:
         (subscription,) = consumers.build(runtime, stack.settings)
-        event = Event(str(uuid.uuid4()), "user.deleted", {"user_id": str(stack.user_id), "deleted_at": "x"}, "x", "my")
+        event = envelope(UserDeleted(user_id=stack.user_id, deleted_at=utcnow()), "my")
         await subscription.handler(event)
         await subscription.handler(event)
     finally:

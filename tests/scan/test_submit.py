@@ -1,4 +1,4 @@
-"""Submission rules (contract §5.1–5.2, §4.3, §1.7): allow-list, verification on first use,
+"""Submission rules (docs/api.md: scan submission, images allow-list, rate limits): allow-list, verification on first use,
 idempotency, rate limits, ownership."""
 
 from __future__ import annotations

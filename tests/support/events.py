@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import aio_pika
 from sqlalchemy.orm import DeclarativeBase
@@ -16,12 +15,13 @@ from sqlalchemy.orm import DeclarativeBase
 from services.common.clock import iso_ms, utcnow
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for, service_metadata
-from services.common.events import EventBus, OutboxRelay, OutboxSource
-from services.common.outbox import OutboxMixin, add_event
-from services.registry import SERVICES, load
-from services.workers import event_bus, run_consumers, topology
+from services.common.domain_events import DomainEvent, ScanCompleted
+from services.common.events import Event, EventBus, OutboxRelay, OutboxSource, new_event_id
+from services.common.outbox import OutboxMixin
+from services.registry import SERVICES
+from services.workers import event_bus, outbox_sources, run_consumers, topology
 
-ALL_CONSUMERS = ("auth", "my", "character")
+ALL_CONSUMERS = tuple(name for name, entry in SERVICES.items() if entry.consumers)
 
 
 @dataclass
@@ -40,13 +40,8 @@ async def event_workers(
 ) -> AsyncIterator[Workers]:
     """What ``eco2 dev`` runs in the background (relay + consumers), plus test-only producers."""
     stop = asyncio.Event()
-    databases: list[Database] = []
-    sources = list(extra_sources)
-    for entry in SERVICES.values():
-        if entry.outbox:
-            db = Database(database_url_for(entry.name, common.database_url, common.data_dir), entry.db_schema)
-            databases.append(db)
-            sources.append(OutboxSource(entry.name, db, load(entry.outbox)))
+    own = outbox_sources(common)
+    sources = [*own, *extra_sources]
     async with event_bus(common) as bus:
         consuming = asyncio.create_task(run_consumers(common, list(consumers), stop, bus=bus))
         await asyncio.sleep(0.1)  # let consumers attach (events published earlier wait in their queues anyway)
@@ -59,8 +54,13 @@ async def event_workers(
             for task in (relaying, consuming):
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=15)
-            for db in databases:
-                await db.dispose()
+            for source in own:
+                await source.db.dispose()
+
+
+def envelope(event: DomainEvent, producer: str = "test", event_id: str | None = None) -> Event:
+    """``event`` as the bus carries it (what a relay would publish from an outbox row)."""
+    return Event(event_id or new_event_id(), event.name, event.payload(), iso_ms(utcnow()), producer)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, interval: float = 0.05) -> None:
@@ -124,21 +124,21 @@ def scan_completed(
     major: str = "재활용폐기물",
     rule_found: bool = True,
     insufficiencies: Sequence[str] = (),
-) -> dict[str, Any]:
-    """A ``scan.completed`` payload as agreed in the cross-service interfaces."""
-    return {
-        "user_id": str(user_id),
-        "job_id": str(job_id or uuid.uuid4()),
-        "major_category": major,
-        "middle_category": middle,
-        "minor_category": minor,
-        "rule_found": rule_found,
-        "insufficiencies": list(insufficiencies),
-        "completed_at": iso_ms(utcnow()),
-    }
+) -> ScanCompleted:
+    """A ``scan.completed`` event as the scan service emits it."""
+    return ScanCompleted(
+        user_id=user_id,
+        job_id=job_id or uuid.uuid4(),
+        major_category=major,
+        middle_category=middle,
+        minor_category=minor,
+        rule_found=rule_found,
+        insufficiencies=list(insufficiencies),
+        completed_at=utcnow(),
+    )
 
 
-async def emit_scan(db: Database, *payloads: dict[str, Any]) -> None:
+async def emit_scan(db: Database, *events: ScanCompleted) -> None:
     async with db.session() as session:
-        for payload in payloads:
-            add_event(session, ScanOutbox, "scan.completed", payload)
+        for event in events:
+            ScanOutbox.emit(session, event)

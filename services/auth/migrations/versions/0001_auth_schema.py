@@ -1,19 +1,16 @@
-"""auth schema
-
-Revision ID: 0001
-Revises:
-"""
+"""auth schema"""
 
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migrations import create_event_tables, drop_event_tables
+
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
+    create_event_tables("auth", outbox=True)
 
     op.create_table(
         "accounts",
@@ -23,17 +20,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
         schema="auth",
     )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("type", sa.String(length=100), nullable=False),
-        sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="auth",
-    )
-    op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "occurred_at"], unique=False, schema="auth")
     op.create_table(
         "identities",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -105,6 +91,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    drop_event_tables("auth", outbox=True)
 
     op.drop_index(op.f("ix_auth_sessions_account_id"), table_name="sessions", schema="auth")
     op.drop_table("sessions", schema="auth")
@@ -112,6 +99,4 @@ def downgrade() -> None:
     op.drop_table("login_events", schema="auth")
     op.drop_index(op.f("ix_auth_identities_account_id"), table_name="identities", schema="auth")
     op.drop_table("identities", schema="auth")
-    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema="auth")
-    op.drop_table("outbox", schema="auth")
     op.drop_table("accounts", schema="auth")

@@ -1,19 +1,16 @@
-"""character schema
-
-Revision ID: 0001
-Revises:
-"""
+"""character schema"""
 
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migrations import create_event_tables, drop_event_tables
+
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
+    create_event_tables("character", outbox=True, inbox=True, deleted_users=True)
     op.create_table(
         "catalog",
         sa.Column("code", sa.String(length=40), nullable=False),
@@ -29,35 +26,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("match", name=op.f("uq_catalog_match")),
         sa.UniqueConstraint("name", name=op.f("uq_catalog_name")),
         schema="character",
-    )
-    op.create_table(
-        "deleted_users",
-        sa.Column("user_id", sa.Uuid(), nullable=False),
-        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_deleted_users")),
-        schema="character",
-    )
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(), nullable=False),
-        sa.Column("event_id", sa.String(), nullable=False),
-        sa.Column("event_type", sa.String(), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
-        schema="character",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("type", sa.String(length=100), nullable=False),
-        sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="character",
-    )
-    op.create_index(
-        "ix_outbox_unpublished", "outbox", ["published_at", "occurred_at"], unique=False, schema="character"
     )
     op.create_table(
         "ownerships",
@@ -86,11 +54,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    drop_event_tables("character", outbox=True, inbox=True, deleted_users=True)
     op.drop_index(op.f("ix_character_reward_decisions_user_id"), table_name="reward_decisions", schema="character")
     op.drop_table("reward_decisions", schema="character")
     op.drop_table("ownerships", schema="character")
-    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema="character")
-    op.drop_table("outbox", schema="character")
-    op.drop_table("inbox", schema="character")
-    op.drop_table("deleted_users", schema="character")
     op.drop_table("catalog", schema="character")

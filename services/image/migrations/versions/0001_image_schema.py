@@ -1,19 +1,16 @@
-"""image schema
-
-Revision ID: 0001
-Revises:
-"""
+"""image schema"""
 
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migrations import create_event_tables, drop_event_tables
+
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
+    create_event_tables("image", inbox=True)
     op.create_table(
         "uploads",
         sa.Column("key", sa.String(length=128), nullable=False),
@@ -32,19 +29,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_uploads_user", "uploads", ["user_id"], unique=False, schema="image")
     op.create_index("ix_uploads_status_created", "uploads", ["status", "created_at"], unique=False, schema="image")
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(), nullable=False),
-        sa.Column("event_id", sa.String(), nullable=False),
-        sa.Column("event_type", sa.String(), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
-        schema="image",
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("inbox", schema="image")
+    drop_event_tables("image", inbox=True)
     op.drop_index("ix_uploads_status_created", table_name="uploads", schema="image")
     op.drop_index("ix_uploads_user", table_name="uploads", schema="image")
     op.drop_table("uploads", schema="image")

@@ -1,16 +1,10 @@
-"""location schema: sites + spatial index (GiST over earthdistance on PostgreSQL, R*Tree on SQLite)
-
-Revision ID: 0001
-Revises:
-"""
+"""location schema: sites + spatial index (GiST over earthdistance on PostgreSQL, R*Tree on SQLite)"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 TEXT_COLUMNS = [
     "name",

@@ -1,46 +1,16 @@
-"""my schema
-
-Revision ID: 0001
-Revises:
-"""
+"""my schema"""
 
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migrations import create_event_tables, drop_event_tables
+
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "deleted_users",
-        sa.Column("user_id", sa.Uuid(), nullable=False),
-        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_deleted_users")),
-        schema="my",
-    )
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(), nullable=False),
-        sa.Column("event_id", sa.String(), nullable=False),
-        sa.Column("event_type", sa.String(), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
-        schema="my",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("type", sa.String(length=100), nullable=False),
-        sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="my",
-    )
-    op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "occurred_at"], unique=False, schema="my")
+    create_event_tables("my", outbox=True, inbox=True, deleted_users=True)
     op.create_table(
         "owned_characters",
         sa.Column("user_id", sa.Uuid(), nullable=False),
@@ -86,12 +56,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    drop_event_tables("my", outbox=True, inbox=True, deleted_users=True)
     op.drop_index("uq_profiles_phone_number", table_name="profiles", schema="my")
     op.drop_table("profiles", schema="my")
     op.drop_index("ix_point_ledger_user_created", table_name="point_ledger", schema="my")
     op.drop_table("point_ledger", schema="my")
     op.drop_table("owned_characters", schema="my")
-    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema="my")
-    op.drop_table("outbox", schema="my")
-    op.drop_table("inbox", schema="my")
-    op.drop_table("deleted_users", schema="my")

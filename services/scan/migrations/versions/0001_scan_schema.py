@@ -1,19 +1,16 @@
-"""scan schema
-
-Revision ID: 0001
-Revises:
-"""
+"""scan schema"""
 
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migrations import create_event_tables, drop_event_tables
+
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
+    create_event_tables("scan", outbox=True, inbox=True)
     op.create_table(
         "jobs",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -48,32 +45,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "key", name=op.f("pk_idempotency_keys")),
         schema="scan",
     )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("type", sa.String(length=100), nullable=False),
-        sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="scan",
-    )
-    op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "occurred_at"], unique=False, schema="scan")
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(), nullable=False),
-        sa.Column("event_id", sa.String(), nullable=False),
-        sa.Column("event_type", sa.String(), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
-        schema="scan",
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("inbox", schema="scan")
-    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema="scan")
-    op.drop_table("outbox", schema="scan")
+    drop_event_tables("scan", outbox=True, inbox=True)
     op.drop_table("idempotency_keys", schema="scan")
     op.drop_index("ix_jobs_open", table_name="jobs", schema="scan")
     op.drop_index("ix_jobs_user", table_name="jobs", schema="scan")

@@ -1,6 +1,6 @@
-"""Asynchronous jobs (scan, chat): the per-job event log behind the SSE streams, and the work queue.
+"""The per-job event log behind the SSE streams (scan, chat).
 
-Event log. Each job has an ordered log of events numbered 1, 2, 3… (``seq``). Real adapter: a Redis
+Each job has an ordered log of events numbered 1, 2, 3… (``seq``). Real adapter: a Redis
 Stream per job whose entry ids *are* the seqs (``<seq>-1``), written by one Lua script that also
 bumps the counter, refreshes the TTL and publishes the frame on one pub/sub channel, so an append is
 one round trip and a reader can resume with ``XRANGE (seq``. Embedded adapter: lists in this process.
@@ -9,10 +9,6 @@ Live delivery is fanned out per process, not per connection: one pub/sub connect
 in-process append itself) feeds a ``Hub`` that wakes the local subscribers of that job. A stream
 costs a small object and a wake-up event, not a Redis connection — that is what lets one process hold
 thousands of open SSE streams.
-
-Work queue. Real adapter: a RabbitMQ quorum queue (message = job id, acked only after the handler
-returns, so a crashed worker's jobs are redelivered). Embedded adapter: an asyncio queue in this
-process with the same retry semantics.
 """
 
 from __future__ import annotations
@@ -23,24 +19,23 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the real adapters' clients are imported when used: embedded runs never load them
-    import aio_pika
+if TYPE_CHECKING:  # the real adapter's client is imported when used: embedded runs never load it
     import redis.asyncio as aioredis
-    from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
+from services.common.clock import iso_ms, utcnow
 from services.common.config import CommonSettings
-from services.common.events import consume_until_stopped
 from services.common.kv import redis_client
 from services.common.logging import get_logger
 
 log = get_logger("eco2.jobs")
 
-# Frames a subscriber may have waiting before it counts as too slow (contract §10.3 rule 10).
+# Frames a subscriber may have waiting before it counts as too slow (docs/api.md, SSE: slow subscribers).
 MAX_PENDING_FRAMES = 256
+TERMINAL_EVENT = "done"  # the last event of every job, scan or chat
 
 
 @dataclass(slots=True, frozen=True)
@@ -48,6 +43,22 @@ class Frame:
     seq: int
     event: str
     data: str  # the JSON object sent as ``data:``; it already holds ``"seq"``
+
+
+def event_data(job_id: str, stage: str, status: str, progress: int, result: Any = None,
+               message: str | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+    """The data of a job event (docs/api.md, SSE event data) without ``seq``, which the log assigns."""
+    data: dict[str, Any] = {
+        "job_id": job_id,
+        "stage": stage,
+        "status": status,
+        "ts": iso_ms(utcnow()),
+        "progress": progress,
+        "result": result,
+    }
+    if message is not None:
+        data["message"] = message
+    return data | extra
 
 
 def _with_seq(seq: int, data: dict[str, Any]) -> str:
@@ -178,8 +189,23 @@ class MemoryJobEventLog(JobEventLog):
 
 
 # One script = one round trip: counter, stream entry with id <seq>-1, TTLs, live notification.
+#
+# A job's log starts with its ``queued`` event (ARGV[5] = '1'). Any later event that finds no counter
+# means the log was lost (Redis flushed, or failed over to an empty replica) while the job ran: the
+# job itself is safe in PostgreSQL, but numbering from 1 again would break "seq strictly increasing"
+# (docs/api.md, SSE event data) and leave a resuming client waiting for seqs it believes it has seen. The counter
+# then continues from the server clock in microseconds — above any count a job can reach — so seqs
+# keep increasing and every reader, connected or resuming, is handed the frames written since.
+# (``%d``: Lua numbers print in exponent form past 14 digits.)
 _APPEND = """
-local seq = redis.call('INCR', KEYS[2])
+local seq
+if ARGV[5] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  local now = redis.call('TIME')
+  seq = string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+  redis.call('SET', KEYS[2], seq)
+else
+  seq = string.format('%d', redis.call('INCR', KEYS[2]))
+end
 local data = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
 redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 'd', data)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -187,6 +213,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', KEYS[3], ARGV[4] .. '|' .. seq .. '|' .. ARGV[1] .. '|' .. data)
 return seq
 """
+FIRST_EVENT = "queued"  # every job's first event (docs/api.md, SSE events: scan and chat)
 
 
 class RedisJobEventLog(JobEventLog):
@@ -205,7 +232,8 @@ class RedisJobEventLog(JobEventLog):
     async def append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         ttl_ms = int(self.retention_seconds * 1000)
-        return int(await self._append(keys=self._keys(job_id), args=[event, body, ttl_ms, job_id]))
+        first = "1" if event == FIRST_EVENT else "0"
+        return int(await self._append(keys=self._keys(job_id), args=[event, body, ttl_ms, job_id, first]))
 
     async def read(self, job_id: str, after: int = 0) -> list[Frame]:
         entries: Any = await self.client.xrange(self._keys(job_id)[0], min=f"{max(0, after) + 1}-0", max="+")
@@ -268,143 +296,3 @@ def create_job_log(common: CommonSettings, namespace: str, retention_seconds: fl
     if namespace not in _memory_logs:
         _memory_logs[namespace] = MemoryJobEventLog(retention_seconds)
     return _memory_logs[namespace]
-
-
-# ------------------------------------------------------------------------------------- work queue
-
-JobHandler = Callable[[str, int], Awaitable[None]]  # (job id, delivery number starting at 1)
-
-
-class JobQueue(ABC):
-    @abstractmethod
-    async def enqueue(self, job_id: str) -> None: ...
-
-    @abstractmethod
-    async def consume(self, handler: JobHandler, stop: asyncio.Event, concurrency: int) -> None:
-        """Run ``handler`` for each job until ``stop``; a handler that raises gets the job again later."""
-
-    async def close(self) -> None:
-        return None
-
-
-class MemoryJobQueue(JobQueue):
-    def __init__(self, max_deliveries: int) -> None:
-        self.max_deliveries = max_deliveries
-        self._queue: asyncio.Queue[tuple[str, int]] | None = None
-
-    @property
-    def queue(self) -> asyncio.Queue[tuple[str, int]]:
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-        return self._queue
-
-    async def enqueue(self, job_id: str) -> None:
-        self.queue.put_nowait((job_id, 1))
-
-    async def consume(self, handler: JobHandler, stop: asyncio.Event, concurrency: int) -> None:
-        async def worker() -> None:
-            while not stop.is_set():
-                getter = asyncio.ensure_future(self.queue.get())
-                stopper = asyncio.ensure_future(stop.wait())
-                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
-                if getter not in done:
-                    getter.cancel()
-                    return
-                job_id, delivery = getter.result()
-                try:
-                    await handler(job_id, delivery)
-                except Exception:
-                    log.warning("job_handler_failed", job_id=job_id, delivery=delivery, exc_info=True)
-                    if delivery < self.max_deliveries:
-                        await asyncio.sleep(min(0.05 * 2**delivery, 2.0))
-                        self.queue.put_nowait((job_id, delivery + 1))
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-
-class RabbitJobQueue(JobQueue):
-    """A durable quorum queue; the broker redelivers unacked jobs of a crashed worker."""
-
-    def __init__(self, url: str, name: str, max_deliveries: int) -> None:
-        self.url = url
-        self.name = name
-        self.max_deliveries = max_deliveries
-        self._connection: AbstractRobustConnection | None = None
-        self._channel: aio_pika.abc.AbstractChannel | None = None
-        self._lock = asyncio.Lock()
-
-    async def _declare(self, channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
-        await channel.declare_queue(f"{self.name}.dlq", durable=True)
-        return await channel.declare_queue(
-            self.name,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": self.max_deliveries - 1,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": f"{self.name}.dlq",
-            },
-        )
-
-    async def _connect(self) -> aio_pika.abc.AbstractChannel:
-        async with self._lock:
-            if self._connection is None:
-                import aio_pika
-
-                self._connection = await aio_pika.connect_robust(self.url, timeout=10)
-            if self._channel is None or self._channel.is_closed:
-                self._channel = await self._connection.channel(publisher_confirms=True)
-                await self._declare(self._channel)
-            return self._channel
-
-    async def enqueue(self, job_id: str) -> None:
-        channel = await self._connect()
-        import aio_pika
-
-        message = aio_pika.Message(job_id.encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=job_id)
-        await channel.default_exchange.publish(message, routing_key=self.name, timeout=10)
-
-    async def consume(self, handler: JobHandler, stop: asyncio.Event, concurrency: int) -> None:
-        await self._connect()
-        assert self._connection is not None
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=concurrency)
-        queue = await self._declare(channel)
-
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            delivery = int(str((message.headers or {}).get("x-delivery-count") or 0)) + 1
-            job_id = message.body.decode()
-            try:
-                await handler(job_id, delivery)
-            except Exception:
-                log.warning("job_handler_failed", job_id=job_id, delivery=delivery, exc_info=True)
-                await asyncio.sleep(min(0.05 * 2**delivery, 2.0))
-                await message.nack(requeue=True)
-                return
-            await message.ack()  # only now: the job's state is stored
-
-        await consume_until_stopped(channel, queue, on_message, stop)
-
-    async def delete(self) -> None:
-        """Remove the queue and its dead-letter queue (tests on a shared broker)."""
-        channel = await self._connect()
-        for name in (self.name, f"{self.name}.dlq"):
-            await channel.queue_delete(name)
-
-    async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-        self._connection = self._channel = None
-
-
-_memory_queues: dict[str, MemoryJobQueue] = {}
-
-
-def create_job_queue(common: CommonSettings, name: str, max_deliveries: int = 5) -> JobQueue:
-    """RabbitMQ when configured (queue ``<events_namespace>.<name>.jobs``); else one in-process queue per name."""
-    if common.rabbitmq_url:
-        return RabbitJobQueue(common.rabbitmq_url, f"{common.events_namespace}.{name}.jobs", max_deliveries)
-    if name not in _memory_queues:
-        _memory_queues[name] = MemoryJobQueue(max_deliveries)
-    return _memory_queues[name]

@@ -1,10 +1,17 @@
-"""Server-Sent Events for job streams, exactly as contract §10 spells them.
+"""Server-Sent Events of a job (scan and chat), as docs/api.md (SSE) spells them.
 
 ``JobStreamResponse`` is a plain ASGI response (no task group, no per-event buffering): it writes
-``retry: 3000``, replays the job's log after ``Last-Event-ID``, follows live frames from the process's
-hub, sends ``keepalive`` every 15 s, closes after the terminal event, and after 300 s sends an
-``error``/``timeout`` frame. One extra task per connection waits for the client to go away (it also wakes the stream). Everything
-else a stream holds is a small subscription object, which is what keeps thousands of idle streams cheap.
+``retry: 3000``, replays the job's log, follows live frames from the process's hub, sends
+``keepalive`` every 15 s, closes after the terminal event, and after 300 s sends an
+``error``/``timeout`` frame. One extra task per connection waits for the client to go away (it also
+wakes the stream). Everything else a stream holds is a small subscription object, which is what keeps
+thousands of idle streams cheap.
+
+What the replay sends is a policy (``Replay``): given the events stored when the client connected
+and its ``Last-Event-ID``, the frames to write before going live. ``replay_all`` (scan; any resumed
+connection) sends them all; ``snapshot_tokens`` (chat, a fresh connection to a running job) sends the
+stage events and one ``token_recovery`` frame with the text of the tokens so far. Live frames after
+the replay's last seq follow either way, so no token is lost or repeated.
 """
 
 from __future__ import annotations
@@ -13,13 +20,13 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from services.common.clock import iso_ms, utcnow
-from services.common.jobs import Frame, JobEventLog, Subscription
+from services.common.jobs.eventlog import TERMINAL_EVENT, Frame, JobEventLog, Subscription, event_data
 from services.common.logging import get_logger
 
 log = get_logger("eco2.sse")
@@ -31,10 +38,45 @@ HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 ACTIVE = {"streams": 0}  # open streams in this process (metrics, benchmarks)
+TOKEN_EVENT = "token"  # noqa: S105 - an SSE event name
+RECOVERY_EVENT = "token_recovery"
+
+# (events stored at connect time after Last-Event-ID, the Last-Event-ID or None) -> frames to write.
+Replay = Callable[[Sequence[Frame], int | None], list[Frame]]
+
+
+def replay_all(backlog: Sequence[Frame], last_event_id: int | None) -> list[Frame]:
+    """Every stored event after the resume point (docs/api.md, SSE connection steps 3–4)."""
+    return list(backlog)
+
+
+def snapshot_tokens(backlog: Sequence[Frame], last_event_id: int | None) -> list[Frame]:
+    """A fresh connection to a job that streams tokens (docs/api.md, SSE connection steps 5–6).
+
+    Running job: the snapshot point S is the last stored seq; the stage events up to S, then one
+    ``token_recovery`` frame (``id:`` S) holding the text of every token up to S. Finished job: the
+    stage events and ``done``, no snapshot. A resumed connection replays everything after its id.
+    """
+    if last_event_id is not None or not backlog:
+        return list(backlog)
+    stages = [frame for frame in backlog if frame.event != TOKEN_EVENT]
+    if any(frame.event == TERMINAL_EVENT for frame in backlog):
+        return stages
+    point = backlog[-1].seq
+    events = [(frame.event, json.loads(frame.data)) for frame in backlog]
+    text = "".join(str(data.get("content", "")) for event, data in events if event == TOKEN_EVENT)
+    progress = max(int(data.get("progress", 0)) for _, data in events)
+    job_id = str(events[-1][1]["job_id"])
+    # ``completed`` is always false: the client drops an answer it is told is complete; ``done`` carries it.
+    snapshot = event_data(
+        job_id, RECOVERY_EVENT, "snapshot", progress, accumulated=text, last_seq=point, completed=False
+    )
+    body = json.dumps({"seq": point, **snapshot}, ensure_ascii=False, separators=(",", ":"))
+    return [*stages, Frame(point, RECOVERY_EVENT, body)]
 
 
 def parse_last_event_id(value: str | None) -> int | None:
-    """A decimal seq, or ``None`` (missing/unparsable → a fresh connection, contract §10.3 step 2)."""
+    """A decimal seq, or ``None`` (missing/unparsable → a fresh connection, docs/api.md SSE step 2)."""
     if value is None:
         return None
     value = value.strip()
@@ -65,10 +107,11 @@ class JobStreamResponse(Response):
         job_id: str,
         last_event_id: int | None,
         *,
-        terminal_event: str = "done",
+        terminal_event: str = TERMINAL_EVENT,
         keepalive_seconds: float = 15.0,
         max_seconds: float = 300.0,
         finished: Callable[[], Awaitable[Frame | None]] | None = None,
+        replay: Replay = replay_all,
     ) -> None:
         # No super().__init__: nothing is rendered up front.
         self._sub: Subscription | None = None
@@ -80,6 +123,7 @@ class JobStreamResponse(Response):
         self.max_seconds = max_seconds
         # For a job that is over although its log lacks the terminal event: returns that event.
         self.finished = finished
+        self.replay = replay
         self.status_code = 200
         self.background = None
 
@@ -135,13 +179,17 @@ class JobStreamResponse(Response):
 
         async with self.events.subscribe(self.job_id) as sub:
             self._sub = sub
-            if await send_frames(await self.events.read(self.job_id, last)):
-                return
+            backlog = await self.events.read(self.job_id, last)
+            for frame in self.replay(backlog, self.last_event_id):  # written as the policy made them
+                await write(encode(frame))
+                if frame.event == self.terminal_event:
+                    return
+            last = max(last, backlog[-1].seq) if backlog else last
             if self.finished is not None:
                 terminal = await self.finished()
                 if terminal is not None:
                     # The job is over: replay anything missing, then always end with the terminal
-                    # event — even for a client that already saw it (contract §10.3 step 6).
+                    # event — even for a client that already saw it (docs/api.md SSE step 6).
                     if await send_frames(await self.events.read(self.job_id, last)):
                         return
                     await write(encode(terminal))

@@ -1,0 +1,160 @@
+"""The work queue of asynchronous jobs (scan, chat): job ids handed to workers, retried on failure.
+
+Real adapter: a RabbitMQ quorum queue (message = job id, acked only after the handler returns, so a
+crashed worker's jobs are redelivered; past ``max_deliveries`` a job is dead-lettered). Embedded
+adapter: an asyncio queue in this process with the same retry semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when a broker URL is configured: embedded runs never load it
+    import aio_pika
+    from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from services.common.config import CommonSettings
+from services.common.events import consume_until_stopped
+from services.common.logging import get_logger
+
+log = get_logger("eco2.jobs")
+
+JobHandler = Callable[[str, int], Awaitable[None]]  # (job id, delivery number starting at 1)
+
+
+class JobQueue(ABC):
+    @abstractmethod
+    async def enqueue(self, job_id: str) -> None: ...
+
+    @abstractmethod
+    async def consume(self, handler: JobHandler, stop: asyncio.Event, concurrency: int) -> None:
+        """Run ``handler`` for each job until ``stop``; a handler that raises gets the job again later."""
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryJobQueue(JobQueue):
+    def __init__(self, max_deliveries: int) -> None:
+        self.max_deliveries = max_deliveries
+        self._queue: asyncio.Queue[tuple[str, int]] | None = None
+
+    @property
+    def queue(self) -> asyncio.Queue[tuple[str, int]]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        return self._queue
+
+    async def enqueue(self, job_id: str) -> None:
+        self.queue.put_nowait((job_id, 1))
+
+    async def consume(self, handler: JobHandler, stop: asyncio.Event, concurrency: int) -> None:
+        async def worker() -> None:
+            while not stop.is_set():
+                getter = asyncio.ensure_future(self.queue.get())
+                stopper = asyncio.ensure_future(stop.wait())
+                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if getter not in done:
+                    getter.cancel()
+                    return
+                job_id, delivery = getter.result()
+                try:
+                    await handler(job_id, delivery)
+                except Exception:
+                    log.warning("job_handler_failed", job_id=job_id, delivery=delivery, exc_info=True)
+                    if delivery < self.max_deliveries:
+                        await asyncio.sleep(min(0.05 * 2**delivery, 2.0))
+                        self.queue.put_nowait((job_id, delivery + 1))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+class RabbitJobQueue(JobQueue):
+    """A durable quorum queue; the broker redelivers unacked jobs of a crashed worker."""
+
+    def __init__(self, url: str, name: str, max_deliveries: int) -> None:
+        self.url = url
+        self.name = name
+        self.max_deliveries = max_deliveries
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+
+    async def _declare(self, channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
+        await channel.declare_queue(f"{self.name}.dlq", durable=True)
+        return await channel.declare_queue(
+            self.name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": self.max_deliveries - 1,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": f"{self.name}.dlq",
+            },
+        )
+
+    async def _connect(self) -> aio_pika.abc.AbstractChannel:
+        async with self._lock:
+            if self._connection is None:
+                import aio_pika
+
+                self._connection = await aio_pika.connect_robust(self.url, timeout=10)
+            if self._channel is None or self._channel.is_closed:
+                self._channel = await self._connection.channel(publisher_confirms=True)
+                await self._declare(self._channel)
+            return self._channel
+
+    async def enqueue(self, job_id: str) -> None:
+        channel = await self._connect()
+        import aio_pika
+
+        message = aio_pika.Message(job_id.encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=job_id)
+        await channel.default_exchange.publish(message, routing_key=self.name, timeout=10)
+
+    async def consume(self, handler: JobHandler, stop: asyncio.Event, concurrency: int) -> None:
+        await self._connect()
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=concurrency)
+        queue = await self._declare(channel)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            delivery = int(str((message.headers or {}).get("x-delivery-count") or 0)) + 1
+            job_id = message.body.decode()
+            try:
+                await handler(job_id, delivery)
+            except Exception:
+                log.warning("job_handler_failed", job_id=job_id, delivery=delivery, exc_info=True)
+                await asyncio.sleep(min(0.05 * 2**delivery, 2.0))
+                await message.nack(requeue=True)
+                return
+            await message.ack()  # only now: the job's state is stored
+
+        await consume_until_stopped(channel, queue, on_message, stop)
+
+    async def delete(self) -> None:
+        """Remove the queue and its dead-letter queue (tests on a shared broker)."""
+        channel = await self._connect()
+        for name in (self.name, f"{self.name}.dlq"):
+            await channel.queue_delete(name)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = self._channel = None
+
+
+_memory_queues: dict[str, MemoryJobQueue] = {}
+
+
+def create_job_queue(common: CommonSettings, name: str, max_deliveries: int = 5) -> JobQueue:
+    """RabbitMQ when configured (queue ``<events_namespace>.<name>.jobs``); else one in-process queue per name."""
+    if common.rabbitmq_url:
+        return RabbitJobQueue(common.rabbitmq_url, f"{common.events_namespace}.{name}.jobs", max_deliveries)
+    if name not in _memory_queues:
+        _memory_queues[name] = MemoryJobQueue(max_deliveries)
+    return _memory_queues[name]
