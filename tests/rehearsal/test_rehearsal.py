@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -208,6 +207,3 @@ def test_ingress_routes_only_public_prefixes(cluster: Any) -> None:
             return (await client.post("/internal/v1/character/rewards", json={})).status_code
 
     assert asyncio.run(probe()) == 404
-
-
-__all__ = ["Path"]
