@@ -523,12 +523,14 @@ def dump_parameters(table: Mapping[str, list[str]]) -> str:
 
 def scaffold_service(root: Path, entry: Any) -> list[str]:
     """Every deploy-side file of a registered service (``services.registry`` entry); returns what it
-    wrote or changed."""
+    wrote or changed. Only what is missing is written, so running it again after the entry gained a
+    worker adds that worker's folder and leaves the edited ones alone."""
     name = entry.name
     changed = []
     for folder, args in deployments(entry).items():
-        write_folder(root, folder, name, list(args))
-        changed.append(f"workloads/domains/{folder}")
+        if not (root / "workloads/domains" / folder).exists():
+            write_folder(root, folder, name, list(args))
+            changed.append(f"workloads/domains/{folder}")
     namespaces = root / "workloads/namespaces/base/namespaces.yaml"
     if f"  name: {name}\n" not in namespaces.read_text():
         namespaces.write_text(
@@ -564,17 +566,19 @@ imagePullSecrets:
     changed += ["workloads/namespaces/base/namespaces.yaml", "workloads/rbac-storage/base/default-serviceaccounts.yaml"]
     # Network policies: the same flows as the my service (load balancer, JWKS, monitoring, broker).
     policies = root / "workloads/network-policies/base"
-    (policies / name).mkdir(exist_ok=True)
-    for source in sorted((policies / "my").glob("*.yaml")):
-        text = source.read_text().replace("namespace: my\n", f"namespace: {name}\n")
-        (policies / name / source.name).write_text(text)
-    _append_list_item(policies / "kustomization.yaml", "resources:", name)
-    changed.append(f"workloads/network-policies/base/{name}")
+    if not (policies / name).exists():
+        (policies / name).mkdir()
+        for source in sorted((policies / "my").glob("*.yaml")):
+            text = source.read_text().replace("namespace: my\n", f"namespace: {name}\n")
+            (policies / name / source.name).write_text(text)
+        _append_list_item(policies / "kustomization.yaml", "resources:", name)
+        changed.append(f"workloads/network-policies/base/{name}")
     # Secrets: the service's Secret and its PostgreSQL role Secret, from the SSM keys Terraform creates.
     secrets = root / "workloads/secrets/external-secrets/base"
-    template = (secrets / "my.yaml").read_text()
-    (secrets / f"{name}.yaml").write_text(re.sub(r"\bmy\b", name, template))
-    _append_list_item(secrets / "kustomization.yaml", "resources:", f"{name}.yaml")
+    if not (secrets / f"{name}.yaml").exists():
+        template = (secrets / "my.yaml").read_text()
+        (secrets / f"{name}.yaml").write_text(re.sub(r"\bmy\b", name, template))
+        _append_list_item(secrets / "kustomization.yaml", "resources:", f"{name}.yaml")
     parameters = root / "terraform/ssm-parameters.json"
     table = json.loads(parameters.read_text())
     table.setdefault(name, ["database-password"])

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.common.identity import ServiceEntry
+from services.registry import SERVICES
 from tests.deploy import chains, manifests
 from tests.deploy.manifests import ENVIRONMENTS, ROOT
 
@@ -135,3 +136,16 @@ def test_terraform_parameters_stay_one_line_per_owner(tree: Path) -> None:
     after = [line.rstrip(",") for line in (tree / "terraform/ssm-parameters.json").read_text().splitlines()]
     assert [line for line in after if line not in before] == [f'  "{NAME}": ["database-password"]']
     assert [line for line in before if line not in after] == []
+
+
+def test_every_registered_service_is_already_scaffolded(tmp_path: Path) -> None:
+    """Running the scaffold for each registered service changes nothing: every deploy-side piece of
+    each one is in place (and a rerun never overwrites edited files)."""
+    for part in (*manifests.TREES, "terraform"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns(".terraform"))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for entry in SERVICES.values():
+        manifests.scaffold().scaffold_service(tmp_path, entry)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    changed = sorted(str(p.relative_to(tmp_path)) for p in after if before.get(p) != after[p])
+    assert not changed, f"the scaffold would still write {changed}"
