@@ -58,13 +58,54 @@ def _check_names(names: list[str]) -> list[str]:
     return names or list(SERVICES)
 
 
+# Local OpenAI-compatible servers (llama.cpp, vLLM, Ollama) ignore the key, but the SDK needs one.
+LOCAL_MODEL_KEY = "sk-no-key-needed"
+
+
+def _use_model(url: str, models: str | None, key: str | None) -> str:
+    """Point the scan service at an OpenAI-compatible endpoint (the ``SCAN_LLM_*`` settings); without
+    ``models``, the endpoint's first listed model. Returns the model id(s)."""
+    key = key or LOCAL_MODEL_KEY
+    if not models:
+        from openai import OpenAI, OpenAIError
+
+        try:
+            listed = [m.id for m in OpenAI(base_url=url, api_key=key, timeout=10, max_retries=0).models.list()]
+        except OpenAIError as exc:
+            raise typer.BadParameter(f"cannot list the models of {url} ({exc}); name one with --model") from exc
+        if not listed:
+            raise typer.BadParameter(f"{url}/models lists no model; name one with --model")
+        models = listed[0]
+    os.environ["SCAN_LLM_BASE_URL"] = url
+    os.environ["SCAN_MODELS"] = models
+    os.environ["SCAN_LLM_API_KEY"] = key
+    return models
+
+
 @app.command()
 def dev(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    model_url: Annotated[
+        str | None,
+        typer.Option(
+            "--model-url",
+            envvar="SCAN_LLM_BASE_URL",
+            help="OpenAI-compatible endpoint with a vision model (e.g. http://127.0.0.1:8080/v1); "
+            "without one a photo cannot be classified",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", envvar="SCAN_MODELS", help="model id(s), comma-separated; default: the first listed"),
+    ] = None,
+    model_key: Annotated[
+        str | None, typer.Option("--model-key", envvar="SCAN_LLM_API_KEY", help="API key of the endpoint, if any")
+    ] = None,
 ) -> None:
     """Run every service in one process on embedded adapters (no servers, no keys needed)."""
     started = time.perf_counter()
+    models = _use_model(model_url, model, model_key) if model_url else None
     os.environ.setdefault("ENVIRONMENT", "development")
     os.environ.setdefault("AUTH_DEV_LOGIN_ENABLED", "true")
     os.environ.setdefault("PUBLIC_API_BASE_URL", f"http://localhost:{port}")
@@ -82,6 +123,10 @@ def dev(
     console.print(f"  dev login {SERVICES['auth'].public_url(base, '/dev/start')}")
     console.print(f"  API docs  {base}/api/v1/<service>/docs   (e.g. {SERVICES['auth'].public_url(base, '/docs')})")
     console.print(f"  data      {common.data_dir.resolve()}  (delete it to start fresh)")
+    if models:
+        console.print(f"  model     {models} at {model_url}")
+    else:
+        console.print("  model     none: photos need a vision model (--model-url URL, see the landing page)")
     console.print(f"  setup took {time.perf_counter() - started:.2f}s; serving on http://{host}:{port}")
     uvicorn.run(gateway, host=host, port=port, log_level="warning", lifespan="on")
 

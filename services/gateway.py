@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from html import escape
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.app import VERSION
 from services.common.config import CommonSettings
+from services.common.cors import CORSMiddleware
 from services.common.errors import install_error_handlers
 from services.common.identity import ServiceEntry
-from services.common.middleware import CORSMiddleware
+from services.common.middleware import SecurityHeadersMiddleware
+from services.common.pages import favicon_response, html_page
 from services.registry import SERVICES
+from services.scan.config import ScanSettings
 from services.workers import background_workers
 
 
@@ -55,7 +59,7 @@ def create_gateway(
     gateway = FastAPI(title="Eco² dev gateway", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(gateway)
 
-    @gateway.get("/health", include_in_schema=False)
+    @gateway.api_route("/health", methods=["GET", "HEAD"], include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": "gateway", "version": VERSION}
 
@@ -70,11 +74,17 @@ def create_gateway(
             {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
         )
 
-    @gateway.get("/", include_in_schema=False)
+    @gateway.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(_index_page(entries, common))
+        return html_page(_index_page(entries, common, ScanSettings()), connect_src=["'self'"])
 
-    fallback = CORSMiddleware(gateway, common.cors_allowed_origins)
+    @gateway.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
+    async def favicon() -> Response:
+        return favicon_response()
+
+    fallback = CORSMiddleware(
+        SecurityHeadersMiddleware(gateway), common.cors_allowed_origins, routes=lambda: gateway.routes
+    )
     routes = [(entry.prefix, apps[entry.name]) for entry in entries]
     # In dev the one server also answers internal calls (the scan service calls the character
     # service's reward endpoint at its own base URL).
@@ -82,26 +92,56 @@ def create_gateway(
     return PrefixDispatcher(routes, fallback)
 
 
-def _index_page(entries: Sequence[ServiceEntry], common: CommonSettings) -> str:
+def _model_status(scan: ScanSettings) -> str:
+    if scan.uses_model:
+        where = escape(scan.llm_base_url or "https://api.openai.com/v1")
+        return (
+            f"<p><b>연결됨 (connected)</b>: <code>{escape(', '.join(scan.models))}</code> at <code>{where}</code>"
+            " — photos are classified by this model.</p>"
+        )
+    return (
+        "<p><b>없음 (none)</b>: without a vision model a photo can only be classified from a typed note; "
+        "a photo alone ends with <code>CLASSIFICATION_FAILED</code> (<code>reason: VISION_UNAVAILABLE</code>) "
+        "and a Korean message saying image recognition needs a model.</p>"
+        "<p>Connect any OpenAI-compatible vision endpoint — a local server (llama.cpp, vLLM, Ollama's "
+        "<code>/v1</code>) or a hosted one:</p>"
+        "<pre>uv run eco2 dev --model-url http://127.0.0.1:8080/v1            # model id asked from /models\n"
+        "uv run eco2 dev --model-url https://api.openai.com/v1 --model gpt-4o-mini --model-key sk-...</pre>"
+        "<p>The same as environment: <code>SCAN_LLM_BASE_URL</code>, <code>SCAN_MODELS</code>, "
+        "<code>SCAN_LLM_API_KEY</code>.</p>"
+    )
+
+
+def _index_page(entries: Sequence[ServiceEntry], common: CommonSettings, scan: ScanSettings) -> str:
     docs = "".join(f'<li><a href="{e.prefix}/docs">{e.name}</a> <code>{e.prefix}</code></li>' for e in entries)
+    base = escape(common.public_api_base_url)
     auth, me = SERVICES["auth"].prefix, SERVICES["my"].public_url("", "/me")
     return f"""<!doctype html><html lang="ko"><head><meta charset="utf-8"><title>Eco² dev</title>
-<meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="/favicon.ico">
 <style>body{{font-family:system-ui,sans-serif;max-width:720px;margin:40px auto;padding:0 16px;color:#1d2b1f}}
 button{{margin:4px 8px 4px 0;padding:8px 12px}}pre{{background:#f3f7f2;padding:12px;white-space:pre-wrap}}</style>
 </head><body><h1>Eco² backend — local development</h1>
-<p>All services run in this process on embedded adapters (SQLite, in-process cache and bus).</p>
-<p><a href="{auth}/dev/start?frontend_origin={common.public_api_base_url}">개발용 로그인 (dev login)</a>
+<p>All services run in this process. Data lives in <code>{escape(str(common.data_dir))}</code>.</p>
+<h2>로그인 (login)</h2>
+<p><a href="{auth}/dev/start?frontend_origin={base}">개발용 로그인 (dev login)</a>
 — after logging in you come back here with the <code>s_access</code>/<code>s_refresh</code> cookies set.</p>
-<button onclick="call('POST','{auth}/refresh')">POST /auth/refresh</button>
-<button onclick="call('POST','{auth}/logout')">POST /auth/logout</button>
-<button onclick="call('GET','{me}')">GET /users/me</button>
+<p>The client's 카카오 / 구글 / 네이버 buttons work too: a provider without credentials opens this development
+login form, labelled with that provider's name (development only, never in production).</p>
+<button data-method="POST" data-path="{auth}/refresh">POST /auth/refresh</button>
+<button data-method="POST" data-path="{auth}/logout">POST /auth/logout</button>
+<button data-method="GET" data-path="{me}">GET /users/me</button>
 <pre id="out"></pre>
+<h2>이미지 인식 모델 (image recognition)</h2>
+{_model_status(scan)}
 <h2>API docs</h2><ul>{docs}</ul>
 <script>
-document.getElementById('out').textContent = location.hash ? 'route: ' + location.hash : '';
-async function call(method, path) {{
-  const r = await fetch(path, {{method, credentials: 'include'}});
-  document.getElementById('out').textContent = method + ' ' + path + ' → ' + r.status + '\\n' + await r.text();
+const out = document.getElementById('out');
+out.textContent = location.hash ? 'route: ' + location.hash : '';
+for (const button of document.querySelectorAll('button[data-path]')) {{
+  button.addEventListener('click', async () => {{
+    const {{method, path}} = button.dataset;
+    const r = await fetch(path, {{method, credentials: 'include'}});
+    out.textContent = method + ' ' + path + ' → ' + r.status + '\n' + await r.text();
+  }});
 }}
 </script></body></html>"""

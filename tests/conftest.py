@@ -34,6 +34,12 @@ REDIS_URL = os.environ.get("ECO2_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("ECO2_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 TEST_ORIGINS = ["https://app.eco2.test", "https://localhost:5173"]
+# Every in-process test client comes from 127.0.0.1, and in real mode the throttles' counters live in
+# Redis for the whole run: the suite's many logins would trip the production defaults. The throttle
+# tests set their own limits and client addresses.
+for _kind in ("LOGIN", "CALLBACK", "REFRESH"):
+    os.environ.setdefault(f"AUTH_{_kind}_PER_ADDRESS", "1000000")
+    os.environ.setdefault(f"AUTH_{_kind}_GLOBAL", "1000000")
 
 
 def pytest_report_header() -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from html import escape
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +17,8 @@ from services.gateway import create_gateway
 from services.registry import SERVICES
 from tests.auth.flows import dev_login
 from tests.support.clients import BASE_URL
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.servers import dev_environment, eco2_dev, free_port, serve_asgi
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -73,3 +77,53 @@ def test_migrate_command(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> N
     assert again.exit_code == 0
     unknown = CliRunner().invoke(cli, ["migrate", "nope"])
     assert unknown.exit_code != 0
+
+
+async def test_landing_page_favicon_and_headers(gateway: httpx.AsyncClient) -> None:
+    page = await gateway.get("/")
+    assert page.status_code == 200
+    # No model in this test setup: the page says what a photo will do and how to connect one.
+    assert "VISION_UNAVAILABLE" in page.text
+    assert "--model-url" in page.text
+    assert "onclick" not in page.text  # handlers are attached by the page's one script
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'sha256-" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert (await gateway.head("/")).status_code == 200
+    icon = await gateway.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an icon directory…
+    assert icon.content[22:26] == b"\x89PNG"  # …holding one PNG
+    for entry in SERVICES.values():
+        docs = await gateway.get(f"{entry.prefix}/docs")
+        assert docs.status_code == 200, entry.name
+        assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+
+
+def test_dev_command_with_a_model_url(tmp_path: Path, fake_llm_url: str) -> None:
+    """``eco2 dev --model-url URL`` (issue 11.4): the scan service uses the endpoint's first listed
+    model, and the landing page says so."""
+    port = free_port()
+    with eco2_dev(port, dev_environment(tmp_path), "--model-url", fake_llm_url, log=tmp_path / "dev.log"):
+        page = httpx.get(f"http://127.0.0.1:{port}/").text
+    assert "연결됨 (connected)" in page
+    assert "<code>fake-vlm</code>" in page
+    assert escape(fake_llm_url) in page
+    assert f"model     fake-vlm at {fake_llm_url}" in (tmp_path / "dev.log").read_text()
+
+
+def test_dev_command_says_when_the_model_url_answers_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The environment equivalent of --model-url, pointing at a port where nothing listens.
+    monkeypatch.setenv("SCAN_LLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
+    result = CliRunner().invoke(cli, ["dev"])
+    assert result.exit_code != 0
+    assert "cannot list the models" in result.output
+
+
+@pytest.fixture(scope="module")
+def fake_llm_url() -> Iterator[str]:
+    with serve_asgi(FakeOpenAI().app()) as url:
+        yield f"{url}/v1"

@@ -16,6 +16,7 @@ from services.auth.service import AuthService
 from services.auth.tokens import TokenIssuer
 from services.common.app import ServiceApp
 from services.common.config import Environment
+from services.common.ratelimit import Throttle
 from services.common.runtime import ServiceRuntime
 from services.common.security import StaticKeySet, TokenVerifier
 from services.registry import SERVICES
@@ -31,6 +32,18 @@ async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: AuthSettings
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     runtime.on_close(http.aclose)
     app.state.keyring = keyring
+    app.state.throttles = {
+        kind: Throttle(
+            common,
+            f"auth:{kind}",
+            getattr(settings, f"{kind}_per_address"),
+            getattr(settings, f"{kind}_global"),
+            settings.throttle_window_seconds,
+        )
+        for kind in ("login", "callback", "refresh")
+    }
+    for throttle in app.state.throttles.values():
+        runtime.on_close(throttle.close)
     app.state.auth = AuthService(
         settings=settings,
         allowed_origins=frozenset(common.cors_allowed_origins),

@@ -32,6 +32,18 @@ class AuthSettings(ServiceSettings):
         default=False, validation_alias=AliasChoices("AUTH_DEV_LOGIN_ENABLED", "dev_login_enabled")
     )
     provider_timeout_seconds: float = 10.0
+    # Unauthenticated endpoints, limited per client address and over all addresses per rolling
+    # window (429 + Retry-After). Login starts write a state entry each: the global start limit
+    # bounds the state store at login_global × ceil(state_ttl / window) entries (6000 by default).
+    throttle_window_seconds: float = 60.0
+    login_per_address: int = 60
+    login_global: int = 600
+    callback_per_address: int = 60
+    callback_global: int = 600
+    # Generous: every non-2xx refresh logs the client out (contract R5), and many users may share
+    # one address behind a carrier NAT.
+    refresh_per_address: int = 300
+    refresh_global: int = 20000
 
     kakao_client_id: str | None = None
     kakao_client_secret: str | None = None

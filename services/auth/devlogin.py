@@ -1,8 +1,14 @@
-"""The self-contained HTML of the development login page (no external assets)."""
+"""The self-contained HTML of the development login page (no external assets).
+
+The page also stands in for Kakao, Google or Naver in development when that provider has no
+credentials configured; it then says so in its title, so nobody mistakes it for the real thing.
+"""
 
 from __future__ import annotations
 
 from html import escape
+
+PROVIDER_NAMES = {"kakao": "카카오 (Kakao)", "google": "구글 (Google)", "naver": "네이버 (Naver)"}
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,'Apple SD Gothic Neo','Noto Sans KR',sans-serif;background:#f3f7f2;
@@ -25,14 +31,24 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def login_form(state: str, message: str | None = None) -> str:
+def login_form(state: str, provider: str = "dev", message: str | None = None) -> str:
     error = f'<p class="error">{escape(message)}</p>' if message else ""
+    stand_in = PROVIDER_NAMES.get(provider)
+    if stand_in:
+        title = f"{stand_in} 개발용 로그인"
+        intro = (
+            f"{escape(stand_in)} 로그인 정보가 설정되지 않은 개발 서버라서, 실제 {escape(stand_in)} 대신 "
+            "이 개발용 로그인으로 들어가요. 실제 소셜 계정이 아니에요. "
+            f"(Development login standing in for {escape(provider)}: its client id is not configured.)"
+        )
+    else:
+        title = "Eco² 개발용 로그인"
+        intro = "실제 소셜 계정 없이 로컬에서 로그인 흐름을 시험하는 페이지예요."
     return _page(
-        "Eco² 개발용 로그인",
+        title,
         '<span class="badge">DEVELOPMENT ONLY · 개발용</span>'
-        "<h1>Eco² 개발용 로그인</h1>"
-        "<p>실제 소셜 계정 없이 로컬에서 로그인 흐름을 시험하는 페이지예요. "
-        "같은 아이디로 다시 로그인하면 같은 사용자가 됩니다.</p>"
+        f"<h1>{escape(title)}</h1>"
+        f"<p>{intro} 같은 아이디로 다시 로그인하면 같은 사용자가 됩니다.</p>"
         f"{error}"
         '<form method="post" action="authorize">'
         f'<input type="hidden" name="state" value="{escape(state)}">'

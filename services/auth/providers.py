@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import httpx
 
 from services.auth.config import AuthSettings
+from services.common.config import Environment
 
 PROVIDERS = ("kakao", "google", "naver", "dev")
 
@@ -32,6 +33,14 @@ class ProviderConfig:
     pkce: bool
     redirect_uris: tuple[str, ...]
     default_redirect_uri: str
+    # Served by this backend's development login form: ``dev`` itself, and in development a social
+    # provider without credentials (the client's Kakao/Google/Naver buttons then still work).
+    dev_backed: bool = False
+
+    @property
+    def identity_provider(self) -> str:
+        """The provider recorded for the identity and the session: a stand-in logs in as ``dev``."""
+        return "dev" if self.dev_backed else self.name
 
     def authorization_url(self, *, state: str, redirect_uri: str, code_challenge: str | None) -> str:
         params = {
@@ -59,40 +68,48 @@ class ProviderProfile:
 
 
 def configured_providers(settings: AuthSettings, auth_url: str) -> dict[str, ProviderConfig]:
-    """Providers that can be used: those with a client id, plus ``dev`` when enabled.
+    """Providers that can be used: those with a client id, plus ``dev`` when enabled. In development
+    with dev login enabled, a social provider without a client id is served by the dev login form.
 
     ``auth_url`` is this service's public URL (``<public API base>/api/v1/auth``)."""
+    stand_ins = settings.dev_login_enabled and settings.environment is Environment.DEVELOPMENT
     found: dict[str, ProviderConfig] = {}
     for name, pkce in (("kakao", True), ("google", True), ("naver", False)):
         client_id = getattr(settings, f"{name}_client_id")
-        if not client_id:
-            continue
-        found[name] = ProviderConfig(
-            name=name,
-            client_id=client_id,
-            client_secret=getattr(settings, f"{name}_client_secret"),
-            authorize_url=getattr(settings, f"{name}_authorize_url"),
-            token_url=getattr(settings, f"{name}_token_url"),
-            profile_url=getattr(settings, f"{name}_profile_url"),
-            scope=getattr(settings, f"{name}_scope"),
-            pkce=pkce,
-            redirect_uris=tuple(getattr(settings, f"{name}_redirect_uris")),
-            default_redirect_uri=f"{auth_url}/{name}/callback",
-        )
+        if client_id:
+            found[name] = ProviderConfig(
+                name=name,
+                client_id=client_id,
+                client_secret=getattr(settings, f"{name}_client_secret"),
+                authorize_url=getattr(settings, f"{name}_authorize_url"),
+                token_url=getattr(settings, f"{name}_token_url"),
+                profile_url=getattr(settings, f"{name}_profile_url"),
+                scope=getattr(settings, f"{name}_scope"),
+                pkce=pkce,
+                redirect_uris=tuple(getattr(settings, f"{name}_redirect_uris")),
+                default_redirect_uri=f"{auth_url}/{name}/callback",
+            )
+        elif stand_ins:
+            found[name] = _dev_backed(name, auth_url)
     if settings.dev_login_enabled:
-        found["dev"] = ProviderConfig(
-            name="dev",
-            client_id="eco2-dev",
-            client_secret=None,
-            authorize_url=f"{auth_url}/dev/authorize",
-            token_url="",
-            profile_url="",
-            scope=None,
-            pkce=True,
-            redirect_uris=(),
-            default_redirect_uri=f"{auth_url}/dev/callback",
-        )
+        found["dev"] = _dev_backed("dev", auth_url)
     return found
+
+
+def _dev_backed(name: str, auth_url: str) -> ProviderConfig:
+    return ProviderConfig(
+        name=name,
+        client_id="eco2-dev",
+        client_secret=None,
+        authorize_url=f"{auth_url}/dev/authorize",
+        token_url="",
+        profile_url="",
+        scope=None,
+        pkce=True,
+        redirect_uris=(),
+        default_redirect_uri=f"{auth_url}/{name}/callback",
+        dev_backed=True,
+    )
 
 
 async def exchange_code(

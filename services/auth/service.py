@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -52,12 +53,18 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def browser_digest(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class LoginStart:
     provider: str
     state: str
     authorization_url: str
     expires_at: datetime
+    # Set as the login cookie of the browser that started the flow; the callback must present it.
+    browser_nonce: str
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class LoginState:
     redirect_uri: str
     frontend_origin: str | None
     code_verifier: str | None
+    # SHA-256 of the browser nonce: binds the state to the browser that started the login, so a
+    # callback link made by someone else fails in the victim's browser (login CSRF).
+    browser: str = ""
 
     @classmethod
     def load(cls, raw: str) -> LoginState:
@@ -129,13 +139,15 @@ class AuthService:
         redirect = redirect_uri or provider.default_redirect_uri
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48) if provider.pkce else None  # 64 URL-safe characters
-        record = LoginState(provider.name, redirect, self.accepted_origin(frontend_origin, origin_header), verifier)
+        nonce = secrets.token_urlsafe(32)
+        origin = self.accepted_origin(frontend_origin, origin_header)
+        record = LoginState(provider.name, redirect, origin, verifier, browser_digest(nonce))
         ttl = self.settings.state_ttl_seconds
         await self.kv.set(f"auth:state:{state}", json.dumps(record.__dict__), ttl=ttl)
         url = provider.authorization_url(
             state=state, redirect_uri=redirect, code_challenge=s256(verifier) if verifier else None
         )
-        return LoginStart(provider.name, state, url, utcnow() + timedelta(seconds=ttl))
+        return LoginStart(provider.name, state, url, utcnow() + timedelta(seconds=ttl), nonce)
 
     # -------------------------------------------------------------- login callback
 
@@ -147,6 +159,7 @@ class AuthService:
         code: str | None,
         state: str | None,
         error: str | None,
+        browser_nonce: str | None,
         ip: str | None,
         user_agent: str | None,
     ) -> tuple[str, TokenPair]:
@@ -155,6 +168,9 @@ class AuthService:
         origin = (record.frontend_origin if record else None) or self.settings.frontend_url
         if record is None:
             raise LoginFailed(origin, "unknown, expired or replayed state")
+        presented = browser_digest(browser_nonce) if browser_nonce else ""
+        if not record.browser or not hmac.compare_digest(record.browser, presented):
+            raise LoginFailed(origin, "state was started by another browser (login cookie missing or different)")
         if record.provider != provider_name:
             raise LoginFailed(origin, f"state was issued for {record.provider}, not {provider_name}")
         if error:
@@ -165,7 +181,7 @@ class AuthService:
         if provider is None:
             raise LoginFailed(origin, "provider not configured")
         try:
-            if provider.name == "dev":
+            if provider.dev_backed:
                 profile = await self._dev_profile(code, state or "", record)
             else:
                 async with asyncio.timeout(self.settings.provider_timeout_seconds):
@@ -180,8 +196,9 @@ class AuthService:
                     profile = await fetch_profile(self.http, provider, token)
         except (ProviderError, TimeoutError) as exc:
             raise LoginFailed(origin, f"{provider.name}: {exc!r}") from exc
-        account_id = await self._resolve_account(session, provider.name, profile, ip, user_agent)
-        tokens = await self._open_session(session, account_id, provider.name)
+        identity = provider.identity_provider
+        account_id = await self._resolve_account(session, identity, profile, ip, user_agent)
+        tokens = await self._open_session(session, account_id, identity)
         return origin, tokens
 
     async def _dev_profile(self, code: str, state: str, record: LoginState) -> ProviderProfile:
@@ -389,7 +406,7 @@ class AuthService:
 
     # ------------------------------------------------------------------ dev login
 
-    async def dev_authorize(self, state: str, redirect_uri: str, code_challenge: str, method: str) -> None:
+    async def dev_authorize(self, state: str, redirect_uri: str, code_challenge: str, method: str) -> LoginState:
         record = await self._dev_state(state)
         if redirect_uri != record.redirect_uri:
             raise DevLoginError("redirect_uri does not match the login request")
@@ -398,6 +415,7 @@ class AuthService:
         ttl = await self.kv.ttl(f"auth:state:{state}") or 1
         payload = {"challenge": code_challenge, "redirect_uri": redirect_uri}
         await self.kv.set(f"auth:devauth:{state}", json.dumps(payload), ttl=ttl)
+        return record
 
     async def dev_submit(self, state: str, login: str, nickname: str | None) -> str:
         await self._dev_state(state)
@@ -421,6 +439,7 @@ class AuthService:
     async def _dev_state(self, state: str) -> LoginState:
         raw = await self.kv.get(f"auth:state:{state}") if state else None
         record = LoginState.load(raw) if raw else None
-        if record is None or record.provider != "dev":
+        provider = self.providers.get(record.provider) if record else None
+        if record is None or provider is None or not provider.dev_backed:
             raise DevLoginError("this login request is unknown or has expired; start again")
         return record

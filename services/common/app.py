@@ -9,15 +9,17 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from services.common.config import CommonSettings, ServiceSettings
+from services.common.cors import CORSMiddleware
 from services.common.errors import install_error_handlers
 from services.common.identity import ServiceEntry
 from services.common.internal import require_internal
 from services.common.logging import configure_logging
 from services.common.metrics import metrics_endpoint
-from services.common.middleware import CORSMiddleware, RequestContextMiddleware
+from services.common.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from services.common.pages import swagger_page
 from services.common.runtime import ServiceRuntime
 
 ServiceLifespan = Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]
@@ -73,13 +75,21 @@ def create_service_app(
         title=f"Eco² {name}",
         description=description,
         version=VERSION,
-        docs_url=f"{prefix}/docs" if docs else None,
+        docs_url=None,  # served below, with the page's own security headers
         openapi_url=f"{prefix}/openapi.json" if docs else None,
         redoc_url=None,
         lifespan=app_lifespan,
     )
     app.state.service_name = name
     install_error_handlers(app)
+    if docs:  # before the routers: a pattern such as ``/api/v1/auth/{provider}`` must not shadow it
+
+        @app.api_route(f"{prefix}/docs", methods=["GET", "HEAD"], include_in_schema=False)
+        async def swagger_ui() -> HTMLResponse:
+            return swagger_page(f"{prefix}/openapi.json", app.title)
+
+        app.docs_url = f"{prefix}/docs"  # where the docs are (FastAPI's own route was not added)
+
     # Routers are written relative to the service; metrics label a request by its full route template.
     templates: dict[int, str] = {}
     for router in routers:
@@ -91,7 +101,7 @@ def create_service_app(
         )
         templates.update((id(route), service.internal_prefix + getattr(route, "path", "")) for route in router.routes)
 
-    @app.get("/health", include_in_schema=False)
+    @app.api_route("/health", methods=["GET", "HEAD"], include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": name, "version": VERSION}
 
@@ -105,7 +115,8 @@ def create_service_app(
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.add_middleware(RequestContextMiddleware, service=name, templates=templates)
-    app.add_middleware(CORSMiddleware, allowed_origins=common.cors_allowed_origins)
+    app.add_middleware(SecurityHeadersMiddleware)  # outside: a crash's 500 carries them too
+    app.add_middleware(CORSMiddleware, allowed_origins=common.cors_allowed_origins, routes=lambda: app.routes)
     return app
 
 

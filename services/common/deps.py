@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import Unauthorized
@@ -24,9 +24,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def bearer_or_cookie(request: Request) -> str | None:
-    """The access token: ``Authorization: Bearer`` wins over the ``s_access`` cookie (docs/api.md, conventions: authentication)."""
-    authorization = request.headers.get("authorization")
+# Declared (not read from ``request.headers``) so the route's CORS preflight allows it
+# (``services.common.cors`` reads declared headers); kept out of the OpenAPI documents.
+AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+
+
+def bearer_or_cookie(request: Request, authorization: str | None = None) -> str | None:
+    """The access token: ``Authorization: Bearer`` wins over the ``s_access`` cookie (docs/api.md,
+    conventions: authentication)."""
+    authorization = authorization or request.headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
@@ -34,17 +40,17 @@ def bearer_or_cookie(request: Request) -> str | None:
     return request.cookies.get(ACCESS_COOKIE) or None
 
 
-async def current_user(request: Request) -> TokenClaims:
-    token = bearer_or_cookie(request)
+async def current_user(request: Request, authorization: AuthorizationHeader = None) -> TokenClaims:
+    token = bearer_or_cookie(request, authorization)
     if not token:
         raise Unauthorized("access token missing", "TOKEN_MISSING")
     return await get_runtime(request).verifier.verify_access(token)
 
 
-async def current_stream_user(request: Request) -> TokenClaims:
+async def current_stream_user(request: Request, authorization: AuthorizationHeader = None) -> TokenClaims:
     """``user/stream``: an EventSource cannot refresh, so an unrevoked refresh cookie also counts."""
     try:
-        return await current_user(request)
+        return await current_user(request, authorization)
     except Unauthorized as exc:
         if exc.code == "TOKEN_REVOKED":
             raise

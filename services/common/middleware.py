@@ -1,16 +1,16 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it buffers streams and costs per request).
 
-``CORSMiddleware`` implements docs/api.md, conventions: CORS exactly (204 preflight on any path, headers on every
-answer including errors and SSE). ``RequestContextMiddleware`` gives each request an id, logs it,
-records metrics by route template and turns an unhandled exception into a 500 ``INTERNAL_ERROR``
-*inside* the CORS layer, so even a crash reaches the browser with CORS headers.
+``RequestContextMiddleware`` gives each request an id, logs it, records metrics by route template and
+turns an unhandled exception into a 500 ``INTERNAL_ERROR`` *inside* the CORS layer
+(``services.common.cors``), so even a crash reaches the browser with CORS headers.
+``SecurityHeadersMiddleware`` adds the headers browsers act on (nosniff, framing, referrer, CSP).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -19,55 +19,42 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.common.logging import get_logger
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
-ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
-ALLOW_HEADERS = "Content-Type, X-Frontend-Origin, X-Idempotency-Key, Last-Event-ID, Authorization"
 _UNTRACKED = {"/health", "/ready", "/metrics"}
 
 log = get_logger("eco2.http")
 
 
-class CORSMiddleware:
-    def __init__(self, app: ASGIApp, allowed_origins: Iterable[str]) -> None:
+class SecurityHeadersMiddleware:
+    """Headers every answer carries unless the route set its own (contract-neutral, browser-facing).
+
+    The default policy suits JSON, SSE and files: nothing may load, run or frame. HTML pages set a
+    policy of their own (``services.common.pages``), which this middleware leaves alone.
+    """
+
+    DEFAULTS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.allowed = frozenset(allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        origin = _header(scope, b"origin")
-        if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None:
-            await self._preflight(origin, send)
-            return
-        if origin is None or origin not in self.allowed:
-            await self.app(scope, receive, send)
-            return
-        extra = [
-            (b"access-control-allow-origin", origin.encode("latin-1")),
-            (b"access-control-allow-credentials", b"true"),
-            (b"access-control-expose-headers", b"Retry-After"),
-            (b"vary", b"Origin"),
-        ]
 
-        async def send_with_cors(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                present = {key.lower() for key, _ in headers}
+                headers += [(key, value) for key, value in self.DEFAULTS if key not in present]
+                message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_cors)
-
-    async def _preflight(self, origin: str | None, send: Send) -> None:
-        headers = [(b"vary", b"Origin"), (b"content-length", b"0")]
-        if origin is not None and origin in self.allowed:
-            headers += [
-                (b"access-control-allow-origin", origin.encode("latin-1")),
-                (b"access-control-allow-credentials", b"true"),
-                (b"access-control-allow-methods", ALLOW_METHODS.encode()),
-                (b"access-control-allow-headers", ALLOW_HEADERS.encode()),
-                (b"access-control-max-age", b"600"),
-            ]
-        await send({"type": "http.response.start", "status": 204, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
+        await self.app(scope, receive, send_with_headers)
 
 
 class RequestContextMiddleware:

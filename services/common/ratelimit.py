@@ -1,4 +1,6 @@
-"""Per-user rate limits: N per rolling window plus M per calendar day in a time zone (docs/api.md, rate limits).
+"""Rate limits: N per rolling window plus M per calendar day in a time zone (docs/api.md, rate
+limits), keyed per user, and ``Throttle`` — per client address and global — for unauthenticated
+endpoints (login starts, callbacks, refresh).
 
 A kernel port because every job-submitting endpoint has one (scan submit, chat send — each with its
 own limits and key namespace); it guards the endpoint, not the job machinery in ``services.common.jobs``.
@@ -11,6 +13,7 @@ replicas. Embedded adapter: the same bookkeeping in this process.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 import uuid
@@ -62,13 +65,29 @@ class RateLimiter(ABC):
 
 
 class MemoryRateLimiter(RateLimiter):
+    PRUNE_EVERY = 1000
+
     def __init__(self, limit: RateLimit) -> None:
         super().__init__(limit)
         self._hits: dict[str, deque[float]] = defaultdict(deque)
         self._days: dict[tuple[str, str], int] = defaultdict(int)
+        self._calls = 0
+
+    def _prune(self, now: float) -> None:
+        """Forget keys with no hit in the window and past days: keyed by client address, the maps
+        would otherwise grow with every address ever seen."""
+        horizon = now - self.limit.window_seconds
+        for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= horizon]:
+            del self._hits[key]
+        today, _ = self.limit.day(now)
+        for day_key in [k for k in self._days if k[1] != today]:
+            del self._days[day_key]
 
     async def hit(self, key: str, now: float | None = None) -> float | None:
         now = time.time() if now is None else now
+        self._calls += 1
+        if self._calls % self.PRUNE_EVERY == 0:
+            self._prune(now)
         hits = self._hits[key]
         while hits and hits[0] <= now - self.limit.window_seconds:
             hits.popleft()
@@ -136,3 +155,41 @@ def create_rate_limiter(common: CommonSettings, name: str, limit: RateLimit) -> 
     if common.redis_url:
         return RedisRateLimiter(common.redis_url, common.redis_key_prefix, name, limit)
     return MemoryRateLimiter(limit)
+
+
+NO_DAILY_CAP = 10**12
+
+
+def address_key(host: str | None) -> str:
+    """The throttling key of a client address: IPv4 as is, IPv6 by its /64 (one subscriber's
+    network hands out a whole /64, so single addresses would be free to rotate)."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return host or "unknown"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address) + "/64"
+    return str(address)
+
+
+class Throttle:
+    """Unauthenticated requests of one kind, limited per client address and over all addresses.
+
+    The address limit is consumed first, so one address cannot spend the global budget past its
+    own share. A refusal raises ``RateLimited`` (429 with an integer ``Retry-After``).
+    """
+
+    def __init__(self, common: CommonSettings, name: str, per_address: int, overall: int, window: float) -> None:
+        self.per_address = create_rate_limiter(common, f"{name}:address", RateLimit(per_address, window, NO_DAILY_CAP))
+        self.overall = create_rate_limiter(common, f"{name}:all", RateLimit(overall, window, NO_DAILY_CAP))
+
+    async def check(self, host: str | None) -> None:
+        wait = await self.per_address.hit(address_key(host))
+        if wait is None:
+            wait = await self.overall.hit("all")
+        if wait is not None:
+            raise RateLimited(math.ceil(wait), "too many requests; retry later")
+
+    async def close(self) -> None:
+        await self.per_address.close()
+        await self.overall.close()

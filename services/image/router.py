@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from services.common.blobs import KEY_PATTERN, LocalBlobStore
@@ -69,9 +69,11 @@ async def local_put(
     content_type: Annotated[str, Query()] = "",
     expires: Annotated[str, Query()] = "",
     signature: Annotated[str, Query()] = "",
+    # Declared so the browser's preflight for this cross-origin PUT allows it (services.common.cors).
+    sent_type: Annotated[str | None, Header(alias="Content-Type")] = None,
 ) -> Response:
     store = _local(service)
-    if not store.verify_upload(key, content_type, expires, signature, request.headers.get("content-type")):
+    if not store.verify_upload(key, content_type, expires, signature, sent_type):
         # Storage semantics (what S3 answers for a bad or expired signature), not an API error.
         return error_response(403, "signature invalid, expired or content type mismatch", "SIGNATURE_INVALID")
     cap = service.settings.local_put_cap_bytes
@@ -89,7 +91,7 @@ async def local_put(
     return Response(status_code=200)
 
 
-@router.get("/files/{key:path}", include_in_schema=False)
+@router.api_route("/files/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def local_file(key: str, service: ServiceDep) -> Response:
     store = _local(service)
     if not KEY_PATTERN.match(key):

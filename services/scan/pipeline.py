@@ -64,11 +64,14 @@ ERRORS = {
     "SCAN_TIMEOUT": "분석이 너무 오래 걸려 중단했어요. 다시 시도해 주세요.",
     "INTERNAL_ERROR": "일시적인 오류로 분석을 마치지 못했어요. 다시 시도해 주세요.",
 }
-# The VISION_UNAVAILABLE is reported with the contract's code CLASSIFICATION_FAILED (the
-# contract's closed set wins); the stage event carries the precise reason.
+# A photo with no vision model configured. The documented closed set of result codes (docs/api.md, scan) wins, so
+# ``error.code`` stays CLASSIFICATION_FAILED — a client switching on codes keeps working — and the
+# distinct cause travels beside it as ``error.reason`` (also on the failed ``vision`` event).
+VISION_UNAVAILABLE = "VISION_UNAVAILABLE"
 VISION_UNAVAILABLE_MESSAGE = (
-    "사진만으로 분류할 수 있는 이미지 분석 모델이 아직 설정되지 않았어요. 물건 이름을 함께 적어서 다시 시도해 주세요. "
-    "(운영자: SCAN_LLM_API_KEY와 SCAN_MODELS를 설정하고, 필요하면 SCAN_LLM_BASE_URL로 OpenAI 호환 서버를 지정하세요.)"
+    "사진으로 물건을 알아보려면 이미지 인식 모델이 필요한데, 이 서버에는 아직 연결되어 있지 않아요. "
+    "(서버 운영자: OpenAI 호환 이미지 모델을 연결하세요 — 개발 서버는 eco2 dev --model-url <주소>, "
+    "운영 환경은 SCAN_LLM_BASE_URL·SCAN_MODELS·SCAN_LLM_API_KEY)"
 )
 
 
@@ -84,7 +87,9 @@ class StageFailed(Exception):
         self.reason = reason
 
 
-def failed_result(job: Job, code: str, message: str, completed_at: datetime) -> dict[str, Any]:
+def failed_result(
+    job: Job, code: str, message: str, completed_at: datetime, reason: str | None = None
+) -> dict[str, Any]:
     return {
         "job_id": str(job.id),
         "task_id": str(job.id),
@@ -92,7 +97,9 @@ def failed_result(job: Job, code: str, message: str, completed_at: datetime) -> 
         "message": message,
         "pipeline_result": None,
         "reward": None,
-        "error": {"code": code, "message": message},
+        # ``reason``: the finer cause beside the contract's code (VISION_UNAVAILABLE, MODEL_UNAVAILABLE,
+        # INVALID_OUTPUT), else null.
+        "error": {"code": code, "message": message, "reason": reason},
         "created_at": iso_ms(job.created_at),
         "completed_at": iso_ms(completed_at),
     }
@@ -221,7 +228,7 @@ class ScanPipeline:
         try:
             result = await self.provider.classify(user_input=job.user_input, image=image, model=self._model(job))
         except VisionUnavailable as exc:
-            raise StageFailed("CLASSIFICATION_FAILED", VISION_UNAVAILABLE_MESSAGE, "VISION_UNAVAILABLE") from exc
+            raise StageFailed("CLASSIFICATION_FAILED", VISION_UNAVAILABLE_MESSAGE, VISION_UNAVAILABLE) from exc
         except InvalidModelOutput as exc:
             raise StageFailed("CLASSIFICATION_FAILED", ERRORS["CLASSIFICATION_FAILED"], "INVALID_OUTPUT") from exc
         except ModelError as exc:
@@ -366,7 +373,8 @@ class ScanPipeline:
             except Exception as exc:  # best effort: the result must still be stored and `done` tried
                 log.warning("stage_failed_event_not_written", job_id=job_id, error=repr(exc))
         completed_at = utcnow()
-        await self._finish(job, "failed", failed_result(job, code, message, completed_at), completed_at, None, None)
+        result = failed_result(job, code, message, completed_at, reason)
+        await self._finish(job, "failed", result, completed_at, None, None)
 
     async def _finish(self, job: Job, status: str, result: dict[str, Any], completed_at: datetime,
                       reward_character: str | None, extra: Any) -> None:  # fmt: skip

@@ -36,6 +36,9 @@ class SubmitResponse(BaseModel):
 class ScanError(BaseModel):
     code: str
     message: str
+    # The finer cause beside the contract's code: ``VISION_UNAVAILABLE`` (a photo, no vision model
+    # configured), ``MODEL_UNAVAILABLE``, ``INVALID_OUTPUT``; null when there is none.
+    reason: str | None = None
 
 
 class ScanResult(BaseModel):

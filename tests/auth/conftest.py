@@ -29,6 +29,7 @@ def auth_settings_factory(fake_providers: tuple[FakeProviders, str]) -> Callable
 
     def build(**overrides: Any) -> AuthSettings:
         values: dict[str, Any] = {
+            "environment": "test",
             "frontend_url": FRONTEND,
             "dev_login_enabled": True,
             "secret_key": "test-secret-key-0123456789",
@@ -48,7 +49,7 @@ def auth_settings_factory(fake_providers: tuple[FakeProviders, str]) -> Callable
             "naver_redirect_uris": ["https://api.eco2.test/alt/naver/callback"],
         }
         values.update(overrides)
-        return AuthSettings(environment="test", **values)
+        return AuthSettings(**values)
 
     return build
 

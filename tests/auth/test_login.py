@@ -27,14 +27,15 @@ async def test_full_login_sets_both_cookies_and_returns_home(
     assert response.status_code == 302
     assert response.headers["location"] == HOME
     cookies = set_cookies(response)
-    assert set(cookies) == {"s_access", "s_refresh"}
+    assert set(cookies) == {"s_access", "s_refresh", "s_oauth"}
+    assert "Max-Age=0" in cookies["s_oauth"]  # the login cookie has done its job
 
 
 async def test_dev_login_works_like_a_provider(auth_client: httpx.AsyncClient) -> None:
     response = await dev_login(auth_client, "dev.user-1", "개발자")
     assert response.status_code == 302
     assert response.headers["location"] == HOME
-    assert set(set_cookies(response)) == {"s_access", "s_refresh"}
+    assert set(set_cookies(response)) == {"s_access", "s_refresh", "s_oauth"}
 
 
 @pytest.mark.parametrize(("provider", "pkce"), [("kakao", True), ("google", True), ("naver", False)])
@@ -170,7 +171,8 @@ async def test_frontend_origin_outside_allow_list_is_never_redirected_to(
 async def test_cookie_attributes(auth_client: httpx.AsyncClient, fake_providers: tuple[FakeProviders, str]) -> None:
     fake, _ = fake_providers
     response = await social_login(auth_client, fake, "google")
-    for name, header in set_cookies(response).items():
+    for name in ("s_access", "s_refresh"):
+        header = set_cookies(response)[name]
         attributes = [part.strip() for part in header.split(";")]
         assert "HttpOnly" in attributes
         assert "Secure" in attributes
@@ -191,7 +193,10 @@ async def test_cookie_domain_when_configured(
     app = create_app(common=migrated, settings=auth_settings_factory(cookie_domain="eco2.test"))
     async with app_client(app) as client:
         response = await social_login(client, fake, "kakao")
-    assert all("Domain=eco2.test" in h for h in set_cookies(response).values())
+    cookies = set_cookies(response)
+    assert "Domain=eco2.test" in cookies["s_access"]
+    assert "Domain=eco2.test" in cookies["s_refresh"]
+    assert "Domain=" not in cookies["s_oauth"]  # host-only: only the API host reads it
 
 
 async def test_same_identity_logs_into_same_account_new_identity_new_account(

@@ -221,20 +221,34 @@ async def test_error_shapes(client: httpx.AsyncClient) -> None:
 
 async def test_cors_preflight_and_simple_requests(client: httpx.AsyncClient) -> None:
     allowed = await client.options(
-        "/api/v1/anything/at/all",
+        "/api/v1/probe/me",
         headers={
             "Origin": "https://localhost:5173",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "x-frontend-origin",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
         },
     )
     assert allowed.status_code == 204
     assert allowed.headers["access-control-allow-origin"] == "https://localhost:5173"
     assert allowed.headers["access-control-allow-credentials"] == "true"
-    assert allowed.headers["access-control-allow-methods"] == "GET, POST, PATCH, DELETE, OPTIONS"
-    assert "X-Frontend-Origin" in allowed.headers["access-control-allow-headers"]
-    assert "Last-Event-ID" in allowed.headers["access-control-allow-headers"]
+    # Derived from the route: GET only, and the Authorization header its dependency declares.
+    assert allowed.headers["access-control-allow-methods"] == "GET, OPTIONS"
+    assert allowed.headers["access-control-allow-headers"] == "Authorization"
     assert allowed.headers["access-control-max-age"] == "600"
+    posting = await client.options(
+        "/api/v1/probe/revoke/abc",
+        headers={"Origin": "https://localhost:5173", "Access-Control-Request-Method": "POST"},
+    )
+    assert posting.headers["access-control-allow-methods"] == "POST, OPTIONS"
+    assert posting.headers["access-control-allow-headers"] == "Content-Type"  # a body-carrying method
+    # A path no route matches: the app-wide union, so the browser goes on to read the JSON 404.
+    anywhere = await client.options(
+        "/api/v1/anything/at/all",
+        headers={"Origin": "https://localhost:5173", "Access-Control-Request-Method": "POST"},
+    )
+    assert anywhere.status_code == 204
+    assert anywhere.headers["access-control-allow-methods"] == "GET, HEAD, POST, OPTIONS"
+    assert anywhere.headers["access-control-allow-headers"] == "Authorization, Content-Type"
     denied = await client.options(
         "/api/v1/probe/me", headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"}
     )
@@ -248,6 +262,34 @@ async def test_cors_preflight_and_simple_requests(client: httpx.AsyncClient) -> 
     assert "Origin" in unauthorized.headers["vary"]
     foreign = await client.get("/api/v1/probe/me", headers={"Origin": "https://evil.test"})
     assert "access-control-allow-origin" not in foreign.headers
+
+
+async def test_plain_options_and_head(client: httpx.AsyncClient) -> None:
+    """OPTIONS answers on every route (RFC 9110 ``Allow``), unknown paths stay 404; HEAD on probes."""
+    options = await client.options("/api/v1/probe/revoke/abc")
+    assert options.status_code == 204
+    assert options.headers["allow"] == "POST, OPTIONS"
+    assert (await client.options("/api/v1/probe/nowhere")).status_code == 404
+    head = await client.head("/health")
+    assert head.status_code == 200
+    assert head.headers["content-type"] == "application/json"
+
+
+async def test_security_headers_on_every_answer(client: httpx.AsyncClient) -> None:
+    answers = [await client.get(path) for path in ("/health", "/api/v1/probe/nowhere", "/api/v1/probe/crash")]
+    for response in answers:
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    docs = await client.get("/api/v1/probe/docs")
+    assert docs.status_code == 200
+    policy = docs.headers["content-security-policy"]
+    # The Swagger page's own policy: its CDN bundle and its one inline script (by hash), no framing.
+    assert "script-src https://cdn.jsdelivr.net 'sha256-" in policy
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    assert "frame-ancestors 'none'" in policy
+    assert docs.headers["x-frame-options"] == "DENY"
 
 
 async def test_health_ready_metrics(client: httpx.AsyncClient) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.servers import stop_process
+
 from .helpers import AWS_PROVIDER, MIRROR_CANDIDATES, _free_port, find_provider_mirror
 
 
@@ -129,9 +131,4 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 15)

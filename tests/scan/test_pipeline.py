@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -121,19 +122,28 @@ async def test_unknown_item_apologises(make_stack: StackFactory) -> None:
 
 
 async def test_photo_without_text_or_model_fails_clearly(make_stack: StackFactory) -> None:
+    """Issue 11.4: the camera flow has no text box, so a photo with no model configured must end at
+    once with a failure that says image recognition needs a model — not a generic error after a wait."""
     stack = await make_stack()
     job_id = (await stack.submit()).json()["job_id"]
-    result = await stack.result(job_id)
-    assert result["status"] == "failed"
-    assert result["pipeline_result"] is None
-    assert result["reward"] is None
-    assert result["error"]["code"] == "CLASSIFICATION_FAILED"
-    assert "SCAN_MODELS" in result["error"]["message"]
-    assert result["message"] == result["error"]["message"]
-    _, frames = await stack.stream(job_id)
+    _, frames = await stack.stream(job_id)  # opened right after the submit, like the client
     tail = [(f["event"], f["data"]["status"]) for f in frames[-2:]]
     assert tail == [("vision", "failed"), ("done", "failed")]
     assert frames[-2]["data"]["result"] == {"reason": "VISION_UNAVAILABLE"}
+    result = frames[-1]["data"]["result"]
+    assert result == await stack.result(job_id)
+    assert result["status"] == "failed"
+    assert result["pipeline_result"] is None
+    assert result["reward"] is None
+    # The contract's code, and the distinct cause beside it.
+    assert result["error"]["code"] == "CLASSIFICATION_FAILED"
+    assert result["error"]["reason"] == "VISION_UNAVAILABLE"
+    assert "이미지 인식 모델이 필요" in result["error"]["message"]
+    assert "--model-url" in result["error"]["message"]
+    assert result["message"] == result["error"]["message"]
+    # Failed by the vision stage itself, not by the 120 s deadline.
+    took = datetime.fromisoformat(result["completed_at"]) - datetime.fromisoformat(result["created_at"])
+    assert took < timedelta(seconds=stack.settings.job_deadline_seconds / 4)
 
 
 async def test_model_provider_pipeline(make_stack: StackFactory) -> None:

@@ -43,6 +43,7 @@ class FakeOpenAI:
     invalid_next: dict[str, int] = field(default_factory=dict)  # kind -> how many out-of-schema outputs
     requests: list[dict[str, Any]] = field(default_factory=list)
     record: bool = True
+    models: tuple[str, ...] = ("fake-vlm", "fake-vlm-mini")  # listed by GET /v1/models
 
     def calls(self, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["kind"] == kind]
@@ -76,8 +77,17 @@ class FakeOpenAI:
             }
         )
 
+    async def list_models(self, _: Request) -> JSONResponse:
+        data = [{"id": model, "object": "model", "created": 0, "owned_by": "fake"} for model in self.models]
+        return JSONResponse({"object": "list", "data": data})
+
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.completions, methods=["POST"]),
+                Route("/v1/models", self.list_models),
+            ]
+        )
 
 
 def main() -> None:
