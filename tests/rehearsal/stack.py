@@ -26,7 +26,7 @@ import httpx
 
 from tests.deploy import chains, manifests
 from tests.deploy.manifests import ROOT
-from tests.support.servers import free_port
+from tests.support.servers import free_port, stop_process
 
 ENV = "prod"
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
@@ -196,8 +196,7 @@ def private_redis(password: str) -> Iterator[int]:
         _wait_port(port)
         yield port
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc, 10)
 
 
 @contextmanager

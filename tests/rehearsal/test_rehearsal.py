@@ -22,7 +22,7 @@ from tests.deploy import chains
 from tests.rehearsal import stack as rs
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.images import PNG
-from tests.support.servers import free_port, serve_asgi
+from tests.support.servers import free_port, serve_asgi, stop_process
 
 pytestmark = pytest.mark.rehearsal
 
@@ -51,8 +51,7 @@ def moto_s3() -> Iterator[str]:
         rs._wait_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc, 10)
 
 
 @pytest.fixture(scope="module")
