@@ -16,7 +16,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values that mean "nobody configured this yet"; refusing them outside development keeps a
 # copy-pasted example from reaching production.
-PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "dev", "development"})
+# Values that are never a real secret; "change_me" is what Terraform writes into every SSM parameter
+# until an operator sets it (terraform/modules/ssm-parameters), so a pod started before then refuses it.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "change_me", "changethis", "secret", "dev", "development"}
+)
 
 
 class Environment(StrEnum):

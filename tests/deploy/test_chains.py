@@ -90,6 +90,17 @@ def test_every_setting_production_requires_is_provided(procs: dict[str, list[cha
     assert not problems, "\n".join(problems)
 
 
+def test_terraforms_placeholder_is_refused_in_production() -> None:
+    """Until an operator sets a parameter, External Secrets hands the pods Terraform's placeholder:
+    the production guard must refuse it rather than start with it."""
+    from services.common.config import Environment, refuse_placeholder
+
+    module = (ROOT / "terraform/modules/ssm-parameters/main.tf").read_text()
+    (placeholder,) = re.findall(r'^\s*value\s*=.*"([^"]+)"\s*$', module, re.M)
+    with pytest.raises(ValueError, match="must be set to a real secret"):
+        refuse_placeholder(Environment.PRODUCTION, "a secret", placeholder)
+
+
 def test_embedded_fallbacks_are_common_settings() -> None:
     from services.common.config import CommonSettings
 
