@@ -16,6 +16,7 @@ from rich.console import Console
 from services.common.config import CommonSettings
 from services.common.db import database_url_for
 from services.common.identity import load
+from services.common.knowledge.cli import app as eval_app
 from services.common.logging import configure_logging
 from services.common.migrations import upgrade
 from services.registry import SERVICES
@@ -29,6 +30,7 @@ console = Console()
 for _entry in SERVICES.values():
     if _entry.commands:  # e.g. ``eco2 location import …``
         app.add_typer(load(_entry.commands), name=_entry.name)
+app.add_typer(eval_app, name="eval")
 
 
 def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -5,12 +5,17 @@
   schema built from the knowledge base (enums for major/middle and tags) and checked again here;
   invalid output is retried a bounded number of times. Timeouts and transport retries with backoff
   come from the SDK; a semaphore caps concurrent calls per process; token usage is logged.
+  A model's classification is mapped onto the taxonomy by the knowledge base
+  (``check_classification``): near names are corrected ("유색페트병" as a middle → 플라스틱류),
+  unknown tags dropped, anything that cannot be placed refused and asked again — never passed on.
 - ``OfflineProvider`` (no model configured): classifies only from the user's note with the
-  knowledge base's deterministic matcher and composes answers from the rule document. Without a note
-  it refuses (``VisionUnavailable``) instead of inventing a classification.
+  knowledge base's classifier (``KnowledgeBase.classify``: confidence, candidates, situation tags)
+  and composes answers from the rule document. Without a note it refuses (``VisionUnavailable``)
+  instead of inventing a classification.
 
 Both share ``compose_answer`` for the parts that are fixed by the contract (no rule → apology) and as
-the grounded fallback when a model's answer cannot be used.
+the grounded fallback when a model's answer cannot be used. Chat's waste answers use the same two
+functions: ``KnowledgeBase.classify`` (or a provider) and ``compose_answer``.
 """
 
 from __future__ import annotations
@@ -24,8 +29,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.common.knowledge import nfc
-from services.common.knowledge.disposal import MAJORS, RECYCLABLE, UNCLASSIFIED, KnowledgeBase, RuleDocument
+from services.common.knowledge import (
+    MAJORS,
+    MIDDLES,
+    RECYCLABLE,
+    UNCLASSIFIED,
+    Candidate,
+    Guidance,
+    KnowledgeBase,
+    RuleDocument,
+    TaxonomyViolation,
+)
+from services.common.knowledge.classifier import CONFIDENT
 from services.common.logging import get_logger
 
 log = get_logger("eco2.ai")
@@ -37,12 +52,51 @@ ImageLoader = Callable[[], Awaitable[tuple[bytes, str]]]
 
 @dataclass(frozen=True)
 class Classification:
+    """A classification as the scan result carries it, plus the guidance extras (additive fields)."""
+
     major: str
     middle: str
     minor: str
     situation_tags: tuple[str, ...] = ()
+    confidence: float | None = None  # offline: the classifier's; model: agreement with the classifier
+    reason: str | None = None
+    candidates: tuple[Candidate, ...] = ()
+    question: str | None = None  # asked when the material decides (ambiguous words)
+    group: str | None = None  # the rule document's detailed-method group of the item
+
+    @classmethod
+    def from_guidance(cls, guidance: Guidance) -> Classification:
+        return cls(
+            guidance.major,
+            guidance.middle,
+            guidance.minor,
+            guidance.situation_tags,
+            guidance.confidence,
+            guidance.reason,
+            guidance.candidates,
+            guidance.question,
+            guidance.group,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Classification:
+        """The inverse of ``as_dict`` (a stored ``classification_result``)."""
+        c = data["classification"]
+        extra = data.get("guidance") or {}
+        return cls(
+            c["major_category"],
+            c["middle_category"],
+            c["minor_category"],
+            tuple(data.get("situation_tags", ())),
+            extra.get("confidence"),
+            extra.get("reason"),
+            tuple(Candidate.model_validate(x) for x in extra.get("candidates", ())),
+            extra.get("question"),
+            extra.get("group"),
+        )
 
     def as_dict(self) -> dict[str, Any]:
+        """The contract's ``classification_result``; ``guidance`` is additive (clients may ignore it)."""
         return {
             "classification": {
                 "major_category": self.major,
@@ -50,6 +104,13 @@ class Classification:
                 "minor_category": self.minor,
             },
             "situation_tags": list(self.situation_tags),
+            "guidance": {
+                "confidence": self.confidence,
+                "reason": self.reason,
+                "candidates": [c.model_dump(mode="json") for c in self.candidates],
+                "question": self.question,
+                "group": self.group,
+            },
         }
 
 
@@ -118,16 +179,23 @@ def steps_object(steps: list[str]) -> dict[str, str]:
     return {f"단계{i}": step for i, step in enumerate(steps, start=1)}
 
 
+def _apology(classification: Classification) -> str:
+    """No rule matched: apologise, then the most useful next step (the question, or what to add)."""
+    first = "죄송해요, 이 물건에 맞는 분리배출 규정을 찾지 못했어요."
+    if classification.question:
+        return f"{first}\n{classification.question}"
+    if classification.candidates:
+        guess = classification.candidates[0]
+        return f"{first}\n혹시 {guess.name}인가요? 맞다면 물건 이름을 그대로 적어 다시 물어봐 주세요."
+    return f"{first}\n물건 이름과 재질(예: 플라스틱 컵, 유리병)을 함께 적어 주시면 다시 찾아볼게요."
+
+
 def compose_answer(kb: KnowledgeBase, classification: Classification, rule: RuleDocument | None) -> FinalAnswer:
     """The grounded answer: steps from the rule document, insufficiencies from the situation tags."""
     if rule is None:
-        return FinalAnswer(
-            {},
-            [NO_RULE_INSUFFICIENCY],
-            "죄송해요, 이 물건에 맞는 분리배출 규정을 찾지 못했어요.\n물건 이름을 조금 더 자세히 알려 주시면 다시 찾아볼게요.",
-        )
+        return FinalAnswer({}, [NO_RULE_INSUFFICIENCY], _apology(classification))
     tags = frozenset(classification.situation_tags)
-    steps = rule.steps(classification.minor, tags)
+    steps = rule.steps(classification.minor, tags, classification.group)
     insufficiencies = kb.insufficiencies(list(classification.situation_tags), rule.category)
     item = classification.minor or rule.name
     verb = "분리배출해요" if rule.major == RECYCLABLE else "처리해요"
@@ -136,7 +204,10 @@ def compose_answer(kb: KnowledgeBase, classification: Classification, rule: Rule
         second = f"내놓기 전에 한 가지만 챙겨 주세요: {insufficiencies[0]}"
     else:
         second = "안내한 순서대로 내놓으면 충분해요."
-    return FinalAnswer(steps_object(steps), insufficiencies, f"{first}\n{second}")
+    lines = [first, second]
+    if classification.confidence is not None and 0 < classification.confidence < CONFIDENT:
+        lines.append("이름만으로는 확실하지 않아요. 다른 물건이라면 이름을 조금 더 자세히 알려 주세요.")
+    return FinalAnswer(steps_object(steps), insufficiencies, "\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------- offline
@@ -152,12 +223,8 @@ class OfflineProvider(ModelProvider):
         text = user_input.strip()
         if not text:
             raise VisionUnavailable("no vision model configured and no text to classify from")
-        match = self.kb.match(text)
-        if match is None:
-            # Honest answer: nothing in the note names a known item, so nothing is claimed.
-            return Classification(UNCLASSIFIED, UNCLASSIFIED, UNCLASSIFIED, ("미분류_전체",))
-        tags = self.kb.tags_from_text(text, match.middle)
-        return Classification(match.major, match.middle, match.minor, tuple(tags))
+        # Unknown stays unknown: a note naming nothing known (or something ambiguous) gives 미분류.
+        return Classification.from_guidance(self.kb.classify(text))
 
     async def answer(
         self, *, classification: Classification, rule: RuleDocument | None, user_input: str, model: str | None
@@ -205,7 +272,7 @@ class OpenAICompatibleProvider(ModelProvider):
     # -------------------------------------------------------------------------------- schemas
 
     def classification_schema(self) -> dict[str, Any]:
-        middles = [*self.kb.middles, *(m for m in MAJORS if m != RECYCLABLE)]
+        middles = [*MIDDLES, *(m for m in MAJORS if m != RECYCLABLE)]
         return {
             "type": "object",
             "additionalProperties": False,
@@ -278,22 +345,24 @@ class OpenAICompatibleProvider(ModelProvider):
     def _model(self, model: str | None) -> str:
         return model or self.config.models[0]
 
-    async def classify(self, *, user_input: str, image: ImageLoader | None, model: str | None) -> Classification:
-        if image is None:
-            raise ModelError("classification needs the image")
-        data, content_type = await image()
-        url = f"data:{content_type};base64,{base64.b64encode(data).decode()}"
-        system = (
-            "You classify one household-waste item in a photo for Korean recycling rules. Answer with JSON only. "
+    def _classification_prompt(self, subject: str) -> str:
+        return (
+            f"You classify one household-waste item {subject} for Korean recycling rules. Answer with JSON only. "
             f"major_category is one of {list(MAJORS)}. When it is {RECYCLABLE}, middle_category is one of "
-            f"{list(self.kb.middles)}; otherwise middle_category equals major_category. minor_category is the "
+            f"{list(MIDDLES)}; otherwise middle_category equals major_category. minor_category is the "
             "item's Korean name (free text), or null when unclear. Coloured PET bottles are 플라스틱류, not "
             "무색페트병. situation_tags: only tags from the enum that the photo clearly shows. If several "
             "different objects are shown or the item is unclear, add 미분류_소분류; if nothing can be "
             f"determined, use {UNCLASSIFIED} with 미분류_전체."
         )
+
+    async def classify(self, *, user_input: str, image: ImageLoader | None, model: str | None) -> Classification:
+        if image is None:
+            raise ModelError("classification needs the image")
+        data, content_type = await image()
+        url = f"data:{content_type};base64,{base64.b64encode(data).decode()}"
         messages: list[dict[str, Any]] = [
-            {"role": "system", "content": system},
+            {"role": "system", "content": self._classification_prompt("in a photo")},
             {
                 "role": "user",
                 "content": [
@@ -305,17 +374,50 @@ class OpenAICompatibleProvider(ModelProvider):
         return await self._structured("classification", self._model(model), messages, self.classification_schema(),
                                       self._check_classification)  # fmt: skip
 
+    async def classify_text(self, *, text: str, model: str | None) -> Classification:
+        """Classify from a description alone (chat, and ``eco2 eval guidance --model``)."""
+        messages = [
+            {"role": "system", "content": self._classification_prompt("described in Korean text")},
+            {"role": "user", "content": text.strip() or DEFAULT_QUESTION},
+        ]
+        return await self._structured("classification", self._model(model), messages, self.classification_schema(),
+                                      self._check_classification)  # fmt: skip
+
     def _check_classification(self, raw: Any) -> Classification:
-        major = nfc(str(raw["major_category"]))
-        middle = nfc(str(raw["middle_category"]))
-        if not self.kb.is_valid(major, middle):
-            raise ValueError(f"invalid taxonomy pair {major}/{middle}")
-        tags = [nfc(str(t)) for t in raw["situation_tags"]]
-        unknown = set(tags) - self.kb.tags
-        if unknown:
-            raise ValueError(f"unknown situation tags {sorted(unknown)}")
-        minor = nfc(str(raw["minor_category"] or "")).strip() or middle
-        return Classification(major, middle, minor, tuple(dict.fromkeys(tags)))
+        """The model's output mapped onto the taxonomy (corrected or refused, never passed through)."""
+        try:
+            checked = self.kb.check_classification(
+                str(raw["major_category"]),
+                str(raw["middle_category"]),
+                str(raw.get("minor_category") or ""),
+                [str(t) for t in raw.get("situation_tags") or ()],
+            )
+        except TaxonomyViolation as exc:
+            raise ValueError(str(exc)) from exc
+        if checked.corrections:
+            log.info("model_output_corrected", corrections=list(checked.corrections))
+        confidence, candidates = self._agreement(checked.major, checked.middle, checked.minor)
+        return Classification(checked.major, checked.middle, checked.minor, checked.situation_tags,
+                              confidence, "model", candidates)  # fmt: skip
+
+    def _agreement(self, major: str, middle: str, minor: str) -> tuple[float, tuple[Candidate, ...]]:
+        """How far the offline classifier, reading the model's item name, agrees with the model.
+
+        Not a calibrated probability: two independent readings that agree (0.9), an item name the
+        classifier does not know (0.7), or a disagreement (0.55, the classifier's reading offered as
+        a candidate)."""
+        if major == UNCLASSIFIED:
+            return 0.0, ()
+        reading = self.kb.classify(minor)
+        if (reading.major, reading.middle) == (major, middle):
+            return 0.9, ()
+        if reading.major == UNCLASSIFIED:
+            return 0.7, reading.candidates
+        alternative = Candidate(
+            item_id=reading.item_id, name=reading.minor, major=reading.major, middle=reading.middle,
+            minor=reading.minor, rule_id=reading.rule_id, confidence=reading.confidence,
+        )  # fmt: skip
+        return 0.55, (alternative,)
 
     async def answer(
         self, *, classification: Classification, rule: RuleDocument | None, user_input: str, model: str | None

@@ -14,7 +14,7 @@ from services.common.blobs import BlobSettings, create_blob_store
 from services.common.config import CommonSettings
 from services.common.db import Database
 from services.common.jobs import create_job_log, create_job_queue
-from services.common.knowledge.disposal import knowledge_base
+from services.common.knowledge import knowledge_base
 from services.common.ratelimit import create_rate_limiter
 from services.common.runtime import ServiceRuntime
 from services.registry import SERVICES

@@ -38,8 +38,7 @@ from services.common.db import Database
 from services.common.domain_events import FinishedScan, ScanCompleted, reward_points
 from services.common.internal import internal_headers
 from services.common.jobs import Frame, JobEventLog, event_data
-from services.common.knowledge import character_for_middle
-from services.common.knowledge.disposal import RECYCLABLE, KnowledgeBase
+from services.common.knowledge import RECYCLABLE, KnowledgeBase, character_for_middle
 from services.common.logging import get_logger
 from services.registry import SERVICES
 from services.scan.config import ScanSettings
@@ -240,11 +239,7 @@ class ScanPipeline:
 
     @staticmethod
     def _classification(checkpoint: dict[str, Any]) -> Classification:
-        vision = checkpoint["vision"]
-        c = vision["classification"]
-        return Classification(
-            c["major_category"], c["middle_category"], c["minor_category"], tuple(vision["situation_tags"])
-        )
+        return Classification.from_dict(checkpoint["vision"])
 
     async def _rule(self, job: Job, checkpoint: dict[str, Any]) -> dict[str, Any]:
         c = self._classification(checkpoint)

@@ -17,7 +17,7 @@ from services.common.ai import (
     VisionUnavailable,
     compose_answer,
 )
-from services.common.knowledge.disposal import knowledge_base
+from services.common.knowledge import knowledge_base
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.images import PNG
 from tests.support.servers import serve_asgi
@@ -45,7 +45,13 @@ async def test_openai_classification_is_schema_constrained(fake: tuple[FakeOpenA
     server, url = fake
     client = provider(url)
     result = await client.classify(user_input="", image=image, model=None)
-    assert result == Classification("재활용폐기물", "무색페트병", "생수병", ())
+    assert (result.major, result.middle, result.minor, result.situation_tags) == (
+        "재활용폐기물",
+        "무색페트병",
+        "생수병",
+        (),
+    )
+    assert result.confidence == 0.9  # the offline classifier reads "생수병" the same way
     (call,) = server.calls("classification")
     body = call["body"]
     assert body["model"] == "vlm-a"
@@ -117,6 +123,65 @@ async def test_offline_provider() -> None:
         for step in steps
     )
     assert answer.user_answer.startswith("소주병은 유리병으로 분리배출해요.")
+
+
+async def test_model_output_is_corrected_or_refused(fake: tuple[FakeOpenAI, str]) -> None:
+    server, url = fake
+    client = provider(url)
+    # A coloured PET bottle given as a middle category, an unknown tag: corrected, never passed through.
+    server.classification = {"major_category": "재활용폐기물", "middle_category": "유색페트병",
+                             "minor_category": "초록색 사이다병", "situation_tags": ["비닐_라벨_부착", "라벨있음"]}  # fmt: skip
+    fixed = await client.classify(user_input="", image=image, model=None)
+    assert (fixed.major, fixed.middle, fixed.situation_tags) == ("재활용폐기물", "플라스틱류", ("비닐_라벨_부착",))
+    # A non-recyclable major with a middle of its own: the middle repeats the major.
+    server.classification = {"major_category": "음식물류폐기물", "middle_category": "과일껍질",
+                             "minor_category": "귤 껍질", "situation_tags": []}  # fmt: skip
+    food = await client.classify(user_input="", image=image, model=None)
+    assert (food.major, food.middle, food.minor) == ("음식물류폐기물", "음식물류폐기물", "귤 껍질")
+    # Spacing in a major, and the model's reading disagreeing with ours: kept, with our reading offered.
+    server.classification = {"major_category": "일반 종량제 폐기물", "middle_category": "일반종량제폐기물",
+                             "minor_category": "소주병", "situation_tags": []}  # fmt: skip
+    doubted = await client.classify(user_input="", image=image, model=None)
+    assert doubted.major == "일반종량제폐기물"
+    assert doubted.confidence == 0.55
+    assert [c.middle for c in doubted.candidates] == ["유리병"]
+    # Nothing to place it on: refused (asked again, then the job fails).
+    server.classification = {"major_category": "재활용폐기물", "middle_category": "우주쓰레기",
+                             "minor_category": "", "situation_tags": []}  # fmt: skip
+    with pytest.raises(InvalidModelOutput):
+        await client.classify(user_input="", image=image, model=None)
+    await client.close()
+
+
+async def test_text_classification(fake: tuple[FakeOpenAI, str]) -> None:
+    server, url = fake
+    client = provider(url)
+    result = await client.classify_text(text="라벨 뗀 생수병", model="vlm-b")
+    assert result.middle == "무색페트병"
+    (call,) = server.calls("classification")
+    assert call["body"]["model"] == "vlm-b"
+    assert call["body"]["messages"][1] == {"role": "user", "content": "라벨 뗀 생수병"}
+    await client.close()
+
+
+async def test_offline_guidance_extras_round_trip() -> None:
+    offline = OfflineProvider(knowledge_base())
+    cup = await offline.classify(user_input="컵", image=image, model=None)
+    stored = cup.as_dict()
+    assert stored["classification"] == {"major_category": "미분류", "middle_category": "미분류", "minor_category": "컵"}
+    assert stored["guidance"]["question"]
+    assert len(stored["guidance"]["candidates"]) >= 3
+    assert Classification.from_dict(stored) == cup
+    answer = compose_answer(knowledge_base(), cup, None)
+    assert answer.disposal_steps == {}
+    assert answer.insufficiencies == ["이 품목에 맞는 배출 규정을 찾지 못했어요."]
+    assert answer.user_answer.startswith("죄송해요")
+    assert cup.question in answer.user_answer
+    unsure = await offline.classify(user_input="페트병 분쇄기", image=image, model=None)
+    assert (
+        "확실하지 않아요"
+        in compose_answer(knowledge_base(), unsure, knowledge_base().rules["재활용폐기물_무색페트병"]).user_answer
+    )
 
 
 def test_compose_no_rule() -> None:

@@ -57,7 +57,8 @@ async def test_photo_with_hint_to_guidance_and_reward(make_stack: StackFactory) 
     assert result["task_id"] == job_id
     assert result["error"] is None
     pipeline = result["pipeline_result"]
-    assert pipeline["classification_result"] == {
+    classification = pipeline["classification_result"]
+    assert {k: v for k, v in classification.items() if k != "guidance"} == {
         "classification": {
             "major_category": "재활용폐기물",
             "middle_category": "무색페트병",
@@ -65,6 +66,9 @@ async def test_photo_with_hint_to_guidance_and_reward(make_stack: StackFactory) 
         },
         "situation_tags": ["비닐_라벨_완전_제거됨"],
     }
+    # Additive guidance fields (the contract's keys above are unchanged): confidence and candidates.
+    assert classification["guidance"]["confidence"] >= 0.9
+    assert classification["guidance"]["candidates"] == []
     rules = pipeline["disposal_rules"]
     assert rules["key"] == "재활용폐기물_무색페트병"
     steps = pipeline["final_answer"]["disposal_steps"]
@@ -115,9 +119,22 @@ async def test_unknown_item_apologises(make_stack: StackFactory) -> None:
     assert result["status"] == "completed"
     pipeline = result["pipeline_result"]
     assert pipeline["classification_result"]["classification"]["major_category"] == "미분류"
+    assert pipeline["classification_result"]["classification"]["minor_category"]  # never empty
     assert pipeline["disposal_rules"] is None
     assert pipeline["final_answer"]["disposal_steps"] == {}
     assert len(pipeline["final_answer"]["insufficiencies"]) == 1
+    assert result["reward"] is None
+
+
+async def test_ambiguous_item_gets_a_question(make_stack: StackFactory) -> None:
+    stack = await make_stack()
+    result = await stack.result((await stack.submit("뚜껑")).json()["job_id"])
+    pipeline = result["pipeline_result"]
+    assert pipeline["classification_result"]["classification"]["major_category"] == "미분류"
+    guidance = pipeline["classification_result"]["guidance"]
+    assert {c["middle"] for c in guidance["candidates"]} == {"플라스틱류", "금속류"}
+    assert guidance["question"] in pipeline["final_answer"]["user_answer"]
+    assert pipeline["disposal_rules"] is None
     assert result["reward"] is None
 
 

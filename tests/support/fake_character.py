@@ -12,8 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.common.knowledge import character_for_middle
-from services.common.knowledge.disposal import RECYCLABLE, knowledge_base
+from services.common.knowledge import RECYCLABLE, character_for_middle, knowledge_base
 
 
 @dataclass

@@ -1,26 +1,66 @@
-"""Read-only reference data shared by services (scan, character, chat): the disposal knowledge base.
+"""Read-only reference data shared by services: the disposal knowledge and the character catalog.
 
-Data files live next to this module and are validated when loaded, so a broken file stops a service
-at start-up instead of surfacing as a wrong answer later.
+The disposal knowledge (taxonomy, situation tags, the 18 rule documents, the item dictionary and the
+offline classifier) is reached through ``knowledge_base()``; see ``base.py`` and docs/guidance.md.
+Data files live next to these modules and are validated when loaded, so a broken file stops a
+service at start-up instead of surfacing as a wrong answer later.
 """
 
 from __future__ import annotations
 
 import json
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent
+from services.common.knowledge.base import (
+    DATA_DIR,
+    CheckedClassification,
+    KnowledgeBase,
+    KnowledgeError,
+    TaxonomyViolation,
+    knowledge_base,
+)
+from services.common.knowledge.models import (
+    AmbiguousWord,
+    Candidate,
+    Guidance,
+    Item,
+    RuleDocument,
+    SearchHit,
+    TaxonomyNode,
+)
+from services.common.knowledge.taxonomy import MAJORS, MIDDLES, RECYCLABLE, UNCLASSIFIED
+from services.common.knowledge.text import nfc, squash
+
+__all__ = [
+    "DATA_DIR",
+    "MAJORS",
+    "MIDDLES",
+    "RECYCLABLE",
+    "UNCLASSIFIED",
+    "AmbiguousWord",
+    "Candidate",
+    "Character",
+    "CheckedClassification",
+    "Guidance",
+    "Item",
+    "KnowledgeBase",
+    "KnowledgeError",
+    "RuleDocument",
+    "SearchHit",
+    "TaxonomyNode",
+    "TaxonomyViolation",
+    "character_for_middle",
+    "characters",
+    "knowledge_base",
+    "mascot",
+    "nfc",
+    "squash",
+]
+
 # Stable ids for catalog entries, derived from the code so every process and database agrees.
 CHARACTER_ID_NAMESPACE = uuid.UUID("6f1d4c1e-3f7b-4e0e-9a51-2c8e0b9d7e11")
-
-
-def nfc(text: str) -> str:
-    """Korean data strings are compared after NFC normalisation (DOMAIN.md conventions)."""
-    return unicodedata.normalize("NFC", text)
 
 
 @dataclass(frozen=True)
@@ -59,7 +99,7 @@ def characters() -> tuple[Character, ...]:
     if len({c.code for c in catalog}) != 13 or len({c.name for c in catalog}) != 13:
         raise ValueError("character codes and names must be unique")
     matches = [c.match for c in catalog[1:]]
-    if None in matches or len(set(matches)) != 12:
+    if None in matches or set(matches) != set(MIDDLES):
         raise ValueError("each recyclable middle category must map to exactly one character")
     return catalog
 
