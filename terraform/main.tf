@@ -57,12 +57,21 @@ module "images" {
     aws.us_east_1 = aws.us_east_1
   }
 
-  bucket_name            = var.images_bucket_name
-  cors_allowed_origins   = var.cors_allowed_origins
-  force_destroy          = var.images_force_destroy
-  enable_cloudfront      = var.enable_cloudfront
-  cloudfront_domain_name = var.images_subdomain == null ? null : "${var.images_subdomain}.${var.domain_name}"
+  bucket_name          = var.images_bucket_name
+  cors_allowed_origins = var.cors_allowed_origins
+  force_destroy        = var.images_force_destroy
+  enable_cloudfront    = var.enable_cloudfront
+  # Per environment (images.dev.<domain>, images.prod.<domain>): one alias can belong to one
+  # distribution only, so a shared name would make the second environment's apply fail.
+  cloudfront_domain_name = var.images_subdomain == null ? null : "${var.images_subdomain}.${local.env_domain}"
   route53_zone_id        = data.aws_route53_zone.main.zone_id
+}
+
+module "backups" {
+  source = "./modules/s3-backups"
+
+  bucket_name   = var.backups_bucket_name
+  force_destroy = var.backups_force_destroy
 }
 
 module "iam" {
@@ -73,6 +82,7 @@ module "iam" {
   route53_zone_arn     = data.aws_route53_zone.main.arn
   ssm_parameter_prefix = local.ssm_prefix
   images_bucket_arn    = module.images.bucket_arn
+  backups_bucket_arn   = module.backups.bucket_arn
 }
 
 module "nodes" {
@@ -111,8 +121,10 @@ module "dns" {
 module "secrets" {
   source = "./modules/ssm-parameters"
 
-  prefix  = local.ssm_prefix
-  secrets = var.service_secrets
+  prefix = local.ssm_prefix
+  # Exactly the keys the ExternalSecrets in workloads/secrets read, no more (tests/deploy/test_chains.py
+  # compares the two both ways); scripts/deployment/scaffold_domain.py adds a new service's keys here.
+  secrets = jsondecode(file("${path.module}/ssm-parameters.json"))
 }
 
 locals {
@@ -145,6 +157,7 @@ locals {
               hosts = {
                 (module.nodes.control_plane.name) = {
                   ansible_host = module.nodes.control_plane.private_ip
+                  provider_id  = module.nodes.control_plane.provider_id
                   node_labels  = { "eco2.io/role" = "control-plane" }
                   node_taints  = []
                 }
@@ -156,6 +169,7 @@ locals {
                   hosts = {
                     for host, w in module.nodes.workers : host => {
                       ansible_host = w.private_ip
+                      provider_id  = w.provider_id
                       node_labels  = w.labels
                       node_taints  = w.taints
                     } if w.group == group

@@ -47,3 +47,8 @@ output "ssm_parameter_names" {
   description = "SecureString parameters External Secrets reads."
   value       = module.secrets.parameter_names
 }
+
+output "backups_bucket" {
+  description = "PostgreSQL backup bucket (platform/cr postgres destinationPath)."
+  value       = module.backups.bucket_name
+}

@@ -123,6 +123,17 @@ variable "cors_allowed_origins" {
   type        = list(string)
 }
 
+variable "backups_bucket_name" {
+  description = "Globally unique name of the PostgreSQL backup bucket (WAL archive + base backups)."
+  type        = string
+}
+
+variable "backups_force_destroy" {
+  description = "Allow terraform destroy to empty and delete the backup bucket (dev only)."
+  type        = bool
+  default     = false
+}
+
 variable "images_force_destroy" {
   description = "Allow terraform destroy to empty and delete the images bucket (dev only; prod keeps user uploads)."
   type        = bool
@@ -139,22 +150,6 @@ variable "images_subdomain" {
   description = "Host label of the CloudFront custom domain under domain_name; null keeps the *.cloudfront.net name."
   type        = string
   default     = "images"
-}
-
-variable "service_secrets" {
-  description = "SecureString parameters to create per service (values set out of band)."
-  type        = map(list(string))
-  default = {
-    auth     = ["jwt-private-key", "jwt-public-key", "kakao-client-secret", "google-client-secret", "naver-client-secret"]
-    scan     = ["openai-api-key"]
-    chat     = ["openai-api-key"]
-    image    = ["url-signing-key"]
-    info     = ["news-api-key"]
-    location = ["kakao-rest-api-key"]
-    postgres = ["password"]
-    rabbitmq = ["password"]
-    redis    = ["password"]
-  }
 }
 
 variable "extra_tags" {

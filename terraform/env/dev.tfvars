@@ -10,11 +10,13 @@ domain_name = "eco2.example.com"
 admin_cidrs    = ["203.0.113.0/24"]
 ssh_public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEco2DevPlaceholderKeyReplaceMeBeforeApplyX eco2-dev"
 
-images_bucket_name   = "eco2-dev-images"
-oidc_bucket_name     = "eco2-dev-oidc"
-cors_allowed_origins = ["https://dev.eco2.example.com", "http://localhost:5173"]
-enable_cloudfront    = true
-images_force_destroy = true
+images_bucket_name    = "eco2-dev-images"
+oidc_bucket_name      = "eco2-dev-oidc"
+backups_bucket_name   = "eco2-dev-pg-backups"
+backups_force_destroy = true
+cors_allowed_origins  = ["https://dev.eco2.example.com", "http://localhost:5173", "https://localhost:5173"]
+enable_cloudfront     = true
+images_force_destroy  = true
 
 control_plane_instance_type = "t3.large"
 

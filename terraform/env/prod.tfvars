@@ -11,12 +11,14 @@ ssh_public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEco2ProdPlaceholderKeyRep
 
 images_bucket_name   = "eco2-prod-images"
 oidc_bucket_name     = "eco2-prod-oidc"
+backups_bucket_name  = "eco2-prod-pg-backups"
 cors_allowed_origins = ["https://eco2.example.com", "https://www.eco2.example.com"]
 enable_cloudfront    = true
 
 control_plane_instance_type = "m6i.large"
 
-# 1 control plane + 13 workers = 14 nodes.
+# 1 control plane + 19 workers = 20 nodes. The data stores run three replicas each with required
+# pod anti-affinity (platform/cr/prod), so each needs three nodes of its own.
 node_groups = {
   api = {
     count         = 4
@@ -35,20 +37,20 @@ node_groups = {
     taints        = [{ key = "eco2.io/role", value = "worker-ai", effect = "NoSchedule" }]
   }
   postgresql = {
-    count         = 1
+    count         = 3
     instance_type = "r6i.large"
     volume_size   = 100
     labels        = { "eco2.io/role" = "data", "eco2.io/data" = "postgresql" }
     taints        = [{ key = "eco2.io/data", value = "postgresql", effect = "NoSchedule" }]
   }
   redis = {
-    count         = 1
+    count         = 3
     instance_type = "r6i.large"
     labels        = { "eco2.io/role" = "data", "eco2.io/data" = "redis" }
     taints        = [{ key = "eco2.io/data", value = "redis", effect = "NoSchedule" }]
   }
   rabbitmq = {
-    count         = 1
+    count         = 3
     instance_type = "m6i.large"
     labels        = { "eco2.io/role" = "data", "eco2.io/data" = "rabbitmq" }
     taints        = [{ key = "eco2.io/data", value = "rabbitmq", effect = "NoSchedule" }]

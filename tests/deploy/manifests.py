@@ -3,39 +3,44 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
 
+from services.registry import SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
-KUBERNETES_VERSION = "1.33.0"  # the cluster's minor version (kubeadm); schemas from kubernetes-validate
+# The cluster's minor version, as Ansible installs it (kubeadm/kubelet); schemas from kubernetes-validate.
+KUBERNETES_VERSION = "{}.{}.0".format(
+    *yaml.safe_load((ROOT / "ansible/roles/kubernetes/defaults/main.yml").read_text())["kubernetes_version"].split(".")
+)
 ENVIRONMENTS = ("dev", "prod")
 TREES = ("workloads", "platform", "clusters")
 IMAGE_REPOSITORY = "docker.io/eco2/eco2"
 
-# Workers deployed from the one image (folder -> container args); services come from services.registry.
-WORKERS: dict[str, tuple[str, ...]] = {
-    "relay": ("worker", "relay"),
-    "auth-consumers": ("worker", "consumers", "auth"),
-    "my-consumers": ("worker", "consumers", "my"),
-    "character-consumers": ("worker", "consumers", "character"),
-    "scan-consumers": ("worker", "consumers", "scan"),
-    "image-consumers": ("worker", "consumers", "image"),
-    "scan-worker": ("worker", "scan"),
-}
-# Services deployed whether or not they are registered on this branch yet (docs/api.md, conventions: paths prefixes).
-PUBLIC_PREFIXES: dict[str, str] = {
-    "auth": "/api/v1/auth",
-    "my": "/api/v1/users",
-    "image": "/api/v1/images",
-    "scan": "/api/v1/scan",
-    "character": "/api/v1/character",
-    "location": "/api/v1/locations",
-}
+
+@functools.cache
+def scaffold() -> ModuleType:
+    """scripts/deployment/scaffold_domain.py: which Deployments a registry entry implies, and the
+    writer of their folders (one source for the scaffold and these tests)."""
+    spec = importlib.util.spec_from_file_location("scaffold_domain", ROOT / "scripts/deployment/scaffold_domain.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def deployed_folders() -> dict[str, tuple[str, ...]]:
+    """Domain folder -> container args of every Deployment, derived from services/registry.py."""
+    result: dict[str, tuple[str, ...]] = scaffold().all_deployments(SERVICES.values())
+    return result
 
 
 def kubectl() -> str:
@@ -49,8 +54,11 @@ def kubectl() -> str:
 
 
 def kustomization_dirs() -> list[Path]:
+    """Every kustomization this suite renders (not components, not ones that fetch remote manifests)."""
     dirs = {p.parent for tree in TREES for p in (ROOT / tree).rglob("kustomization.yaml")}
-    return sorted(dirs)
+    return sorted(
+        d for d in dirs if not remote_resources(d) and "kind: Component" not in (d / "kustomization.yaml").read_text()
+    )
 
 
 def rel(path: Path) -> str:
@@ -96,22 +104,30 @@ def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-# --- CRD schemas -------------------------------------------------------------------------------
+# --- custom resource schemas ---------------------------------------------------------------------
+
+SCHEMAS = ROOT / "tests/deploy/schemas"
 
 
 @functools.cache
-def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> JSON schema, from every CRD in platform/crds/base."""
+def cr_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> JSON schema of the fields we use, from tests/deploy/schemas.
+
+    The cluster gets each CRD from its operator's pinned chart or release; these compact schemas are
+    written from that version's documented API (``describes``) so a typo in a field we set fails here.
+    """
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted((ROOT / "platform/crds/base").rglob("*.yaml")):
-        for doc in load_yaml_docs(path):
-            if doc.get("kind") != "CustomResourceDefinition":
-                continue
-            spec = doc["spec"]
-            for version in spec["versions"]:
-                schema = version["schema"]["openAPIV3Schema"]
-                schemas[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = strict_schema(schema)
+    for path in sorted(SCHEMAS.glob("*.yaml")):
+        (doc,) = load_yaml_docs(path)
+        assert doc.get("describes"), f"{path.name}: say which upstream version the schema describes"
+        schemas[(doc["apiVersion"], doc["kind"])] = strict_schema(doc["schema"])
     return schemas
+
+
+def remote_resources(path: Path) -> list[str]:
+    """The http(s) resources of a kustomization (fetched by Argo CD, not renderable offline)."""
+    kustomization = yaml.safe_load((path / "kustomization.yaml").read_text())
+    return [r for r in kustomization.get("resources", []) if r.startswith(("http://", "https://"))]
 
 
 def strict_schema(schema: Any) -> Any:

@@ -12,43 +12,30 @@ import pytest
 import yaml
 
 from services.registry import SERVICES
-from tests.deploy import manifests
+from tests.deploy import chains, manifests
 from tests.deploy.manifests import ENVIRONMENTS, ROOT
 
 pytestmark = pytest.mark.infra
 
-# The wave table of the deployment design (docs/deploy.md): wave -> Application file stem.
+# The wave table of the deployment design (docs/deployment.md): wave -> Application file stem.
 WAVES = {
-    0: "crds",
     2: "namespaces",
     3: "rbac-storage",
+    4: "aws-ebs-csi-driver",
+    5: "metrics-server",
     6: "network-policies",
+    8: "kube-prometheus-stack",
+    9: "grafana",
     10: "external-secrets-operator",
     11: "external-secrets",
     15: "aws-load-balancer-controller",
     16: "external-dns",
-    20: "kube-prometheus-stack",
-    21: "grafana",
-    24: "postgres-operator",
+    24: "cloudnative-pg",
+    26: "rabbitmq-cluster-operator",
     28: "redis-operator",
     35: "data",
     60: "domains",
     70: "ingress",
-}
-# Helm charts that carry CRDs: the bundle in platform/crds owns those, so the chart must not install them.
-CHARTS_WITH_CRDS = {
-    "external-secrets",
-    "aws-load-balancer-controller",
-    "kube-prometheus-stack",
-    "cloudnative-pg",
-    "redis-operator",
-}
-# terraform/modules/iam irsa_service_accounts (namespace/name the IRSA roles trust).
-IRSA_SERVICE_ACCOUNTS = {
-    ("kube-system", "aws-load-balancer-controller"),
-    ("external-dns", "external-dns"),
-    ("external-secrets", "external-secrets"),
-    ("kube-system", "ebs-csi-controller-sa"),
 }
 SSM_KEY = re.compile(r"^/eco2/(dev|prod)/[a-z0-9-]+/[a-z0-9-]+$")  # terraform/modules/ssm-parameters naming
 
@@ -75,25 +62,20 @@ def workload_paths() -> list[str]:
 # --- domain folders -------------------------------------------------------------------------------
 
 
-def test_every_registered_service_has_a_domain_folder() -> None:
-    folders = set(manifests.domain_folders())
-    missing = [name for name in SERVICES if name not in folders]
-    assert not missing, f"services in services/registry.py without workloads/domains/<name>: {missing}"
-
-
-def test_every_registered_service_prefix_matches_the_ingress_plan() -> None:
-    for name, entry in SERVICES.items():
-        assert manifests.PUBLIC_PREFIXES.get(name) == entry.prefix, f"{name}: prefix {entry.prefix} not routed as such"
-
-
-def test_domain_folders_are_exactly_services_and_workers() -> None:
-    expected = set(manifests.PUBLIC_PREFIXES) | set(manifests.WORKERS)
-    assert set(manifests.domain_folders()) == expected
+def test_domain_folders_are_exactly_what_the_registry_deploys() -> None:
+    """services/registry.py -> one folder per Deployment (scaffold_domain.deployments): no service
+    or worker without its folder, no folder the registry does not explain."""
+    folders, expected = set(manifests.domain_folders()), set(manifests.deployed_folders())
+    assert not expected - folders, (
+        f"registered but not deployed (scripts/deployment/scaffold_domain.py service <name>): {sorted(expected - folders)}"
+    )
+    assert not folders - expected, f"deployed but not in services/registry.py: {sorted(folders - expected)}"
 
 
 @pytest.mark.parametrize("folder", manifests.domain_folders())
 def test_domain_folder_shape(rendered: dict[str, Any], folder: str) -> None:
-    is_api = folder in manifests.PUBLIC_PREFIXES
+    expected_args = list(manifests.deployed_folders()[folder])
+    is_api = expected_args[0] == "serve"
     for env in ENVIRONMENTS:
         path = f"workloads/domains/{folder}/{env}"
         kinds = {d["kind"] for d in docs(rendered, path)}
@@ -103,7 +85,6 @@ def test_domain_folder_shape(rendered: dict[str, Any], folder: str) -> None:
         assert required <= kinds, f"{path} lacks {required - kinds}"
         (deployment,) = of_kind(rendered, path, "Deployment")
         (container,) = pod_spec(deployment)["containers"]
-        expected_args = ["serve", folder] if is_api else list(manifests.WORKERS[folder])
         assert container["args"] == expected_args
         if is_api:
             assert container["livenessProbe"]["httpGet"]["path"] == "/health"
@@ -251,7 +232,7 @@ def test_ingress_routes_only_public_prefixes_over_https(rendered: dict[str, Any]
                 assert path["path"].startswith("/api/v1/"), f"{path['path']} is not a public prefix"
                 routed[path["path"]] = path["backend"]["service"]["name"]
                 assert path["backend"]["service"]["name"] == ing["metadata"]["namespace"]
-    assert routed == {prefix: name for name, prefix in manifests.PUBLIC_PREFIXES.items()}
+    assert routed == {entry.prefix: name for name, entry in SERVICES.items()}
     assert not any(p.startswith("/internal") for p in routed)
 
 
@@ -285,6 +266,13 @@ def test_external_secrets_map_ssm_parameters(rendered: dict[str, Any], env: str)
             assert SSM_KEY.match(key), key
             assert key.startswith(f"/eco2/{env}/"), key
     targets = {(es["metadata"]["namespace"], es["spec"]["target"]["name"]) for es in externals}
+    # ClusterExternalSecrets: the same Secret in every namespace their selectors match.
+    namespaces = of_kind(rendered, f"workloads/namespaces/{env}", "Namespace")
+    for ces in of_kind(rendered, path, "ClusterExternalSecret"):
+        for selector in ces["spec"]["namespaceSelectors"]:
+            for ns in namespaces:
+                if selector["matchLabels"].items() <= ns["metadata"].get("labels", {}).items():
+                    targets.add((ns["metadata"]["name"], ces["spec"]["externalSecretName"]))
     # Every secret a workload reads exists, and every domain namespace can pull the image.
     for folder in manifests.domain_folders():
         for obj in docs(rendered, f"workloads/domains/{folder}/{env}"):
@@ -309,9 +297,19 @@ def test_irsa_service_accounts_match_terraform(rendered: dict[str, Any], env: st
         (sa["metadata"]["namespace"], sa["metadata"]["name"]): sa["metadata"].get("annotations", {})
         for sa in of_kind(rendered, f"workloads/rbac-storage/{env}", "ServiceAccount")
     }
-    for key in IRSA_SERVICE_ACCOUNTS:
-        role = accounts[key]["eks.amazonaws.com/role-arn"]
-        assert re.fullmatch(rf"arn:aws:iam::\d{{12}}:role/eco2-{env}-[a-z-]+", role), role
+    for folder in manifests.domain_folders():  # each domain Deployment's own service account
+        for sa in of_kind(rendered, f"workloads/domains/{folder}/{env}", "ServiceAccount"):
+            accounts[(sa["metadata"]["namespace"], sa["metadata"]["name"])] = {}
+    # CloudNativePG runs a Cluster's pods as a service account named after the Cluster.
+    clusters = [*docs(rendered, f"platform/cr/{env}"), *docs(rendered, "platform/cr/recovery")]
+    accounts.update(
+        {(c["metadata"]["namespace"], c["metadata"]["name"]): {} for c in clusters if c["kind"] == "Cluster"}
+    )
+    for account in (a for accounts in chains.irsa_trust().values() for a in accounts):
+        key = tuple(account.split("/"))
+        assert key in accounts, f"Terraform trusts {account}, which no manifest creates"
+        role = accounts[key].get("eks.amazonaws.com/role-arn")
+        assert role is None or re.fullmatch(rf"arn:aws:iam::\d{{12}}:role/eco2-{env}-[a-z-]+", role), role
     classes = of_kind(rendered, f"workloads/rbac-storage/{env}", "StorageClass")
     assert [(c["metadata"]["name"], c["provisioner"], c["parameters"]["type"]) for c in classes] == [
         ("gp3", "ebs.csi.aws.com", "gp3")
@@ -346,9 +344,9 @@ def test_waves_match_the_table_and_are_strictly_ordered(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_applications_point_at_folders_that_render(rendered: dict[str, Any], env: str) -> None:
-    root = manifests.load_yaml_docs(ROOT / f"clusters/{env}/root-app.yaml")[0]
+    (root,) = of_kind(rendered, f"clusters/{env}/bootstrap", "Application")
     assert root["spec"]["source"]["path"] == f"clusters/{env}/apps"
-    for file, doc in [(ROOT / f"clusters/{env}/root-app.yaml", root), *applications(env)]:
+    for file, doc in [(ROOT / f"clusters/{env}/bootstrap/root-app.yaml", root), *applications(env)]:
         if doc["kind"] == "ApplicationSet":
             template = doc["spec"]["template"]
             spec = template["spec"]
@@ -366,11 +364,12 @@ def test_applications_point_at_folders_that_render(rendered: dict[str, Any], env
             for source in spec.get("sources") or [spec["source"]]:
                 if "chart" in source:
                     assert re.fullmatch(r"\d+\.\d+\.\d+", source["targetRevision"]), f"{file.name}: chart not pinned"
-                    if source["chart"] in CHARTS_WITH_CRDS:
-                        assert source["helm"].get("skipCrds") is True, f"{file.name}: CRDs belong to wave 00"
+                    # The chart installs its own CRDs (no hand-written copies): never skip them.
+                    assert not source["helm"].get("skipCrds"), f"{file.name}: the chart's CRDs must be installed"
                 else:
                     assert (ROOT / source["path"]).is_dir(), f"{file.name}: {source['path']} does not exist"
-                    assert docs(rendered, source["path"]), f"{file.name}: {source['path']} renders nothing"
+                    if not manifests.remote_resources(ROOT / source["path"]):
+                        assert docs(rendered, source["path"]), f"{file.name}: {source['path']} renders nothing"
         policy = spec["syncPolicy"]
         assert policy["automated"] == {"prune": True, "selfHeal": True}, file.name
         if file.name != "root-app.yaml" and doc["kind"] == "Application":
@@ -379,7 +378,7 @@ def test_applications_point_at_folders_that_render(rendered: dict[str, Any], env
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_application_health_customisation_gates_waves(rendered: dict[str, Any], env: str) -> None:
-    (cm,) = of_kind(rendered, f"clusters/{env}/argocd", "ConfigMap")
+    (cm,) = of_kind(rendered, f"clusters/{env}/bootstrap", "ConfigMap")
     assert cm["metadata"] == {**cm["metadata"], "name": "argocd-cm", "namespace": "argocd"}
     lua = cm["data"]["resource.customizations.health.argoproj.io_Application"]
     assert "obj.status.health.status" in lua

@@ -1,5 +1,6 @@
 """Every kustomization renders, and every object is valid: built-in kinds against the Kubernetes
-JSON schemas of the cluster's version, custom resources against the CRDs in platform/crds."""
+JSON schemas of the cluster's version, custom resources against compact schemas of the pinned
+operators' APIs (tests/deploy/schemas)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,6 @@ from tests.deploy import manifests
 pytestmark = pytest.mark.infra
 
 DIRS = [manifests.rel(p) for p in manifests.kustomization_dirs()]
-# Kinds whose CRDs come with a controller installed outside platform/crds: Argo CD (installed by the
-# bootstrap before the root app) and the RabbitMQ operator (its CR is kept out of every overlay).
-UNBUNDLED = {
-    ("argoproj.io/v1alpha1", "Application"),
-    ("argoproj.io/v1alpha1", "ApplicationSet"),
-    ("rabbitmq.com/v1beta1", "RabbitmqCluster"),
-}
 
 
 def objects(rendered: dict[str, Any], path: str) -> list[dict[str, Any]]:
@@ -50,10 +44,8 @@ def validate(obj: dict[str, Any]) -> None:
         pass
     except kubernetes_validate.ValidationError as error:
         raise AssertionError(f"{name}: {error.message} at {list(error.path)}") from None
-    schema = manifests.crd_schemas().get(key)
-    if schema is None:
-        assert key in UNBUNDLED, f"{name}: no schema for {key} (add its CRD to platform/crds)"
-        return
+    schema = manifests.cr_schemas().get(key)
+    assert schema is not None, f"{name}: no schema for {key} (add one to tests/deploy/schemas)"
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=lambda e: list(e.path))
     assert not errors, f"{name}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
 
@@ -64,26 +56,39 @@ def test_objects_match_schemas(rendered: dict[str, Any], path: str) -> None:
         validate(obj)
 
 
-def test_excluded_rabbitmq_cluster_is_kept_and_parses() -> None:
-    docs = manifests.render(manifests.ROOT / "platform/cr/base/rabbitmq")
-    assert {d["kind"] for d in docs} == {"RabbitmqCluster", "ExternalSecret"}
-    for env in manifests.ENVIRONMENTS:
-        kinds = {d["kind"] for d in manifests.render(manifests.ROOT / f"platform/cr/{env}")}
-        assert "RabbitmqCluster" not in kinds, "the RabbitMQ cluster stays out until enabled (platform/cr/README.md)"
-    assert "To enable it" in (manifests.ROOT / "platform/cr/README.md").read_text()
+def test_no_custom_resource_definition_is_committed() -> None:
+    """CRDs come from the operators' pinned charts/releases, never from a hand-written copy."""
+    for tree in manifests.TREES:
+        for file in (manifests.ROOT / tree).rglob("*.y*ml"):
+            for obj in manifests.load_yaml_docs(file):
+                assert not (isinstance(obj, dict) and obj.get("kind") == "CustomResourceDefinition"), file
 
 
-def test_every_custom_resource_in_use_has_a_modelled_crd(rendered: dict[str, Any]) -> None:
-    """The CRDs of kinds we create must model a spec (not just an open object)."""
+def test_remote_manifests_are_pinned_release_assets() -> None:
+    remote = {
+        manifests.rel(p.parent): manifests.remote_resources(p.parent)
+        for tree in manifests.TREES
+        for p in (manifests.ROOT / tree).rglob("kustomization.yaml")
+        if manifests.remote_resources(p.parent)
+    }
+    assert remote == {
+        "platform/operators/rabbitmq-cluster-operator": [
+            "https://github.com/rabbitmq/cluster-operator/releases/download/v2.12.0/cluster-operator.yml"
+        ]
+    }
+    (schema,) = list(manifests.SCHEMAS.glob("rabbitmq-*.yaml"))
+    assert "v2.12.0" in manifests.load_yaml_docs(schema)[0]["describes"], "schema and release must be one version"
+
+
+def test_every_custom_resource_in_use_has_a_modelled_schema(rendered: dict[str, Any]) -> None:
+    """Kinds we create must model their spec (not just an open object)."""
     used = {
         (o["apiVersion"], o["kind"])
         for path in manifests.deployed_paths()
         for o in objects(rendered, path)
-        if "." in (group := o["apiVersion"].split("/")[0])
-        and not group.endswith(".k8s.io")
-        and (o["apiVersion"], o["kind"]) not in UNBUNDLED
+        if "." in (group := o["apiVersion"].split("/")[0]) and not group.endswith(".k8s.io")
     }
     for key in used:
-        schema = manifests.crd_schemas().get(key)
-        assert schema, f"{key} has no CRD in platform/crds"
-        assert "properties" in schema["properties"]["spec"], f"{key}: its CRD leaves spec unmodelled"
+        schema = manifests.cr_schemas().get(key)
+        assert schema, f"{key} has no schema in tests/deploy/schemas"
+        assert "properties" in schema["properties"]["spec"], f"{key}: its schema leaves spec unmodelled"

@@ -172,7 +172,7 @@ def test_containerd_config_rendered_for_every_node(rendered: Path, inventory: di
 def test_kubelet_node_ip_per_host(rendered: Path, inventory: dict[str, Any]) -> None:
     for host, hv in _hosts(inventory).items():
         text = (rendered / host / "kubelet-default").read_text()
-        assert f'KUBELET_EXTRA_ARGS="--node-ip={hv["ansible_host"]}"' in text
+        assert f'KUBELET_EXTRA_ARGS="--node-ip={hv["ansible_host"]} --provider-id={hv["provider_id"]}"' in text
 
 
 def test_control_plane_only_templates_not_rendered_for_workers(rendered: Path) -> None:
@@ -187,21 +187,11 @@ def test_calico_installation_uses_pod_cidr_and_ipip(rendered: Path, inventory: d
     network = installation["spec"]["calicoNetwork"]
     [pool] = network["ipPools"]
     assert pool["cidr"] == inventory["all"]["vars"]["eco2_pod_cidr"]
-    assert pool["encapsulation"] == "IPIPCrossSubnet"
+    # Always encapsulated: the node security groups only pass node-addressed traffic (test_terraform).
+    assert pool["encapsulation"] == "IPIP"
     assert network["bgp"] == "Enabled"
     assert network["mtu"] == 8981
     assert "typhaDeployment" in installation["spec"]
-
-
-def test_root_app_points_at_the_environment(rendered: Path) -> None:
-    app = yaml.safe_load((rendered / "control-plane-1" / "root-app.yaml").read_text())
-    group_vars = yaml.safe_load((ANSIBLE_DIR / "inventory" / "dev" / "group_vars" / "all.yml").read_text())
-    assert app["kind"] == "Application"
-    assert app["metadata"]["name"] == "eco2-root"
-    assert app["spec"]["source"]["path"] == "clusters/dev/apps"
-    assert app["spec"]["source"]["targetRevision"] == group_vars["argocd_target_revision"]
-    assert "resources-finalizer.argocd.argoproj.io" in app["metadata"]["finalizers"]
-    assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
 
 
 def test_chrony_uses_amazon_time_sync(rendered: Path) -> None:

@@ -4,6 +4,7 @@ a real apply + destroy of a small dev environment against moto's server."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,9 @@ import boto3
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.deploy import chains
+from tests.deploy.manifests import ROOT, render
 
 from .helpers import TERRAFORM_DIR, copy_terraform_tree, run, terraform_init, venv_tool
 
@@ -192,11 +196,12 @@ def test_plan_environment_tfvars(
     instances = _creates(plan, "aws_instance")
     roles = Counter(i["tags"]["Role"] for i in instances)
     assert roles.pop("bastion") == 1
-    assert sum(roles.values()) == 14, roles  # 1 control plane + 13 workers
+    assert sum(roles.values()) == (14 if environment == "dev" else 20), roles
     assert roles["control-plane"] == 1
     assert roles["api"] == 4
     for group in ("worker_storage", "worker_ai", "postgresql", "redis", "rabbitmq", "monitoring", "ingress"):
         assert roles[group] >= 1, f"no {group} node"
+    _assert_data_store_replicas_fit(environment, roles)
     assert all(not i["source_dest_check"] for i in instances if i["tags"]["Role"] != "bastion")
 
     nat = _creates(plan, "aws_nat_gateway")
@@ -204,7 +209,7 @@ def test_plan_environment_tfvars(
 
     [dist] = _creates(plan, "aws_cloudfront_distribution")
     assert dist["default_cache_behavior"][0]["viewer_protocol_policy"] == "https-only"
-    assert dist["aliases"] == [f"images.{DOMAIN}"]
+    assert dist["aliases"] == [f"images.{environment}.{DOMAIN}"]
     [oac] = _creates(plan, "aws_cloudfront_origin_access_control")
     assert (oac["signing_behavior"], oac["signing_protocol"]) == ("always", "sigv4")
     assert len(_creates(plan, "aws_acm_certificate")) == 2  # regional ALB cert + us-east-1 CloudFront cert
@@ -215,14 +220,63 @@ def test_plan_environment_tfvars(
     assert by_port[("tcp", 179)] == 4
     assert by_port[("tcp", 5473)] == 4
     assert by_port[("4", None)] == 4  # IP-in-IP: the rule moto cannot store
+    _assert_calico_traffic_allowed(rules)
     nodeport = [r for r in rules if r["from_port"] == 30000]
     assert len(nodeport) == 1
     assert nodeport[0]["to_port"] == 32767
 
     ssm = _creates(plan, "aws_ssm_parameter")
-    assert ssm
     assert all(p["type"] == "SecureString" for p in ssm)
-    assert all(p["name"].startswith(f"/eco2/{environment}/") for p in ssm)
+    # The chain: exactly the parameters the environment's ExternalSecrets read.
+    rendered = {
+        f"workloads/secrets/external-secrets/{environment}": render(
+            ROOT / f"workloads/secrets/external-secrets/{environment}"
+        )
+    }
+    assert {p["name"] for p in ssm} == chains.remote_keys(rendered, environment)
+
+    [cdn] = [o for o in plan["planned_values"]["outputs"].items() if o[0] == "images_public_base_url"]
+    assert cdn[1]["value"] == f"https://images.{environment}.{DOMAIN}"  # per environment: aliases are unique
+    buckets = {b["bucket"] for b in _creates(plan, "aws_s3_bucket")}
+    assert f"eco2-{environment}-pg-backups" in buckets
+    [versioning] = list(_creates(plan, "aws_s3_bucket_versioning"))
+    assert versioning["versioning_configuration"][0]["status"] == "Enabled"
+
+
+def _assert_data_store_replicas_fit(environment: str, roles: Counter[str]) -> None:
+    """Data stores with required pod anti-affinity need one node per replica (platform/cr/<env>)."""
+    for obj in render(ROOT / f"platform/cr/{environment}"):
+        spec = obj.get("spec", {})
+        required = spec.get("affinity", {}).get(
+            "podAntiAffinityType"
+        ) == "required" or "requiredDuringSchedulingIgnoredDuringExecution" in str(
+            spec.get("affinity", {}).get("podAntiAffinity", {})
+        )
+        if not required:
+            continue
+        replicas = spec.get("instances") or spec.get("clusterSize") or spec.get("replicas")
+        group = {
+            "Cluster": "postgresql",
+            "RedisReplication": "redis",
+            "RedisSentinel": "redis",
+            "RabbitmqCluster": "rabbitmq",
+        }[obj["kind"]]
+        assert roles[group] >= replicas, (
+            f"{obj['kind']}/{obj['metadata']['name']}: {replicas} replicas, {roles[group]} nodes"
+        )
+
+
+def _assert_calico_traffic_allowed(rules: list[dict[str, Any]]) -> None:
+    """The security groups pass what Calico sends between nodes (ansible/roles/cni)."""
+    template = (ROOT / "ansible/roles/cni/templates/calico-installation.yaml.j2").read_text()
+    [line] = [line for line in template.splitlines() if line.strip().startswith("encapsulation:")]
+    if "CrossSubnet" in line:
+        # Inside a subnet pods talk with their own addresses: the nodes must accept the pod CIDR.
+        assert any(r.get("cidr_ipv4") == "192.168.0.0/16" for r in rules), "CrossSubnet needs a pod-CIDR rule"
+    else:
+        assert line.strip() == "encapsulation: {{ cni_encapsulation }}", line
+        mesh = [r for r in rules if r["ip_protocol"] == "4"]
+        assert len(mesh) == 4, "IP-in-IP between every pair of node groups, both ways"
 
 
 def test_workspace_guard_refuses_mismatched_environment(
@@ -264,6 +318,9 @@ ssh_public_key       = "{_ssh_public_key()} infra-test"
 ami_id               = "{ami_id}"
 images_bucket_name   = "eco2-infra-test-images"
 oidc_bucket_name     = "eco2-infra-test-oidc"
+# The dev manifests' name (platform/cr/dev), so the backup chain is checked against what was applied.
+backups_bucket_name  = "eco2-dev-pg-backups"
+backups_force_destroy = true
 cors_allowed_origins = ["https://dev.{DOMAIN}", "http://localhost:5173"]
 images_force_destroy = true
 # Not emulated by moto; covered by validate and test_plan_environment_tfvars.
@@ -373,6 +430,7 @@ def _assert_applied_resources(url: str, outputs: dict[str, Any]) -> None:
     assert "PUT" in cors["AllowedMethods"]
     assert cors["AllowedHeaders"] == ["Content-Type"]
     assert "http://localhost:5173" in cors["AllowedOrigins"]
+    _assert_browser_upload_allowed(url, bucket, cors)
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert set(rules) == {"tier-then-expire", "expire-incoming"}
     rule = rules["tier-then-expire"]
@@ -390,7 +448,9 @@ def _assert_applied_resources(url: str, outputs: dict[str, Any]) -> None:
 
     iam = _client("iam", url)
     arns = outputs["irsa_role_arns"]["value"]
-    assert set(arns) == {"aws_load_balancer_controller", "external_dns", "external_secrets", "ebs_csi_driver"}
+    assert set(arns) == set(chains.irsa_trust())  # the roles the manifests' identities name (tests/deploy)
+    _assert_backup_chain(iam, s3)
+    _assert_images_role(iam, bucket)
     trust = iam.get_role(RoleName="eco2-dev-external-secrets")["Role"]["AssumeRolePolicyDocument"]
     cond = json.dumps(trust)
     assert "system:serviceaccount:external-secrets:external-secrets" in cond
@@ -413,6 +473,69 @@ def _assert_applied_resources(url: str, outputs: dict[str, Any]) -> None:
     assert outputs.get("images_public_base_url", {}).get("value") is None
 
 
+def _assert_browser_upload_allowed(url: str, bucket: str, cors: dict[str, Any]) -> None:
+    """The bucket's CORS rule lets a client origin send what the code's presigner signs (issue 11)."""
+    import asyncio
+    from urllib.parse import parse_qs, urlsplit
+
+    import httpx
+
+    from services.common.blobs import BlobSettings, S3BlobStore
+
+    settings = BlobSettings(
+        s3_bucket=bucket, s3_endpoint_url=url, s3_access_key_id="testing", s3_secret_access_key="testing"
+    )
+    store = S3BlobStore(settings, "https://images.example")
+    presigned = asyncio.run(store.presign_put("scan/" + "a" * 32 + ".jpg", "image/jpeg", 300))
+    query = parse_qs(urlsplit(presigned).query)
+    signed = {h for h in query["X-Amz-SignedHeaders"][0].split(";") if h != "host"}
+    allowed = {h.lower() for h in cors["AllowedHeaders"]}
+    assert signed <= allowed or "*" in allowed, f"the presigned PUT needs headers {signed - allowed} the bucket refuses"
+    assert "PUT" in cors["AllowedMethods"]
+    origin = cors["AllowedOrigins"][0]
+    headers = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": ",".join(sorted(signed)),
+    }
+    preflight = httpx.options(presigned, headers=headers)
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == origin
+    put = httpx.put(presigned, content=b"\xff\xd8\xff", headers={"Origin": origin, "Content-Type": "image/jpeg"})
+    assert put.status_code == 200, put.text
+
+
+def _assert_images_role(iam: Any, bucket: str) -> None:
+    """The images bucket is reachable through the images IRSA role alone, never the nodes' roles
+    (every pod can reach the instance metadata service)."""
+    trust = json.dumps(iam.get_role(RoleName="eco2-dev-images")["Role"]["AssumeRolePolicyDocument"])
+    for account in chains.irsa_trust()["images"]:
+        assert f"system:serviceaccount:{account.replace('/', ':')}" in trust
+    policy = json.dumps(iam.get_role_policy(RoleName="eco2-dev-images", PolicyName="images-bucket")["PolicyDocument"])
+    assert f"arn:aws:s3:::{bucket}/*" in policy
+    for node in ("eco2-dev-worker", "eco2-dev-control-plane"):
+        assert iam.list_role_policies(RoleName=node)["PolicyNames"] == [], f"{node} has inline rights"
+
+
+def _assert_backup_chain(iam: Any, s3: Any) -> None:
+    """bucket <-> credentials <-> Cluster spec, against what Terraform created."""
+    (cluster,) = [o for o in render(ROOT / "platform/cr/dev") if o["kind"] == "Cluster"]
+    bucket = cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"].removeprefix("s3://").strip("/")
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    role_arn = {e["name"]: e["value"] for e in cluster["spec"]["env"]}["AWS_ROLE_ARN"]
+    role = role_arn.rsplit("/", 1)[-1]
+    trust = json.dumps(iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"])
+    namespace, name = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
+    assert f"system:serviceaccount:{namespace}:{name}" in trust  # CloudNativePG's SA is the cluster's name
+    policy = json.dumps(iam.get_role_policy(RoleName=role, PolicyName="postgres-backup")["PolicyDocument"])
+    assert f"arn:aws:s3:::{bucket}/*" in policy
+    assert "s3:PutObject" in policy
+    assert "s3:DeleteObject" in policy
+    assert "images" not in policy, "the backup role reaches the backup bucket only"
+
+
 def _assert_inventory_output(tree: Path, terraform_bin: str, env: dict[str, str], tmp: Path) -> None:
     """The rendered inventory is what Ansible reads: check it through ansible-inventory."""
     text = run([terraform_bin, "output", "-raw", "ansible_inventory"], cwd=tree, env=env).stdout
@@ -429,4 +552,5 @@ def _assert_inventory_output(tree: Path, terraform_bin: str, env: dict[str, str]
     ]
     assert hostvars["api-1"]["ansible_host"].startswith("10.20.")
     assert hostvars["api-1"]["eco2_calico_encapsulation"] == "VXLAN"
+    assert re.fullmatch(r"aws:///ap-northeast-2[a-z]/i-[0-9a-f]+", hostvars["api-1"]["provider_id"])
     assert "ProxyJump=ubuntu@" in hostvars["api-1"]["ansible_ssh_common_args"]

@@ -327,14 +327,17 @@ async def test_the_hand_built_profile_is_exactly_its_declared_response_model(
         "user.logged_in", {"user_id": str(new_user.id), "provider": "kakao", "logged_in_at": "2026-01-20T03:15:42.120Z"}
     )
     fresh = (await my_client.get("/api/v1/users/me", headers=new_user.headers)).json()
+    # Phone numbers are unique across profiles and other tests (the browser flow) set 010-1234-5678 in
+    # the same real-mode database: a number of this user's own.
+    digits = f"{new_user.id.int % 10**8:08d}"
     patched = await my_client.patch(
-        "/api/v1/users/me", json={"nickname": "모양검사", "phone_number": "01012345678"}, headers=new_user.headers
+        "/api/v1/users/me", json={"nickname": "모양검사", "phone_number": f"010{digits}"}, headers=new_user.headers
     )
     schema = (await my_client.get("/api/v1/users/openapi.json")).json()
     for body in (fresh, patched.json()):
         assert list(body) == list(ProfileOut.model_fields)
         assert ProfileOut.model_validate(body).model_dump(mode="json") == body
-    assert patched.json()["phone_number"] == "010-1234-5678"
+    assert patched.json()["phone_number"] == f"010-{digits[:4]}-{digits[4:]}"
     assert fresh["last_login_at"] == "2026-01-20T03:15:42.120Z"
     for method in ("get", "patch"):
         declared = schema["paths"]["/api/v1/users/me"][method]["responses"]["200"]["content"]["application/json"]

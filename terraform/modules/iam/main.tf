@@ -17,8 +17,8 @@ data "aws_iam_policy_document" "ec2_assume" {
 
 locals {
   node_roles = toset(["control-plane", "worker"])
-  # Node roles stay minimal: controllers get their AWS rights through IRSA,
-  # so a compromised pod on a node cannot borrow them via the instance role.
+  # Node roles stay minimal: controllers and the domain pods that use AWS get their rights through
+  # IRSA, so a pod on a node cannot borrow them via the instance role (IMDS answers pods: hop limit 2).
   node_managed_policies = {
     ssm = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
     ecr = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
@@ -42,23 +42,6 @@ resource "aws_iam_role_policy_attachment" "node" {
 
   role       = aws_iam_role.node[each.value.role].name
   policy_arn = each.value.policy_arn
-}
-
-data "aws_iam_policy_document" "worker_images" {
-  statement {
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${var.images_bucket_arn}/*"]
-  }
-  statement {
-    actions   = ["s3:ListBucket"]
-    resources = [var.images_bucket_arn]
-  }
-}
-
-resource "aws_iam_role_policy" "worker_images" {
-  name   = "images-bucket"
-  role   = aws_iam_role.node["worker"].id
-  policy = data.aws_iam_policy_document.worker_images.json
 }
 
 resource "aws_iam_instance_profile" "node" {
@@ -126,8 +109,16 @@ resource "aws_iam_openid_connect_provider" "cluster" {
   tags            = var.tags
 }
 
+locals {
+  # Role key -> the service accounts its trust policy names (one each, the images role several).
+  irsa_trust = merge(
+    { for key, account in var.irsa_service_accounts : key => [account] },
+    { images = var.images_service_accounts },
+  )
+}
+
 data "aws_iam_policy_document" "irsa_assume" {
-  for_each = var.irsa_service_accounts
+  for_each = local.irsa_trust
 
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
@@ -138,7 +129,7 @@ data "aws_iam_policy_document" "irsa_assume" {
     condition {
       test     = "StringEquals"
       variable = "${local.oidc_issuer_host}:sub"
-      values   = ["system:serviceaccount:${replace(each.value, "/", ":")}"]
+      values   = [for account in each.value : "system:serviceaccount:${replace(account, "/", ":")}"]
     }
     condition {
       test     = "StringEquals"
@@ -149,11 +140,11 @@ data "aws_iam_policy_document" "irsa_assume" {
 }
 
 resource "aws_iam_role" "irsa" {
-  for_each = var.irsa_service_accounts
+  for_each = local.irsa_trust
 
   name               = "${var.name}-${replace(each.key, "_", "-")}"
   assume_role_policy = data.aws_iam_policy_document.irsa_assume[each.key].json
-  tags               = merge(var.tags, { ServiceAccount = each.value })
+  tags               = merge(var.tags, { ServiceAccounts = join(" ", each.value) })
 }
 
 resource "aws_iam_role_policy" "aws_load_balancer_controller" {
@@ -209,4 +200,51 @@ resource "aws_iam_role_policy" "external_secrets" {
 resource "aws_iam_role_policy_attachment" "ebs_csi_driver" {
   role       = aws_iam_role.irsa["ebs_csi_driver"].name
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+}
+
+locals {
+  # IRSA role -> the one bucket it may use and what it may do with the objects; nothing else in the
+  # account. (The nodes' instance roles get no bucket rights: any pod can reach IMDS.)
+  bucket_access = {
+    # The image and scan pods: presigned uploads, reads, deletes of users' photos.
+    images = {
+      policy  = "images-bucket"
+      bucket  = var.images_bucket_arn
+      objects = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    }
+    # barman-cloud in the PostgreSQL pods: WAL archive and base backups, and deleting what falls out
+    # of the retention window.
+    postgres_backup = {
+      policy  = "postgres-backup"
+      bucket  = var.backups_bucket_arn
+      objects = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+    }
+    # The recovery cluster only reads: base backups and WAL of the cluster it restores.
+    postgres_restore = {
+      policy  = "postgres-restore"
+      bucket  = var.backups_bucket_arn
+      objects = ["s3:GetObject"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "bucket_access" {
+  for_each = local.bucket_access
+
+  statement {
+    actions   = each.value.objects
+    resources = ["${each.value.bucket}/*"]
+  }
+  statement {
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [each.value.bucket]
+  }
+}
+
+resource "aws_iam_role_policy" "bucket_access" {
+  for_each = local.bucket_access
+
+  name   = each.value.policy
+  role   = aws_iam_role.irsa[each.key].id
+  policy = data.aws_iam_policy_document.bucket_access[each.key].json
 }

@@ -35,7 +35,12 @@ variable "ssm_parameter_prefix" {
 }
 
 variable "images_bucket_arn" {
-  description = "ARN of the images bucket; the image service's pods get read/write on it via the workers' role until it has its own IRSA role."
+  description = "ARN of the images bucket; only the images IRSA role (images_service_accounts) may read and write it."
+  type        = string
+}
+
+variable "backups_bucket_arn" {
+  description = "ARN of the PostgreSQL backup bucket; only the postgres cluster's IRSA role may read and write it."
   type        = string
 }
 
@@ -46,13 +51,31 @@ variable "irsa_service_accounts" {
     external_dns                 = string
     external_secrets             = string
     ebs_csi_driver               = string
+    postgres_backup              = string
+    postgres_restore             = string
   })
   default = {
     aws_load_balancer_controller = "kube-system/aws-load-balancer-controller"
     external_dns                 = "external-dns/external-dns"
     external_secrets             = "external-secrets/external-secrets"
     ebs_csi_driver               = "kube-system/ebs-csi-controller-sa"
+    # CloudNativePG runs every instance of a Cluster as a service account named after it.
+    postgres_backup = "postgres/eco2-postgres"
+    # The point-in-time recovery cluster (platform/cr/recovery) reads the same bucket.
+    postgres_restore = "postgres/eco2-postgres-restore"
   }
+}
+
+variable "images_service_accounts" {
+  description = "Kubernetes service accounts (namespace/name) of the pods that read and write the images bucket; they share the images IRSA role. Must match the domain Deployments that set IMAGE_S3_BUCKET."
+  type        = list(string)
+  default = [
+    "image/image",
+    "image/image-consumers",
+    "scan/scan",
+    "scan/scan-consumers",
+    "scan/scan-worker",
+  ]
 }
 
 variable "tags" {

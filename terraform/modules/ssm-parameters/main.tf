@@ -14,7 +14,9 @@ resource "aws_ssm_parameter" "secret" {
   # A placeholder keeps the real secret out of Terraform state and plans;
   # operators set it with `aws ssm put-parameter --overwrite`, and the
   # services refuse placeholder secrets outside development.
-  value = "CHANGE_ME"
+  # The pull secret's placeholder must already be valid JSON: the API server refuses a
+  # kubernetes.io/dockerconfigjson Secret that is not.
+  value = each.value.key == "dockerconfigjson" ? jsonencode({ auths = {} }) : "CHANGE_ME"
   tier  = "Standard"
   tags  = merge(var.tags, { Service = each.value.service })
 
