@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
+from services.common.cookies import LOGIN_COOKIE
 from tests.auth.fake_providers import FakeProviders
 
 
@@ -17,11 +18,19 @@ def query(url: str) -> dict[str, str]:
 
 
 async def start(client: httpx.AsyncClient, provider: str, **params: str) -> dict[str, Any]:
+    """Start a login; the returned data carries the browser-binding cookie under ``login_cookie``."""
     response = await client.get(f"/api/v1/auth/{provider}", params=params)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["success"] is True
-    return dict(body["data"])
+    cookie = set_cookies(response)[LOGIN_COOKIE].split(";", 1)[0]
+    return dict(body["data"]) | {"login_cookie": cookie}
+
+
+def _bound(data: dict[str, Any]) -> dict[str, str]:
+    # The login cookie is Secure: a browser sends it to http://127.0.0.1 too (localhost counts as a
+    # secure context) but httpx's cookie jar does not, so plain-HTTP clients pass it explicitly.
+    return {"Cookie": str(data["login_cookie"])}
 
 
 async def social_login(
@@ -32,7 +41,9 @@ async def social_login(
     data = await start(client, provider, **params)
     profile = profile or {"id": str(uuid.uuid4().int % 10**12), "nickname": "초록이", "email": "a@example.com"}
     code = fake.issue_code(provider, profile)
-    return await client.get(f"/api/v1/auth/{provider}/callback", params={"code": code, "state": data["state"]})
+    return await client.get(
+        f"/api/v1/auth/{provider}/callback", params={"code": code, "state": data["state"]}, headers=_bound(data)
+    )
 
 
 async def dev_login(client: httpx.AsyncClient, login: str = "tester", nickname: str = "") -> httpx.Response:
@@ -49,7 +60,7 @@ async def dev_login(client: httpx.AsyncClient, login: str = "tester", nickname: 
     )
     assert posted.status_code == 302, posted.text
     location = urlparse(posted.headers["location"])
-    return await client.get(location.path, params=query(posted.headers["location"]))
+    return await client.get(location.path, params=query(posted.headers["location"]), headers=_bound(data))
 
 
 def set_cookies(response: httpx.Response) -> dict[str, str]:
