@@ -33,7 +33,7 @@ async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: LocationSett
             api_key=settings.kakao_rest_api_key,
             timeout=settings.provider_timeout_seconds,
         )
-    app.state.locations = LocationService(provider)
+    app.state.locations = LocationService(provider, entry_cache_size=settings.entry_cache_size)
     if runtime.common.is_development and settings.seed_sample_data and runtime.db is not None:
         await seed_if_empty(runtime.db)
     yield

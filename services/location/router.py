@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.common.deps import CurrentUser, SessionDep
 from services.common.errors import responses
@@ -39,8 +39,9 @@ async def centers(
     radius: Annotated[int | None, Query(description="metres; clamped to 100..80000, never rejected")] = None,
     store_category: Annotated[Text | None, Query(description="comma-separated, or `all`")] = None,
     pickup_category: Annotated[Text | None, Query(description="comma-separated, or `all`")] = None,
-) -> list[LocationEntry]:
-    return await service.centers(
+) -> Response:
+    # Already the JSON of list[LocationEntry] (the response_model documents it): no per-entry models.
+    body = await service.centers_json(
         session,
         lat=lat,
         lon=lon,
@@ -49,6 +50,7 @@ async def centers(
         store_category=store_category,
         pickup_category=pickup_category,
     )
+    return Response(body, media_type="application/json")
 
 
 @router.get("/search", response_model=list[LocationEntry])
