@@ -75,8 +75,9 @@ def _fragment(values: Mapping[str, Any]) -> bytes:
 
 
 def cached_site(row: Row[Any] | Sequence[Any]) -> CachedSite:
+    values: tuple[Any, ...] = tuple(row)  # ENTRY_COLUMNS, in order
     (site_id, content_hash, source, name, lot, road, intro, note, metadata, lat, lon, store, mask,
-     phone_basic, phone_main, phone_note, phone_individual, *hours) = row  # fmt: skip
+     phone_basic, phone_main, phone_note, phone_individual, *hours) = values  # fmt: skip
     fields = {"name": name, "lot_address": lot, "road_address": road, "introduction": intro, "location_note": note}
     metadata = metadata or {}
     # The values pass through LocationEntry's types first (float coordinates, int id) as pydantic would.
