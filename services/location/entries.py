@@ -119,14 +119,6 @@ class EntryCache:
         self._hours: dict[str | None, bytes] = {}
         self.hits = self.misses = 0
 
-    def lookup(self, site_id: int, content_hash: str) -> CachedSite | None:
-        found = self.sites.get(site_id)
-        if found is not None and found.content_hash == content_hash:
-            self.hits += 1
-            return found
-        self.misses += 1
-        return None
-
     def store(self, site: CachedSite, site_id: int) -> None:
         if self.capacity <= 0:
             return
@@ -144,7 +136,7 @@ class EntryCache:
         if minute != self._minute:
             self._minute, self._hours = minute, {}
         fragment = self._hours.get(hours)
-        if fragment is None:
+        if fragment is None:  # first time this minute
             state = opening_state(hours, now)
             fragment = (
                 _fragment(
@@ -176,22 +168,31 @@ async def render(
 ) -> bytes:
     """The JSON array of entries for ``hits`` = (id, content_hash, metres) in response order;
     ``now`` in Asia/Seoul."""
-    sites: list[CachedSite | None] = [cache.lookup(site_id, digest) for site_id, digest, _ in hits]
-    missing = [hit[0] for hit, site in zip(hits, sites, strict=True) if site is None]
+    held = cache.sites.get
+    sites: list[CachedSite | None] = []
+    missing: list[int] = []
+    for site_id, digest, _ in hits:
+        site = held(site_id)
+        if site is None or site.content_hash != digest:
+            site = None
+            missing.append(site_id)
+        sites.append(site)
+    cache.hits += len(hits) - len(missing)
+    cache.misses += len(missing)
     if missing:
         loaded = {row[0]: cached_site(row) for row in await _load(session, missing)}
         for index, (site_id, _, _) in enumerate(hits):
-            if sites[index] is None:
-                sites[index] = loaded.get(site_id)
-                if sites[index] is not None:
-                    cache.store(loaded[site_id], site_id)
+            if sites[index] is None and site_id in loaded:
+                sites[index] = loaded[site_id]
+                cache.store(loaded[site_id], site_id)
     weekday = now.weekday()
+    opening = cache.opening
     entries: list[bytes] = []
     for (_, _, metres), site in zip(hits, sites, strict=True):
         if site is None:  # deleted between the two queries: as if the search had run a moment later
             continue
         # repr() is the shortest round-trip form, as pydantic-core writes it, for every value
         # round(x, 3) can take here (0.0 … 80.0: no exponent notation).
-        distance = b'%s,"distance_text":"%s"' % (repr(distance_km(metres)).encode(), distance_text(metres).encode())
-        entries.append(b"".join((site.head, distance, site.middle, cache.opening(site.hours[weekday], now), site.tail)))
+        distance = f'{distance_km(metres)!r},"distance_text":"{distance_text(metres)}"'.encode()
+        entries.append(b"".join((site.head, distance, site.middle, opening(site.hours[weekday], now), site.tail)))
     return b"[" + b",".join(entries) + b"]"

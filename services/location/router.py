@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from services.common.deps import CurrentUser, SessionDep
 from services.common.errors import responses
 from services.common.schemas import Text, TrimmedText
+from services.location.reads import ReadSessions
 from services.location.schemas import LocationDetail, LocationEntry, Suggestion
 from services.location.service import LocationService
 
@@ -19,7 +20,12 @@ def get_service(request: Request) -> LocationService:
     return request.app.state.locations
 
 
+def get_reads(request: Request) -> ReadSessions:
+    return request.app.state.location_reads
+
+
 ServiceDep = Annotated[LocationService, Depends(get_service)]
+ReadsDep = Annotated[ReadSessions, Depends(get_reads)]
 # Trimmed first, then 1–100 code points: a blank query is a 422 like any other invalid value.
 SearchQuery = Annotated[TrimmedText, Query(min_length=1, max_length=100)]
 
@@ -31,7 +37,7 @@ SearchQuery = Annotated[TrimmedText, Query(min_length=1, max_length=100)]
 )
 async def centers(
     _: CurrentUser,
-    session: SessionDep,
+    reads: ReadsDep,
     service: ServiceDep,
     lat: Annotated[float, Query(ge=-90, le=90)],
     lon: Annotated[float, Query(ge=-180, le=180)],
@@ -41,14 +47,17 @@ async def centers(
     pickup_category: Annotated[Text | None, Query(description="comma-separated, or `all`")] = None,
 ) -> Response:
     # Already the JSON of list[LocationEntry] (the response_model documents it): no per-entry models.
-    body = await service.centers_json(
-        session,
-        lat=lat,
-        lon=lon,
-        zoom=zoom,
-        radius=radius,
-        store_category=store_category,
-        pickup_category=pickup_category,
+    # One autocommit round trip per query instead of ping + BEGIN + query + COMMIT (reads.py).
+    body = await reads.run(
+        lambda session: service.centers_json(
+            session,
+            lat=lat,
+            lon=lon,
+            zoom=zoom,
+            radius=radius,
+            store_category=store_category,
+            pickup_category=pickup_category,
+        )
     )
     return Response(body, media_type="application/json")
 

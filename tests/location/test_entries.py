@@ -149,3 +149,43 @@ async def test_opening_state_follows_the_clock_across_minutes(location_db: Datab
         assert fast == slow
         states.append(b'"is_open":true' in fast)
     assert states == [True, True, False]
+
+
+@pytest.mark.real_only
+async def test_reads_survive_a_dropped_connection_and_need_no_transaction(location_db: Database) -> None:
+    from sqlalchemy import event, text
+
+    from services.location.reads import ReadSessions
+
+    await load_sites(location_db, site(1, 37.5663, 126.9779))
+    reads = ReadSessions(location_db)
+    assert reads.engine is not None
+    statements: list[str] = []
+    event.listen(reads.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    service = clocked(INSTANTS[0])
+
+    async def centers() -> bytes:
+        return await reads.run(lambda s: service.centers_json(s, lat=37.5663, lon=126.9779, zoom=3, radius=None,
+                                                              store_category=None, pickup_category=None))  # fmt: skip
+
+    try:
+        first = await centers()
+        pid = await reads.run(lambda s: s.scalar(text("SELECT pg_backend_pid()")))
+        statements.clear()
+        assert await centers() == first  # from the cache: the index query alone, no BEGIN/COMMIT
+        assert len(statements) == 1
+
+        async def two_transaction_ids(session: Any) -> tuple[int, int]:
+            return (
+                await session.scalar(text("SELECT txid_current()")),
+                await session.scalar(text("SELECT txid_current()")),
+            )
+
+        first_id, second_id = await reads.run(two_transaction_ids)
+        assert first_id != second_id  # autocommit: no BEGIN … COMMIT around the statements
+        # The pooled connection dies (a database restart, a proxy timeout): the next search still answers.
+        async with location_db.session() as session:
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert await centers() == first
+    finally:
+        await reads.dispose()
