@@ -268,7 +268,9 @@ async def run(env: SessionEnv, users: int, duration: float, ramp: float, hello_d
             try:
                 await one_session(rec, base, f"bench-user-{index}")
             except (SessionFailed, OSError, KeyError, ValueError) as exc:
-                rec.errors[str(exc).split(":", 1)[0] if isinstance(exc, SessionFailed) else type(exc).__name__] += 1
+                # "endpoint:status" (the body is left out), or the exception's type.
+                kind = ":".join(str(exc).split(":")[:2]) if isinstance(exc, SessionFailed) else type(exc).__name__
+                rec.errors[kind] += 1
                 await asyncio.sleep(0.5)
 
     cpu_before, wall = cpu_seconds(stack_pids), time.perf_counter()
