@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+# Far beyond any client timeout a test sets: a test that waited for it would show it plainly.
+SLOW_SECONDS = 20.0
 API_KEY = "test-kakao-key"
 
 
@@ -32,7 +34,7 @@ def document(place_id: str, name: str, lat: float, lon: float, address: str = "ì
 @dataclass
 class FakeKakao:
     documents: list[dict[str, Any]] = field(default_factory=list)
-    mode: str = "ok"  # ok | error | slow | garbage
+    mode: str = "ok"  # ok | error | slow (answers after SLOW_SECONDS) | garbage
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def app(self) -> Starlette:
@@ -43,7 +45,10 @@ class FakeKakao:
             if self.mode == "error":
                 return JSONResponse({"errorType": "InternalError"}, status_code=500)
             if self.mode == "slow":
-                await asyncio.sleep(2)
+                # Released early when the mode changes, so the server's shutdown never waits on it.
+                deadline = asyncio.get_running_loop().time() + SLOW_SECONDS
+                while self.mode == "slow" and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.05)
             if self.mode == "garbage":
                 return PlainTextResponse("<html>maintenance</html>")
             return JSONResponse({"documents": self.documents, "meta": {"total_count": len(self.documents)}})
