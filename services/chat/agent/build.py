@@ -29,15 +29,19 @@ def build_assistant(
         location=LocationClient(client, settings.base(settings.tool_location_url, common), token, timeout),
         owned=OwnedClient(client, settings.base(settings.tool_my_url, common), token, timeout),
     )
-    if settings.weather_api_key:
-        toolbox.weather_provider = KmaForecast(
-            client, settings.weather_base_url, settings.weather_api_key, timeout=settings.weather_timeout_seconds
-        )
-    if settings.search_base_url:
-        toolbox.search_provider = SearxSearch(
-            client, settings.search_base_url, settings.search_api_key, timeout=settings.search_timeout_seconds
-        )
     assistant = Eco2Assistant(toolbox, IntentRouter(kb))
+    if settings.weather_api_key or settings.search_base_url:
+        # Public providers get their own pool: internal calls stay on the cluster's (or a test's) client.
+        external = httpx.AsyncClient(limits=httpx.Limits(max_connections=50))
+        assistant.closers.append(external.aclose)
+        if settings.weather_api_key:
+            toolbox.weather_provider = KmaForecast(
+                external, settings.weather_base_url, settings.weather_api_key, timeout=settings.weather_timeout_seconds
+            )
+        if settings.search_base_url:
+            toolbox.search_provider = SearxSearch(
+                external, settings.search_base_url, settings.search_api_key, timeout=settings.search_timeout_seconds
+            )
     if settings.uses_model:
         from services.chat.agent.llm import LlmAgent, model_vision
 

@@ -104,19 +104,17 @@ async def test_tokens_go_out_as_they_arrive(agent: Eco2Assistant, fake: FakeChat
     fake.policy = lambda body: Reply("이코가 천천히 대답하고 있어요. " * 4)
     fake.token_interval = 0.05
 
-    class Timed(RecordingEmitter):
-        stamps: list[float] = []
+    stamps: list[float] = []
 
+    class Timed(RecordingEmitter):
         async def token(self, delta: str, *, node: str | None = None) -> None:
-            self.stamps.append(time.monotonic())
+            stamps.append(time.monotonic())
             await super().token(delta, node=node)
 
-    emit = Timed()
-    Timed.stamps = []
-    await agent.answer(ask("안녕!"), emit)
+    await agent.answer(ask("안녕!"), Timed())
     # 18 chunks 50 ms apart: had the answer been buffered, they would arrive together.
-    assert len(emit.stamps) == 18
-    assert emit.stamps[-1] - emit.stamps[0] > 0.5
+    assert len(stamps) == 18
+    assert stamps[-1] - stamps[0] > 0.5
 
 
 async def test_nearby_tool_without_a_position_asks_the_user(agent: Eco2Assistant, fake: FakeChatModel) -> None:
