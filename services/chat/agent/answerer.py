@@ -164,7 +164,7 @@ class Eco2Assistant:
                 if _WHERE.search(text):
                     await caller.position_or_ask()
                 kind = collection_kind(text) or "battery"
-                return await tb.collection_point(caller, CollectionArgs(kind=kind))  # type: ignore[arg-type]
+                return await tb.collection_point(caller, CollectionArgs(kind=kind))
             case "weather":
                 return await tb.weather(caller, NoArgs())
             case "web_search":

@@ -61,7 +61,7 @@ class InternalClient:
         self.token = token
         self.timeout = timeout
 
-    async def _get(self, url: str, params: dict[str, object] | None = None) -> httpx.Response:
+    async def _get(self, url: str, params: dict[str, str | int | float] | None = None) -> httpx.Response:
         try:
             response = await self.http.get(
                 url, params=params, headers=internal_headers(self.token), timeout=self.timeout
@@ -90,7 +90,7 @@ class LocationClient(InternalClient):
         store_category: str | None = None,
         pickup_category: str | None = None,
     ) -> list[Site]:
-        params: dict[str, object] = {"lat": latitude, "lon": longitude, "radius": radius_m, "limit": limit}
+        params: dict[str, str | int | float] = {"lat": latitude, "lon": longitude, "radius": radius_m, "limit": limit}
         if store_category:
             params["store_category"] = store_category
         if pickup_category:

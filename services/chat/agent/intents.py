@@ -10,7 +10,7 @@ tool-calling agent agree on the intent reported in ``done.result.intent``, and i
   with confidence ≥ 0.8, and to ``bulk_waste`` when that item is bulky waste; a fee-table item turns
   "얼마/가격" into a bulky-waste fee question rather than a material price.
 - Confidence = 0.45 + 0.2 × score (capped at 0.95); below 0.6 the intent is ``general`` (routing
-  fact). So one decisive hint or two ordinary ones route; a lone "재활용" does not.
+  fact). A message with no hint and no known item is ``general``.
 - Multi-intent: the message is cut at connectors (그리고, 또한, sentence ends); each clause is routed
   and clauses naming nothing join the previous one. A *complex* message (connector words or longer than
   100 characters) may also carry a second decisive intent inside one clause. At most three

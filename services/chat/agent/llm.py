@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from services.chat.agent.answerer import STAGE_MESSAGES, ModelFailed, VisionReading, stage_result
 from services.chat.agent.clients import ImageClient, ToolUnavailable
@@ -203,9 +203,10 @@ class LlmAgent:
         content: list[str] = []
         started = time.perf_counter()
         async with self.slots:
-            stream = await self.client.chat.completions.create(
+            # Typed loosely: the tool list and messages are plain dicts, the SDK's overloads want TypedDicts.
+            stream: Any = await self.client.chat.completions.create(
                 model=model,
-                messages=messages,
+                messages=cast(Any, messages),
                 stream=True,
                 temperature=self.settings.llm_temperature,
                 **kwargs,
@@ -253,7 +254,8 @@ class LlmAgent:
             response = await self.client.images.generate(
                 model=self.settings.image_generation_model, prompt=prompt, n=1, size="1024x1024"
             )
-            data = base64.b64decode(response.data[0].b64_json or "")
+            images = response.data or []
+            data = base64.b64decode(images[0].b64_json or "" if images else "")
             key = f"generated/{uuid.uuid4().hex}.png"
             await blobs.put(key, data, "image/png")
             return blobs.public_url(key)

@@ -336,7 +336,9 @@ class Toolbox:
                 return c, None
         if any(squash(w) in key for w in NO_CHARACTER_WORDS):
             return None, "음식물류폐기물" if "음식물" in key else "일반종량제폐기물"
-        pairs = [(squash(a).lower(), c) for c in catalog for a in c.aliases if len(a) > 1]
+        pairs: list[tuple[str, Character | None]] = [
+            (squash(a).lower(), c) for c in catalog for a in c.aliases if len(a) > 1
+        ]
         pairs += [(squash(w), character_for_middle(m)) for w, m in COLLOQUIAL.items()]
         guidance = read_item(self.kb, text)
         if guidance.confidence >= 0.8 and guidance.major == RECYCLABLE:

@@ -131,7 +131,7 @@ class KmaForecast:
         now = self.clock()
         issued = latest_issue(now)
         nx, ny = kma_grid(latitude, longitude)
-        params = {
+        params: dict[str, str | int] = {
             "serviceKey": self.api_key,
             "pageNo": 1,
             "numOfRows": 300,

@@ -60,7 +60,7 @@ class RecordingEmitter:
         return "".join(self.deltas)
 
     def stages(self) -> list[tuple[str, str]]:
-        return [e for e in self.events if len(e) == 2]  # type: ignore[misc]
+        return [(e[0], e[1]) for e in self.events if len(e) == 2]
 
 
 def ask(message: str, *, location: Position | None = None, history: tuple[Turn, ...] = (),
