@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ class FakeKakao:
     documents: list[dict[str, Any]] = field(default_factory=list)
     mode: str = "ok"  # ok | error | slow (answers after SLOW_SECONDS) | garbage
     requests: list[dict[str, Any]] = field(default_factory=list)
+    released: threading.Event = field(default_factory=threading.Event)  # ends the slow mode's wait
 
     def app(self) -> Starlette:
         async def keyword(request: Request) -> Response:
@@ -45,10 +47,8 @@ class FakeKakao:
             if self.mode == "error":
                 return JSONResponse({"errorType": "InternalError"}, status_code=500)
             if self.mode == "slow":
-                # Released early when the mode changes, so the server's shutdown never waits on it.
-                deadline = asyncio.get_running_loop().time() + SLOW_SECONDS
-                while self.mode == "slow" and asyncio.get_running_loop().time() < deadline:
-                    await asyncio.sleep(0.05)
+                # Released early by the fixture's teardown, so the server's shutdown never waits on it.
+                await asyncio.to_thread(self.released.wait, SLOW_SECONDS)
             if self.mode == "garbage":
                 return PlainTextResponse("<html>maintenance</html>")
             return JSONResponse({"documents": self.documents, "meta": {"total_count": len(self.documents)}})

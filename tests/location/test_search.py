@@ -37,7 +37,7 @@ def kakao() -> Iterator[tuple[FakeKakao, str]]:
     fake = FakeKakao()
     with serve_asgi(fake.app()) as url:
         yield fake, url
-        fake.mode = "ok"  # releases a request still held by the slow mode
+        fake.released.set()  # a request still held by the slow mode ends now
 
 
 @pytest.fixture
