@@ -3,6 +3,8 @@ idle is replaced before use; a busy one is not pinged on every checkout."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
 
@@ -39,7 +41,7 @@ async def test_a_busy_connection_is_not_pinged(database_url: str) -> None:
     dialect = database.engine.sync_engine.dialect
     original = dialect.do_ping
 
-    def counting(dbapi_connection: object) -> bool:
+    def counting(dbapi_connection: Any) -> bool:
         nonlocal pings
         pings += 1
         return original(dbapi_connection)
