@@ -152,8 +152,8 @@ class Env:
             ("relay", ["worker", "relay"]),
             ("consumers", ["worker", "consumers", "character"]),
         ):
-            if name in self.procs:
-                continue
+            if name in self.procs and self.procs[name].poll() is None:
+                continue  # still running (the fault run restarts only the worker it killed)
             log = (self.data_dir / f"{name}.log").open("wb")
             self.procs[name] = subprocess.Popen([eco2, *args], cwd=ROOT, env=self.env(), stdout=log, stderr=log)
 
