@@ -26,7 +26,6 @@ from services.chat.worker import run_chat_worker
 from services.common.config import CommonSettings
 from services.common.jobs import RabbitJobQueue, create_job_queue
 from services.image.app import create_app as create_image_app
-from services.image.config import ImageSettings
 from tests.chat.doubles import ScriptedAssistant
 from tests.conftest import REAL
 from tests.support.clients import BASE_URL

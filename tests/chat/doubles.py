@@ -70,6 +70,10 @@ class ScriptedAssistant:
         await emit.stage("answer", "completed")
         return Answer(intent=intent, text=text, message="답변을 준비했어요.")  # type: ignore[arg-type]
 
+    def context(self, job_id: str) -> AskContext:
+        """The context of one job (a worker also runs jobs other tests left in the embedded queue)."""
+        return next(c for c in reversed(self.contexts) if str(c.job_id) == job_id)
+
     async def aclose(self) -> None:
         self.closed = True
 
@@ -81,3 +85,23 @@ def build_scripted(common: CommonSettings) -> ScriptedAssistant:
 
 def frames_of(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [f for f in events if f.get("event") == name]
+
+
+def client_view(events: list[dict[str, Any]]) -> str:
+    """What the chat client builds from one connection: a ``token_recovery`` snapshot replaces the
+    bubble, ``token`` deltas are appended blindly. Checks the frame order on the way: ids strictly
+    increase, except the snapshot's, which repeats the seq of its point (docs/api.md, SSE step 5)."""
+    text, last = "", 0
+    for frame in events:
+        seq = int(frame["id"])
+        if frame["event"] == "token_recovery":
+            data = frame["data"]
+            assert (data["status"], data["completed"], data["last_seq"]) == ("snapshot", False, seq)
+            assert seq >= last
+            text = data["accumulated"]
+        else:
+            assert seq > last, (seq, last)
+            if frame["event"] == "token":
+                text += frame["data"]["content"]
+        last = seq
+    return text

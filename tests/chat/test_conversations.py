@@ -133,9 +133,7 @@ async def test_rename_delete_and_not_found(make_stack: StackFactory) -> None:
         for method, kwargs in (("GET", {}), ("PATCH", {"json": {"title": "x"}}), ("DELETE", {})):
             response = await stack.chat.request(method, f"/api/v1/chat/{target}", headers=headers, **kwargs)
             assert (response.status_code, response.json()["code"]) == (404, "CHAT_NOT_FOUND"), (method, target)
-        sent = await stack.chat.post(
-            f"/api/v1/chat/{target}/messages", json={"message": "안녕"}, headers=headers
-        )
+        sent = await stack.chat.post(f"/api/v1/chat/{target}/messages", json={"message": "안녕"}, headers=headers)
         assert (sent.status_code, sent.json()["code"]) == (404, "CHAT_NOT_FOUND")
 
     deleted = await stack.chat.delete(f"/api/v1/chat/{chat_id}", headers=stack.headers)
