@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 from tests.chat.conftest import StackFactory
 from tests.support.tokens import auth_headers
@@ -14,13 +15,15 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 async def test_create_with_and_without_a_body(make_stack: StackFactory) -> None:
     stack = await make_stack(worker=False)
+    sent: dict[str, Any]
     for sent in ({}, {"content": b""}, {"json": {}}, {"json": {"title": None}}):
-        response = await stack.chat.post("/api/v1/chat", headers=stack.headers, **sent)  # type: ignore[arg-type]
+        response = await stack.chat.post("/api/v1/chat", headers=stack.headers, **sent)
         assert response.status_code == 201, response.text
         body = response.json()
         assert set(body) == {"id", "title", "created_at"}
         assert body["title"] is None
-        assert uuid.UUID(body["id"]).version == 4 and body["id"] == body["id"].lower()
+        assert uuid.UUID(body["id"]).version == 4
+        assert body["id"] == body["id"].lower()
         assert ISO_MS.match(body["created_at"])
     titled = await stack.chat.post("/api/v1/chat", json={"title": "  분리배출 질문  "}, headers=stack.headers)
     assert titled.status_code == 201
@@ -53,9 +56,11 @@ async def test_list_is_most_recent_activity_first_in_keyset_pages(make_stack: St
     assert top["message_count"] == 1
     assert top["preview"] == "첫째 방에 질문"
     assert ISO_MS.match(top["last_message_at"])
-    assert listed["chats"][1]["last_message_at"] is None and listed["chats"][1]["preview"] is None
+    assert listed["chats"][1]["last_message_at"] is None
+    assert listed["chats"][1]["preview"] is None
 
-    pages, cursor = [], None
+    pages: list[str] = []
+    cursor: str | None = None
     while True:
         params = {"limit": 1} | ({"cursor": cursor} if cursor else {})
         page = (await stack.chat.get("/api/v1/chat", params=params, headers=stack.headers)).json()
@@ -104,7 +109,9 @@ async def test_history_pages_are_newest_first_pages_in_chronological_order(make_
     assert page["has_more"] is True
     message = page["messages"][0]
     assert set(message) == {"id", "role", "content", "image_url", "intent", "created_at"}
-    assert message["role"] == "user" and message["image_url"] is None and message["intent"] is None
+    assert message["role"] == "user"
+    assert message["image_url"] is None
+    assert message["intent"] is None
     older = await stack.history(chat_id, limit=2, cursor=page["next_cursor"])
     assert [m["content"] for m in older["messages"]] == ["질문 1", "질문 2"]
     oldest = await stack.history(chat_id, limit=2, cursor=older["next_cursor"])
@@ -112,7 +119,8 @@ async def test_history_pages_are_newest_first_pages_in_chronological_order(make_
     assert (oldest["has_more"], oldest["next_cursor"]) == (False, None)
     everything = await stack.history(chat_id)
     stamps = [m["created_at"] for m in everything["messages"]]
-    assert stamps == sorted(stamps) and len(set(stamps)) == 5  # strictly increasing, even sent at once
+    assert stamps == sorted(stamps)
+    assert len(set(stamps)) == 5
     bad = await stack.chat.get(f"/api/v1/chat/{chat_id}?cursor=garbage", headers=stack.headers)
     assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_CURSOR")
 
@@ -121,7 +129,8 @@ async def test_rename_delete_and_not_found(make_stack: StackFactory) -> None:
     stack = await make_stack(worker=False)
     chat_id = await stack.create_chat()
     renamed = await stack.chat.patch(f"/api/v1/chat/{chat_id}", json={"title": " 새 이름 "}, headers=stack.headers)
-    assert renamed.status_code == 204 and renamed.content == b""
+    assert renamed.status_code == 204
+    assert renamed.content == b""
     assert (await stack.history(chat_id))["title"] == "새 이름"
     for bad in ({}, {"title": ""}, {"title": "  "}, {"title": None}, {"title": "x" * 101}):
         response = await stack.chat.patch(f"/api/v1/chat/{chat_id}", json=bad, headers=stack.headers)
@@ -130,8 +139,8 @@ async def test_rename_delete_and_not_found(make_stack: StackFactory) -> None:
     stranger = auth_headers(stack.common)
     for target in (chat_id, str(uuid.uuid4()), "not-a-uuid"):
         headers = stranger if target == chat_id else stack.headers
-        for method, kwargs in (("GET", {}), ("PATCH", {"json": {"title": "x"}}), ("DELETE", {})):
-            response = await stack.chat.request(method, f"/api/v1/chat/{target}", headers=headers, **kwargs)
+        for method, body in (("GET", None), ("PATCH", {"title": "x"}), ("DELETE", None)):
+            response = await stack.chat.request(method, f"/api/v1/chat/{target}", headers=headers, json=body)
             assert (response.status_code, response.json()["code"]) == (404, "CHAT_NOT_FOUND"), (method, target)
         sent = await stack.chat.post(f"/api/v1/chat/{target}/messages", json={"message": "안녕"}, headers=headers)
         assert (sent.status_code, sent.json()["code"]) == (404, "CHAT_NOT_FOUND")

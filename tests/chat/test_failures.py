@@ -16,6 +16,7 @@ from services.chat.config import ChatSettings
 from services.chat.models import Chat, Job, Message
 from services.chat.runner import MissingAssistant, load_assistant
 from services.common.clock import utcnow
+from services.common.config import CommonSettings
 from services.common.domain_events import UserDeleted
 from services.common.runtime import ServiceRuntime
 from tests.chat.conftest import Stack, StackFactory
@@ -36,13 +37,14 @@ async def stored_messages(stack: Stack, chat_id: str) -> list[Message]:
         return list(rows.scalars())
 
 
-async def assert_failed(stack: Stack, chat_id: str, events: list[dict], code: str) -> dict:  # type: ignore[type-arg]
+async def assert_failed(stack: Stack, chat_id: str, events: list[dict], code: str) -> dict:
     done = events[-1]
     assert done["event"] == "done"
     data = done["data"]
     assert (data["status"], data["progress"]) == ("failed", 100)
     assert data["result"]["error"]["code"] == code
-    assert korean(data["message"]) and data["result"]["error"]["message"] == data["message"]
+    assert korean(data["message"])
+    assert data["result"]["error"]["message"] == data["message"]
     assert [m.role for m in await stored_messages(stack, chat_id)] == ["user"]  # no assistant message
     return dict(data)
 
@@ -55,19 +57,20 @@ async def test_assistant_unavailable_ends_failed(make_stack: StackFactory) -> No
 
 
 async def test_a_missing_assistant_module_fails_jobs_instead_of_the_worker(
-    make_stack: StackFactory, chat_common: object
+    make_stack: StackFactory, chat_common: CommonSettings
 ) -> None:
     settings = ChatSettings(environment="test", assistant="services.chat.no_such_agent:build_assistant")
-    missing = load_assistant(settings, chat_common)  # type: ignore[arg-type]
-    assert isinstance(missing, MissingAssistant) and "no_such_agent" in missing.reason
+    missing = load_assistant(settings, chat_common)
+    assert isinstance(missing, MissingAssistant)
+    assert "no_such_agent" in missing.reason
     stack = await make_stack(worker=False)
-    await stack.start_worker(missing)  # type: ignore[arg-type]
+    await stack.start_worker(missing)
     chat_id = await stack.create_chat()
     _, events = await stack.stream(await stack.ask(chat_id))
     await assert_failed(stack, chat_id, events, "LLM_UNAVAILABLE")
     loaded = load_assistant(
         ChatSettings(environment="test", assistant="tests.chat.doubles:build_scripted"), chat_common
-    )  # type: ignore[arg-type]
+    )
     assert isinstance(loaded, ScriptedAssistant)  # the same dotted-path loading finds a real one
 
 
@@ -123,7 +126,8 @@ async def test_killed_worker_job_is_resumed_without_repeating_tokens(make_stack:
     assert any(str(c.job_id) == job_id for c in second.contexts)
     async with stack.service.jobs.db.session() as session:
         job = await session.get(Job, uuid.UUID(job_id))
-    assert job is not None and job.attempts == 2
+    assert job is not None
+    assert job.attempts == 2
 
 
 async def test_resumed_answer_that_contradicts_the_streamed_text_ends_failed(make_stack: StackFactory) -> None:

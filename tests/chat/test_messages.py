@@ -38,7 +38,8 @@ async def test_send_stream_and_done_with_persistence(make_stack: StackFactory) -
     assert stream.headers["x-accel-buffering"] == "no"
     assert stream.text.startswith("retry: 3000\n\n")
     names = [f["event"] for f in events]
-    assert names[0] == "queued" and names[-1] == "done"
+    assert names[0] == "queued"
+    assert names[-1] == "done"
     assert all("event" in f and "id" in f for f in events)
     # Opened right after the 202: a fresh connection to a running job starts with a snapshot.
     assert client_view(events) == answer_for("페트병 어떻게 버려요?")
@@ -47,7 +48,9 @@ async def test_send_stream_and_done_with_persistence(make_stack: StackFactory) -
     assert seqs == list(range(1, len(events) + 1))
     assert all(f["data"]["seq"] == int(f["id"]) and f["data"]["job_id"] == job_id for f in events)
     progress = [f["data"]["progress"] for f in events]
-    assert progress == sorted(progress) and progress[0] == 0 and progress[-1] == 100
+    assert progress == sorted(progress)
+    assert progress[0] == 0
+    assert progress[-1] == 100
     stages = [(f["event"], f["data"]["status"], f["data"]["progress"]) for f in events if f["event"] != "token"]
     assert stages == [
         ("queued", "completed", 0),
@@ -58,14 +61,16 @@ async def test_send_stream_and_done_with_persistence(make_stack: StackFactory) -
         ("done", "completed", 100),
     ]
     tokens = frames_of(events, "token")
-    assert tokens and all(t["data"]["status"] == "streaming" and t["data"]["stage"] == "token" for t in tokens)
+    assert tokens
+    assert all(t["data"]["status"] == "streaming" and t["data"]["stage"] == "token" for t in tokens)
     text = "".join(t["data"]["content"] for t in tokens)
     assert text == answer_for("페트병 어떻게 버려요?")  # the message was trimmed
 
     done = events[-1]["data"]
     assert done["message"] == "답변을 준비했어요."
     result = done["result"]
-    assert result["intent"] == "waste" and result["answer"] == text
+    assert result["intent"] == "waste"
+    assert result["answer"] == text
     persistence = result["persistence"]
     history = await stack.history(chat_id)
     question, answer = history["messages"]
@@ -81,7 +86,8 @@ async def test_send_stream_and_done_with_persistence(make_stack: StackFactory) -
     assert (answer["role"], answer["content"], answer["intent"]) == ("assistant", text, "waste")
     assert parse(answer["created_at"]) > parse(question["created_at"])
     summary = (await stack.chat.get("/api/v1/chat?limit=1", headers=stack.headers)).json()["chats"][0]
-    assert summary["message_count"] == 2 and summary["preview"] == text[:100]
+    assert summary["message_count"] == 2
+    assert summary["preview"] == text[:100]
     assert stack.assistant.context(job_id).model == "gpt-5.2"
 
 
@@ -156,7 +162,9 @@ async def test_earlier_turns_are_the_assistants_context(make_stack: StackFactory
         ("user", "페트병은요?", None),
         ("assistant", answer_for("페트병은요?"), "waste"),
     ]
-    assert ctx.chat_id == uuid.UUID(chat_id) and ctx.user_id == stack.user_id and ctx.job_id == uuid.UUID(second)
+    assert ctx.chat_id == uuid.UUID(chat_id)
+    assert ctx.user_id == stack.user_id
+    assert ctx.job_id == uuid.UUID(second)
 
 
 async def test_jobs_of_one_chat_run_one_at_a_time_in_order(make_stack: StackFactory) -> None:
@@ -179,7 +187,8 @@ async def test_jobs_of_one_chat_run_one_at_a_time_in_order(make_stack: StackFact
         frames = await stack.service.jobs.events.read(job_id)
         intent = next(f for f in frames if f.event == "intent")
         starts.append(parse(json.loads(intent.data)["ts"]))
-    assert starts[1] >= done_at[jobs[0]] and starts[2] >= done_at[jobs[1]]
+    assert starts[1] >= done_at[jobs[0]]
+    assert starts[2] >= done_at[jobs[1]]
     async with stack.service.jobs.db.session() as session:
         statuses = (await session.execute(select(Job.status).where(Job.chat_id == uuid.UUID(chat_id)))).scalars().all()
     assert set(statuses) == {"completed"}
