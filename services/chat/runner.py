@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -58,6 +59,17 @@ def load_assistant(settings: ChatSettings, common: CommonSettings) -> Assistant:
         return MissingAssistant(settings.assistant, repr(exc))
     log.info("chat_assistant_loaded", assistant=settings.assistant)
     return assistant
+
+
+def assistant_problem(settings: ChatSettings) -> str | None:
+    """Why the configured assistant cannot be imported (``eco2 dev`` says so at start-up), or None."""
+    module, _, attribute = settings.assistant.partition(":")
+    try:
+        if not callable(getattr(importlib.import_module(module), attribute, None)):
+            return f"{module} has no {attribute}()"
+    except ImportError as exc:
+        return f"cannot import {module}: {exc}"
+    return None
 
 
 class LeaseLost(Exception):
