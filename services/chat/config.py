@@ -70,10 +70,20 @@ class ChatSettings(ServiceSettings):
 
     @property
     def accepted_models(self) -> frozenset[str]:
-        return frozenset((*ALWAYS_ACCEPTED_MODELS, *self.extra_models))
+        """The two client aliases, ``CHAT_EXTRA_MODELS``, and the aliases the assistant's map names."""
+        return frozenset((*ALWAYS_ACCEPTED_MODELS, *self.extra_models, *assistant_aliases()))
 
     def rate_limit(self) -> RateLimit:
         return RateLimit(self.rate_per_window, self.rate_window_seconds, self.rate_per_day, self.rate_timezone)
 
     def image_base(self, common: CommonSettings) -> str:
         return (self.image_service_url or common.public_api_base_url).rstrip("/")
+
+
+def assistant_aliases() -> tuple[str, ...]:
+    """The aliases of the assistant's ``CHAT_LLM_MODELS`` map (none while the assistant is absent)."""
+    try:
+        from services.chat.agent.config import AgentSettings
+    except ImportError:
+        return ()
+    return tuple(AgentSettings().llm_models)

@@ -56,6 +56,9 @@ class ChatService:
     limiter: RateLimiter
     images: ImageResolver
 
+    def __post_init__(self) -> None:
+        self.models = self.settings.accepted_models  # read once: it parses the assistant's settings
+
     # -------------------------------------------------------------------------- conversations
 
     async def list(self, session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None) -> ChatList:
@@ -97,7 +100,7 @@ class ChatService:
         chat = await owned_chat(session, user_id, chat_id)
         if not body.message:
             raise BadRequest("message is required", "MESSAGE_REQUIRED")
-        if body.model is not None and body.model not in self.settings.accepted_models:
+        if body.model is not None and body.model not in self.models:
             raise BadRequest(f"unknown model {body.model!r}", "UNSUPPORTED_MODEL")
         if body.image_url:
             await self.images.resolve(body.image_url, user_id)  # 400 with the image codes; before the quota

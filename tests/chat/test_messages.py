@@ -201,3 +201,11 @@ async def test_unknown_stage_names_are_refused(make_stack: StackFactory) -> None
     assert "not_a_stage" not in [f["event"] for f in events]
     done = events[-1]["data"]
     assert (done["status"], done["result"]["error"]["code"]) == ("failed", "INTERNAL_ERROR")
+
+
+async def test_configured_model_ids_are_accepted_too(make_stack: StackFactory) -> None:
+    stack = await make_stack(worker=False, extra_models=["local-llama"])
+    chat_id = await stack.create_chat()
+    assert (await stack.send(chat_id, "모델", model="local-llama")).status_code == 202
+    refused = await stack.send(chat_id, "모델", model="local-mistral")
+    assert (refused.status_code, refused.json()["code"]) == (400, "UNSUPPORTED_MODEL")
