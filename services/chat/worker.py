@@ -7,6 +7,8 @@ In production this is its own Deployment (scale with replicas; each holds up to
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 
 from services.chat.app import SERVICE, chat_jobs
 from services.chat.assistant import Assistant
@@ -18,6 +20,12 @@ from services.common.logging import get_logger
 from services.common.runtime import ServiceRuntime
 
 log = get_logger("eco2.chat.worker")
+
+# The default assistant's settings (``CHAT_LLM_*``, ``CHAT_TOOL_*``…) are loaded with the worker, so
+# whatever reads a process's settings classes (the deploy chain checks) sees what this process reads.
+# Without the assistant package the runner reports it at start-up instead (docs/chat.md).
+with contextlib.suppress(ImportError):
+    importlib.import_module("services.chat.agent.config")
 
 
 async def run_chat_worker(
