@@ -13,6 +13,7 @@ is left) and the runner. Durability rules (docs/api.md, chat: sending a message;
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.chat.assistant import STAGES
 from services.chat.config import ChatSettings
 from services.chat.conversations import append_message
 from services.chat.models import OPEN, TERMINAL, Chat, Job, Message
@@ -192,6 +194,9 @@ class ChatJobs:
         job.status, job.outcome = "failed", outcome
         log.info("chat_job_finished", job_id=str(job.id), status="failed", code=code)
         job_id = str(job.id)
+        if stage is None and owner is None:
+            # The sweeper ending a job it does not run: the stage left open in its log failed.
+            stage, progress = await self._open_stage(job_id)
         if stage is not None:
             try:
                 await self.events.append(job_id, stage, event_data(job_id, stage, "failed", progress, None, message))
@@ -199,6 +204,20 @@ class ChatJobs:
                 log.warning("chat_stage_failed_event_not_written", job_id=job_id, error=repr(exc))
         await self.emit_done(job)
         await self.enqueue_next(job.chat_id)
+
+    async def _open_stage(self, job_id: str) -> tuple[str | None, int]:
+        """The last stage ``started`` and not ended in the job's log, and the job's progress so far."""
+        open_stage, progress = None, 0
+        try:
+            frames = await self.events.read(job_id)
+        except Exception:
+            return None, 0
+        for frame in frames:
+            data = json.loads(frame.data)
+            progress = max(progress, int(data.get("progress", 0)))
+            if frame.event in STAGES:
+                open_stage = frame.event if data.get("status") == "started" else None
+        return open_stage, progress
 
     async def emit_done(self, job: Job) -> None:
         assert job.outcome is not None

@@ -108,6 +108,7 @@ async def events(
 ) -> Response:
     job = await service.owned_job(session, user.user_id, job_id)  # 404 before any stream starts
     await session.close()  # a stream can last minutes; it must not hold a database connection
+    job = await service.settle_overdue(job)
     settings = service.settings
     return JobStreamResponse(
         service.jobs.events,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.chat.config import ChatSettings
 from services.chat.conversations import append_message, history_page, list_chats, owned_chat
 from services.chat.jobs import QUEUED_MESSAGE, ChatJobs
-from services.chat.models import Chat, Job
+from services.chat.models import TERMINAL, Chat, Job
 from services.chat.schemas import (
     ChatCreated,
     ChatDetail,
@@ -32,6 +32,9 @@ from services.common.jobs import Frame, event_data
 from services.common.ratelimit import RateLimiter
 from services.common.uploads import ImageResolver
 from services.registry import SERVICES
+
+# Workers end overdue jobs themselves (timeout, sweeper); past this much more, the stream does.
+OVERDUE_GRACE_SECONDS = 5.0
 
 
 def job_not_found() -> NotFound:
@@ -170,6 +173,14 @@ class ChatService:
         )
         if not accepted.rowcount:  # type: ignore[attr-defined]
             raise Conflict("the job is not waiting for input", "NOT_WAITING_FOR_INPUT")
+
+    async def settle_overdue(self, job: Job) -> Job:
+        """A job past its deadline that no worker ended (none running?): end it here, at connect time,
+        so the stream still ends with ``done`` (docs/api.md: every job ends within 240 s)."""
+        if job.status in TERMINAL or utcnow() <= job.deadline_at + timedelta(seconds=OVERDUE_GRACE_SECONDS):
+            return job
+        await self.jobs.fail(job, "CHAT_TIMEOUT")
+        return await self.jobs.load(job.id) or job
 
     async def terminal_frame(self, job_id: uuid.UUID) -> Frame | None:
         job = await self.jobs.load(job_id)

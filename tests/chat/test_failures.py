@@ -5,10 +5,8 @@ mid-answer (resumed without repeating a token, or failed), the location input, a
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 
-import pytest
 from sqlalchemy import func, select
 
 from services.chat import consumers
@@ -21,6 +19,7 @@ from services.common.domain_events import UserDeleted
 from services.common.runtime import ServiceRuntime
 from tests.chat.conftest import Stack, StackFactory
 from tests.chat.doubles import ScriptedAssistant, answer_for, client_view, frames_of
+from tests.conftest import ClockControl
 from tests.support.events import envelope
 from tests.support.tokens import auth_headers
 
@@ -85,7 +84,8 @@ async def test_deadline_ends_the_job_with_chat_timeout(make_stack: StackFactory)
     stack = await make_stack(job_deadline_seconds=0.8)
     chat_id = await stack.create_chat()
     _, events = await stack.stream(await stack.ask(chat_id, "[멈춤] 끝나지 않는 답"))
-    assert [(f["event"], f["data"]["status"]) for f in events[-2:]] == [("answer", "failed"), ("done", "failed")]
+    stages = [(f["event"], f["data"]["status"]) for f in events if f["event"] not in ("token", "token_recovery")]
+    assert stages[-2:] == [("answer", "failed"), ("done", "failed")]
     await assert_failed(stack, chat_id, events, "CHAT_TIMEOUT")
     assert ChatSettings().job_deadline_seconds == 240  # the contract's limit is the default
 
@@ -96,6 +96,15 @@ async def test_no_worker_still_ends_within_the_deadline(make_stack: StackFactory
     job_id = await stack.ask(chat_id)
     await asyncio.sleep(0.3)
     await stack.service.jobs.sweep()  # what every chat worker does every few seconds
+    _, events = await stack.stream(job_id)
+    await assert_failed(stack, chat_id, events, "CHAT_TIMEOUT")
+
+
+async def test_no_worker_at_all_the_stream_still_ends_with_done(make_stack: StackFactory, clock: ClockControl) -> None:
+    stack = await make_stack(worker=False)
+    chat_id = await stack.create_chat()
+    job_id = await stack.ask(chat_id)
+    clock.advance(240 + 6)  # past the deadline and the grace: no worker ever took it
     _, events = await stack.stream(job_id)
     await assert_failed(stack, chat_id, events, "CHAT_TIMEOUT")
 
@@ -251,7 +260,19 @@ async def test_user_deleted_erases_chats_messages_jobs_and_logs(make_stack: Stac
     assert listed["chats"] == []
 
 
-@pytest.mark.parametrize("path", ["services.chat.agent:build_assistant"])
-def test_default_assistant_path(path: str) -> None:
-    assert ChatSettings().assistant == path
-    assert json.dumps(path)
+async def test_killed_worker_past_the_deadline_ends_failed_with_its_open_stage(make_stack: StackFactory) -> None:
+    stack = await make_stack(worker=False, job_deadline_seconds=1.0, lease_seconds=5.0)
+    chat_id = await stack.create_chat()
+    kill = await stack.start_worker(ScriptedAssistant())
+    job_id = await stack.ask(chat_id, "[멈춤] 워커가 죽고 시간도 지나요")
+    for _ in range(400):
+        if any(f.event == "answer" for f in await stack.service.jobs.events.read(job_id)):
+            break
+        await asyncio.sleep(0.01)
+    await kill()
+    await asyncio.sleep(1.1)
+    await stack.service.jobs.sweep()  # what any other worker does every few seconds
+    _, events = await stack.stream(job_id)
+    stages = [(f["event"], f["data"]["status"]) for f in events if f["event"] != "token_recovery"]
+    assert stages[-2:] == [("answer", "failed"), ("done", "failed")]
+    await assert_failed(stack, chat_id, events, "CHAT_TIMEOUT")
