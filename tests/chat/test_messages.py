@@ -43,7 +43,8 @@ async def test_send_stream_and_done_with_persistence(make_stack: StackFactory) -
     assert all("event" in f and "id" in f for f in events)
     # Opened right after the 202: a fresh connection to a running job starts with a snapshot.
     assert client_view(events) == answer_for("페트병 어떻게 버려요?")
-    events = [f for f in events if f["event"] != "token_recovery"]
+    # The whole log, in order (a resume from 0 replays every event, tokens included).
+    _, events = await stack.stream(job_id, "0")
     seqs = [int(f["id"]) for f in events]
     assert seqs == list(range(1, len(events) + 1))
     assert all(f["data"]["seq"] == int(f["id"]) and f["data"]["job_id"] == job_id for f in events)
