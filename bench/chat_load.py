@@ -123,7 +123,7 @@ class ChatEnv(Env):
                     async with connection.channel() as channel:  # a failed delete closes its channel
                         try:
                             await channel.queue_delete(f"{self.vars['EVENTS_NAMESPACE']}.{name}")
-                        except Exception as exc:  # noqa: BLE001 - absent queue: nothing to remove
+                        except Exception as exc:  # an absent queue: nothing to remove
                             print(f"cleanup: {name}: {exc}")
             finally:
                 await connection.close()
@@ -285,8 +285,10 @@ async def main(env: ChatEnv, users: int, cycles: int, ramp: float, probe_interva
           f"{env.reply_tokens} tokens per answer")  # fmt: skip
     print(f"completion: {stats.completed}/{attempts} = {100 * stats.completed / attempts:.2f} %; "
           f"errors by kind: {dict(stats.errors) or 'none'}")  # fmt: skip
-    print(f"tokens streamed to clients: {stats.tokens} ({stats.tokens / wall:.0f}/s); "
-          f"streams opened after the first token (token_recovery): {stats.recoveries}")
+    print(
+        f"tokens streamed to clients: {stats.tokens} ({stats.tokens / wall:.0f}/s); "
+        f"streams opened after the first token (token_recovery): {stats.recoveries}"
+    )
     print(f"submit → done: p50 {pct(stats.total, 50):.2f} s, p99 {pct(stats.total, 99):.2f} s")
     line = ", ".join(f"p{p} {pct(stats.ttft, p) * ms:.0f}" for p in (50, 95, 99))
     print(f"time to first token (submit → first token frame): {line} ms")
