@@ -44,7 +44,6 @@ import collections
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -54,7 +53,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rawsse import StreamError, request, sse_frames
-from bench.scan_env import PG_ADMIN, RABBIT, ROOT, Env, cpu_seconds, rss_mb, tokens, wait_http
+from bench.scan_env import RABBIT, ROOT, Env, cpu_seconds, eco2, rss_mb, serve_api, tokens, wait_http
 
 QUESTION = "이코야, 분리배출 잘하는 요령 좀 길게 알려 줄래?"
 # Four characters per chunk (the fake model's chunk size): one chunk ≈ one model token.
@@ -87,18 +86,7 @@ class ChatEnv(Env):
         return self.first_token_latency + self.token_interval
 
     def prepare(self) -> None:
-        import asyncpg
-
-        async def create() -> None:
-            conn = await asyncpg.connect(PG_ADMIN)
-            try:
-                await conn.execute(f'CREATE DATABASE "{self.db_name}"')
-            finally:
-                await conn.close()
-
-        asyncio.run(create())
-        eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
-        subprocess.run([eco2, "migrate", "chat"], cwd=ROOT, env=self.env(), check=True, capture_output=True)
+        self.create_database("chat")
         self.spawn("llm", "-m", "bench.chat_load", "model", "--port", str(self.llm_port),
                    "--token-interval", str(self.token_interval), "--first-token-latency",
                    str(self.first_token_latency), "--reply-tokens", str(self.reply_tokens))  # fmt: skip
@@ -106,7 +94,7 @@ class ChatEnv(Env):
             self.spawn(f"api{index}", "-m", "bench.chat_load", "api", "--port", str(self.api_port))
         log = (self.data_dir / "worker.log").open("wb")
         self.procs["worker"] = subprocess.Popen(
-            [eco2, "worker", "chat"], cwd=ROOT, env=self.env(), stdout=log, stderr=log
+            [eco2(), "worker", "chat"], cwd=ROOT, env=self.env(), stdout=log, stderr=log
         )
         wait_http(f"{self.base}/health")
         time.sleep(2)
@@ -325,19 +313,11 @@ def _serve_model(port: int, token_interval: float, first_token_latency: float, r
 
 
 def _serve_api(port: int) -> None:
-    import socket
-
-    from services.common import serving
     from services.common.config import CommonSettings
     from services.gateway import create_gateway
     from services.registry import SERVICES
 
-    app = create_gateway([SERVICES["chat"]], CommonSettings(), run_workers=False)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("127.0.0.1", port))
-    serving.run(app, sockets=[sock], log_level="warning", backlog=4096, timeout_keep_alive=60, lifespan="on")
+    serve_api(create_gateway([SERVICES["chat"]], CommonSettings(), run_workers=False), port)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.chat.agent.answerer import Eco2Assistant
 from services.chat.agent.build import build_assistant
 from services.chat.agent.config import AgentSettings
 from services.common.blobs import BlobSettings
-from tests.chat.conftest import IMAGE_HOST, StackFactory
+from tests.chat.conftest import IMAGE_HOST, Stack, StackFactory
 from tests.chat.doubles import client_view
 from tests.support.fake_chat_model import FakeChatModel, Reply, default_policy
 from tests.support.fake_openai import FakeOpenAI
@@ -64,6 +65,19 @@ def blob_env(monkeypatch: pytest.MonkeyPatch, image_settings: Any) -> None:
             monkeypatch.setenv(f"IMAGE_{name.upper()}", str(value))
 
 
+async def ask_with_photo(stack: Stack, assistant: Eco2Assistant, message: str) -> list[dict[str, Any]]:
+    """Upload a photo as the client does, send it with ``message`` in a new chat, follow the stream."""
+    try:
+        await stack.start_worker(assistant)
+        chat_id = await stack.create_chat()
+        image_url = await stack.uploaded()
+        job_id = await stack.ask(chat_id, message, image_url=image_url)
+        _, events = await stack.stream(job_id)
+    finally:
+        await assistant.aclose()
+    return events
+
+
 async def test_a_photo_is_classified_and_the_answer_names_the_item(
     make_stack: StackFactory, provider: tuple[str, FakeOpenAI, FakeChatModel], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,15 +87,7 @@ async def test_a_photo_is_classified_and_the_answer_names_the_item(
     settings = AgentSettings(environment="test", llm_base_url=url, llm_api_key="test-key", llm_model="fake-vlm",
                              llm_max_retries=0, tool_image_url=IMAGE_HOST)  # fmt: skip
     http = httpx.AsyncClient(mounts={IMAGE_HOST: httpx.ASGITransport(app=stack.image_app)})
-    assistant = build_assistant(stack.common, settings, http=http)
-    try:
-        await stack.start_worker(assistant)
-        chat_id = await stack.create_chat()
-        image_url = await stack.uploaded()
-        job_id = await stack.ask(chat_id, "이거 어떻게 버려요?", image_url=image_url)
-        _, events = await stack.stream(job_id)
-    finally:
-        await assistant.aclose()
+    events = await ask_with_photo(stack, build_assistant(stack.common, settings, http=http), "이거 어떻게 버려요?")
     done = events[-1]["data"]
     assert done["status"] == "completed", done
     stages = {(f["event"], f["data"]["status"]): f["data"] for f in events if f["event"] not in ("token", "done")}
@@ -103,15 +109,8 @@ async def test_a_photo_is_classified_and_the_answer_names_the_item(
 
 async def test_without_a_vision_model_the_answer_says_so_and_answers_the_text(make_stack: StackFactory) -> None:
     stack = await make_stack(worker=False)
-    assistant = build_assistant(stack.common, AgentSettings(environment="test"))  # no model: offline
-    try:
-        await stack.start_worker(assistant)
-        chat_id = await stack.create_chat()
-        image_url = await stack.uploaded()
-        job_id = await stack.ask(chat_id, "유리병 어떻게 버려요?", image_url=image_url)
-        _, events = await stack.stream(job_id)
-    finally:
-        await assistant.aclose()
+    offline = build_assistant(stack.common, AgentSettings(environment="test"))  # no model configured
+    events = await ask_with_photo(stack, offline, "유리병 어떻게 버려요?")
     done = events[-1]["data"]
     assert done["status"] == "completed", done
     assert any(f["event"] == "vision" and f["data"]["status"] == "failed" for f in events)
