@@ -19,6 +19,7 @@ from services.common.config import CommonSettings
 from services.common.cors import CORSMiddleware
 from services.common.errors import install_error_handlers
 from services.common.identity import ServiceEntry
+from services.common.metrics import metrics_endpoint
 from services.common.middleware import SecurityHeadersMiddleware
 from services.common.pages import favicon_response, html_page
 from services.registry import SERVICES
@@ -73,6 +74,9 @@ def create_gateway(
         return JSONResponse(
             {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
         )
+
+    # The one process's metrics: every service, the relay, the consumers and the workers it runs.
+    gateway.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @gateway.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> HTMLResponse:

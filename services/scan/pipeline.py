@@ -38,7 +38,7 @@ from services.common.db import Database
 from services.common.domain_events import FinishedScan, ScanCompleted, reward_points
 from services.common.errors import dependency_unavailable
 from services.common.internal import internal_headers
-from services.common.jobs import Frame, JobEventLog, event_data
+from services.common.jobs import Frame, JobEventLog, event_data, stage_span
 from services.common.knowledge import RECYCLABLE, KnowledgeBase, character_for_middle
 from services.common.logging import get_logger
 from services.registry import SERVICES
@@ -178,7 +178,8 @@ class ScanPipeline:
                 progress = stage_progress
                 continue
             await self.events.append(job_id, stage, event_data(job_id, stage, "started", progress))
-            output = await getattr(self, f"_{stage}")(job, checkpoint)
+            with stage_span("scan", stage, job_id):
+                output = await getattr(self, f"_{stage}")(job, checkpoint)
             checkpoint[stage] = output
             await self._save_checkpoint(job, checkpoint, stage, stage_progress)
             progress = stage_progress
