@@ -20,8 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.common.errors import dependency_unavailable
 from services.common.logging import get_logger
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from services.common.tracing import STATE as TRACING
-from services.common.tracing import SpanKind, extract, mark_error, span
 
 _UNTRACKED = {"/health", "/ready", "/metrics"}
 _UNAVAILABLE = b'{"detail":"a required service is unavailable, retry shortly","code":"SERVICE_UNAVAILABLE"}'
@@ -88,30 +86,6 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if TRACING.enabled:  # off: not one extra call on the request path
-            await self._traced(scope, receive, send)
-            return
-        await self._handle(scope, receive, send)
-
-    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The request in a server span continuing the caller's ``traceparent`` (named by route template
-        once routing has matched it)."""
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-        attributes = {"http.request.method": scope["method"], "url.path": scope["path"], "eco2.service": self.service}
-        with span(f"{scope['method']} {self.service}", kind=SpanKind.SERVER, parent=extract(headers),
-                  attributes=attributes) as current:  # fmt: skip
-            status = await self._handle(scope, receive, send)
-            if current is not None:
-                route = scope.get("route")
-                template = self.templates.get(id(route)) or getattr(route, "path", None)
-                if template:
-                    current.update_name(f"{scope['method']} {template}")
-                    current.set_attribute("http.route", template)
-                current.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    mark_error(current, f"HTTP {status}")
-
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int:
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id, service=self.service)
         started = time.perf_counter()
@@ -140,7 +114,7 @@ class RequestContextMiddleware:
                     raise
                 status = 503
                 await _send_json(send_wrapper, 503, _UNAVAILABLE, [(b"retry-after", b"1")])
-                return status
+                return
             log.exception("unhandled_error", path=scope["path"])
             if response_started:
                 raise
@@ -156,7 +130,6 @@ class RequestContextMiddleware:
                 if status >= 500:
                     log.warning("request", method=scope["method"], path=path, status=status, ms=elapsed * 1000)
             structlog.contextvars.unbind_contextvars("request_id", "service")
-        return status
 
 
 async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:

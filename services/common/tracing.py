@@ -7,6 +7,7 @@ endpoint, ``configure_tracing`` installs the SDK with a batching OTLP/HTTP expor
 ``OTEL_*`` variables: headers, sampler, resource attributes). Tests install an in-memory exporter
 with ``enable_tracing``.
 
+HTTP server spans are FastAPI's own (``fastapi_telemetry``): it continues an incoming ``traceparent``.
 Context crosses process boundaries as W3C ``traceparent`` headers: on internal HTTP calls
 (``internal_headers``), on job-queue and event messages (AMQP headers), and through the outbox: the
 row keeps the context of the transaction that wrote it (``OUTBOX_TRACE_KEY`` inside its JSON
@@ -49,6 +50,20 @@ STATE = _State()
 
 def tracing_enabled() -> bool:
     return STATE.enabled
+
+
+_UNTRACED_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+def fastapi_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry instrumentation (server span per request named by route template,
+    dependency/endpoint/serialization spans), following this module's switch: a request is traced only
+    while tracing is on, probes and scrapes never. Metrics stay Prometheus', logs stay structlog's."""
+
+    def untraced(scope: MutableMapping[str, Any]) -> bool:
+        return not STATE.enabled or scope.get("path") in _UNTRACED_PATHS
+
+    return {"metrics": False, "logs": False, "exclude": untraced}
 
 
 def configure_tracing(service: str) -> bool:
