@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "workloads/monitoring/base/prometheusrule.yaml"
-RUNBOOK = "https://github.com/eco2-team/backend/blob/main/docs/observability.md"
+RUNBOOK = "https://github.com/eco2-team/eco2-backend/blob/main/docs/observability.md"  # clusters/repository
 DOMAINS = "auth|my|image|scan|character|location|info|events|chat"
 SLO_SELECTOR = 'route=~"/api/.*",route!~".*/events"'
 AVAILABILITY_BUDGET = 0.001  # 99.9 %
@@ -105,7 +105,7 @@ def groups() -> list[dict[str, Any]]:
             alert("Eco2OutboxLag", "max by (producer) (eco2_outbox_lag_seconds) > 60",
                   "{{ $labels.producer }}: the oldest unpublished event is {{ $value }} s old", severity="critical",
                   for_="5m"),
-            alert("Eco2RelayDown", f'absent(up{{namespace="events"}} == 1)',
+            alert("Eco2RelayDown", 'absent(up{namespace="events"} == 1)',
                   "no outbox relay is scraped up: events are not being published", severity="critical", for_="5m"),
             alert("Eco2QueueBacklog", 'sum by (queue) (rabbitmq_queue_messages_ready{queue=~"eco2\\\\.[^.]+"}) > 1000',
                   "{{ $labels.queue }}: {{ $value }} events waiting", severity="warning", for_="15m"),
