@@ -24,7 +24,9 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="no promtool: bash scripts/ci/ensure_promtool.sh installs it (CI does)"
 )
 HTTP = 'eco2_http_requests_total{{service="{service}",method="POST",route="/api/v1/{service}",status="{status}"}}'
-BUCKET = 'eco2_http_request_duration_seconds_bucket{{service="{service}",method="POST",route="/api/v1/{service}",le="{le}"}}'
+BUCKET = (
+    'eco2_http_request_duration_seconds_bucket{{service="{service}",method="POST",route="/api/v1/{service}",le="{le}"}}'
+)
 COUNT = 'eco2_http_request_duration_seconds_count{{service="{service}",method="POST",route="/api/v1/{service}"}}'
 
 
@@ -146,9 +148,7 @@ def test_the_rule_file_is_generated_from_scripts_monitoring() -> None:
 
 def test_every_alert_has_a_runbook_section() -> None:
     doc = (ROOT / "docs/observability.md").read_text()
-    anchors = {
-        "-".join(line.lstrip("#").strip().lower().split()) for line in doc.splitlines() if line.startswith("#")
-    }
+    anchors = {"-".join(line.lstrip("#").strip().lower().split()) for line in doc.splitlines() if line.startswith("#")}
     for group in rules.groups():
         for rule in group["rules"]:
             if "alert" in rule:
@@ -161,11 +161,11 @@ def test_rules_pass_promtool_check_and_unit_tests(tmp_path: Path) -> None:
     assert PROMTOOL is not None
     spec = yaml.safe_load(rules.render())["spec"]
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
-    checked = subprocess.run([PROMTOOL, "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True)  # noqa: S603
+    checked = subprocess.run([PROMTOOL, "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tests = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": cases()}
     (tmp_path / "rules_test.yaml").write_text(yaml.safe_dump(tests, sort_keys=False, allow_unicode=True))
-    run = subprocess.run([PROMTOOL, "test", "rules", "rules_test.yaml"], cwd=tmp_path, capture_output=True, text=True)  # noqa: S603
+    run = subprocess.run([PROMTOOL, "test", "rules", "rules_test.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -178,5 +178,5 @@ def test_a_broken_expectation_fails(tmp_path: Path) -> None:
     wrong = _case({'eco2_jobs_overdue{service="scan"}': "0x20"},
                   [("10m", "Eco2JobsStuckPastDeadline", [_expect("Eco2JobsStuckPastDeadline", "x", service="scan")])])  # fmt: skip
     (tmp_path / "t.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "tests": [wrong]}))
-    run = subprocess.run([PROMTOOL, "test", "rules", "t.yaml"], cwd=tmp_path, capture_output=True, text=True)  # noqa: S603
+    run = subprocess.run([PROMTOOL, "test", "rules", "t.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode != 0
