@@ -12,7 +12,7 @@ from services.common.app import ServiceApp
 from services.common.runtime import ServiceRuntime
 from services.location.config import LocationSettings
 from services.location.provider import KakaoLocal, PlaceSearch
-from services.location.router import router
+from services.location.router import internal, router
 from services.location.sample import seed_if_empty
 from services.location.service import LocationService
 from services.registry import SERVICES
@@ -43,6 +43,7 @@ create_app = ServiceApp(
     SERVICE,
     LocationSettings,
     routers=[router],
+    internal=[internal],
     lifespan=lifespan,
     description="Drop-off sites: nearby search, keyword search and suggestions.",
 )

@@ -13,6 +13,7 @@ from services.location.schemas import LocationDetail, LocationEntry, Suggestion
 from services.location.service import LocationService
 
 router = APIRouter(tags=["locations"])
+internal = APIRouter()  # mounted behind the internal token (services.common.app)
 
 
 def get_service(request: Request) -> LocationService:
@@ -70,3 +71,29 @@ async def suggest(_: CurrentUser, session: SessionDep, service: ServiceDep, q: S
 @router.get("/centers/{center_id}", response_model=LocationDetail, responses=responses((404, "LOCATION_NOT_FOUND")))
 async def detail(_: CurrentUser, session: SessionDep, service: ServiceDep, center_id: int) -> LocationDetail:
     return await service.detail(session, center_id)
+
+
+@internal.get("/centers", response_model=list[LocationEntry])
+async def internal_centers(
+    session: SessionDep,
+    service: ServiceDep,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    radius: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 5,
+    store_category: Text | None = None,
+    pickup_category: Text | None = None,
+) -> list[LocationEntry]:
+    """The nearby query for other services (chat's assistant: "the nearest centres"), which act for a
+    user whose token they do not hold. Same service function as ``/centers``; only the nearest
+    ``limit`` entries are returned."""
+    entries = await service.centers(
+        session,
+        lat=lat,
+        lon=lon,
+        zoom=None,
+        radius=radius,
+        store_category=store_category,
+        pickup_category=pickup_category,
+    )
+    return entries[:limit]
