@@ -1,16 +1,16 @@
-"""Job metrics read off the job's own events, so every job service (scan, chat) gets them unasked.
+"""Job metrics, shared by every job service (scan, chat).
 
-Every job writes its progress to its event log (``started``/``completed``/``failed`` per stage, the
-first ``queued`` event, the terminal ``done`` holding the result). ``JobObserver`` watches those
-appends: a stage's latency is the time between its ``started`` and its ``completed``/``failed``,
-counted where both were written (the worker running the stage); ``done`` counts the job by status
-and result code and observes its end-to-end time from the result's own timestamps.
+``JobObserver`` reads them off the job's own events, so a job service gets them unasked: the first
+``queued`` event counts a submission, the terminal ``done`` (holding the result) counts the job by
+status and result code and observes its end-to-end time from the result's own timestamps.
+``stage_span`` wraps one stage's work: its latency and its trace span.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -22,36 +22,23 @@ from services.common.metrics import (
     JOBS_OVERDUE,
     JOBS_SUBMITTED,
 )
-from services.common.tracing import Span, span
+from services.common.tracing import span
 
 FIRST_EVENT = "queued"
 TERMINAL_EVENT = "done"
-_STAGE_END = frozenset({"completed", "failed"})
-# Stages started on this process and not yet ended (a crashed delivery leaves its start behind).
-_MAX_OPEN = 10_000
 
 
 class JobObserver:
-    __slots__ = ("_open", "service")
+    __slots__ = ("service",)
 
     def __init__(self, service: str) -> None:
         self.service = service
-        self._open: dict[tuple[str, str], float] = {}
 
     def appended(self, job_id: str, event: str, data: dict[str, Any]) -> None:
-        status = data.get("status")
-        if status == "started":
-            if len(self._open) >= _MAX_OPEN:
-                self._open.clear()
-            self._open[(job_id, event)] = time.monotonic()
-        elif status in _STAGE_END and event != TERMINAL_EVENT:
-            began = self._open.pop((job_id, event), None)
-            if began is not None:
-                JOB_STAGE_DURATION(self.service, event, str(status)).observe(time.monotonic() - began)
         if event == FIRST_EVENT:
             JOBS_SUBMITTED(self.service).inc()
         elif event == TERMINAL_EVENT:
-            self._finished(str(status), data.get("result"))
+            self._finished(str(data.get("status")), data.get("result"))
 
     def _finished(self, status: str, result: Any) -> None:
         code = "ok"
@@ -68,9 +55,19 @@ class JobObserver:
         JOBS_FINISHED(self.service, status, code).inc()
 
 
-def stage_span(service: str, stage: str, job_id: str) -> AbstractContextManager[Span | None]:
-    """The span of one stage of a job (a child of the delivery's span; model calls nest in it)."""
-    return span(f"{service} {stage}", attributes={"eco2.job_id": job_id, "eco2.stage": stage})
+@contextmanager
+def stage_span(service: str, stage: str, job_id: str) -> Iterator[None]:
+    """One stage of a job: its latency (``eco2_job_stage_duration_seconds``, outcome completed or
+    failed) and its span (a child of the delivery's span; model calls nest in it). A job service
+    wraps each stage's work in it — the events are batched, so their times are not the stage's."""
+    started = time.perf_counter()
+    outcome = "failed"
+    with span(f"{service} {stage}", attributes={"eco2.job_id": job_id, "eco2.stage": stage}):
+        try:
+            yield
+            outcome = "completed"
+        finally:
+            JOB_STAGE_DURATION(service, stage, outcome).observe(time.perf_counter() - started)
 
 
 def record_backlog(service: str, *, overdue: int, oldest_unfinished: datetime | None, now: datetime) -> None:
