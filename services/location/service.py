@@ -185,7 +185,8 @@ class LocationService:
         filters = self.filters(store_category, pickup_category)
         radius_m, limit = zoom_plan(zoom, radius)
         now = seoul(self.clock())
-        hits = await nearby_hits(session, lat, lon, radius_m, limit, filters)
+        with timed(LOCATION_QUERY("nearby")):
+            hits = await nearby_hits(session, lat, lon, radius_m, limit, filters)
         return await render(session, self.entries, hits, now)
 
     @staticmethod
