@@ -18,7 +18,9 @@ from services.common.db import database_url_for
 from services.common.identity import load
 from services.common.knowledge.cli import app as eval_app
 from services.common.logging import configure_logging
+from services.common.metrics import serve_metrics
 from services.common.migrations import upgrade
+from services.common.tracing import configure_tracing
 from services.registry import SERVICES
 
 app = typer.Typer(help="Eco² backend: run, serve and operate the services.", no_args_is_help=True)
@@ -44,6 +46,14 @@ def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await work(stop)
 
     asyncio.run(main())
+
+
+def _observe_worker(common: CommonSettings, name: str) -> None:
+    """A worker's logs, traces (with an OTLP endpoint) and ``/metrics`` on ``METRICS_PORT`` (if set)."""
+    configure_logging(common.log_level, common.log_json)
+    configure_tracing(name)
+    if common.metrics_port:
+        serve_metrics(common.metrics_port)
 
 
 def _migrate(names: list[str], common: CommonSettings) -> None:
@@ -115,6 +125,7 @@ def dev(
     os.environ.setdefault("LOG_JSON", "false")
     common = CommonSettings()
     _migrate(list(SERVICES), common)
+    configure_tracing("dev")  # only with OTEL_EXPORTER_OTLP_ENDPOINT set: no collector needed
 
     from services.gateway import create_gateway
 
@@ -157,6 +168,7 @@ def serve(
 ) -> None:
     """Run one service as production does (one process per container; scale with replicas)."""
     _check_names([service])
+    configure_tracing(service)
     application = SERVICES[service].create_app()
     serving.run(
         application,
@@ -186,7 +198,7 @@ def worker_relay() -> None:
     from services.workers import run_relay
 
     common = CommonSettings()
-    configure_logging(common.log_level, common.log_json)
+    _observe_worker(common, "relay")
     _run_until_signal(lambda stop: run_relay(common, stop))
 
 
@@ -199,14 +211,14 @@ def worker_consumers(
 
     names = _check_names(services or [])
     common = CommonSettings()
-    configure_logging(common.log_level, common.log_json)
+    _observe_worker(common, "consumers")
     _run_until_signal(lambda stop: run_consumers(common, names, stop))
 
 
-def _service_worker(target: str) -> Callable[[], None]:
+def _service_worker(command: str, target: str) -> Callable[[], None]:
     def run() -> None:
         common = CommonSettings()
-        configure_logging(common.log_level, common.log_json)
+        _observe_worker(common, f"{command}-worker")
         _run_until_signal(lambda stop: load(target)(common, stop))
 
     return run
@@ -215,7 +227,7 @@ def _service_worker(target: str) -> Callable[[], None]:
 for _entry in SERVICES.values():
     for _command, _target in _entry.workers.items():  # e.g. ``eco2 worker scan`` (the scan pipeline)
         worker_app.command(_command, help=f"Run the {_entry.name} service's worker {_target}.")(
-            _service_worker(_target)
+            _service_worker(_command, _target)
         )
 
 

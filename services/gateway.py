@@ -19,8 +19,10 @@ from services.common.config import CommonSettings
 from services.common.cors import CORSMiddleware
 from services.common.errors import install_error_handlers
 from services.common.identity import ServiceEntry
+from services.common.metrics import metrics_endpoint
 from services.common.middleware import SecurityHeadersMiddleware
 from services.common.pages import favicon_response, html_page
+from services.common.tracing import fastapi_telemetry
 from services.registry import SERVICES
 from services.scan.config import ScanSettings
 from services.workers import background_workers
@@ -56,7 +58,14 @@ def create_gateway(
                 await stack.enter_async_context(background_workers(common))
             yield
 
-    gateway = FastAPI(title="Eco² dev gateway", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None)
+    gateway = FastAPI(
+        title="Eco² dev gateway",
+        version=VERSION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=fastapi_telemetry(),  # type: ignore[arg-type]
+    )
     install_error_handlers(gateway)
 
     @gateway.api_route("/health", methods=["GET", "HEAD"], include_in_schema=False)
@@ -73,6 +82,9 @@ def create_gateway(
         return JSONResponse(
             {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
         )
+
+    # The one process's metrics: every service, the relay, the consumers and the workers it runs.
+    gateway.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @gateway.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> HTMLResponse:

@@ -137,14 +137,15 @@ def env_from(name: str, secret: str) -> str:
 """
 
 
-def container_common(name: str, secret: str, args: list[str], resources: tuple[str, str, str, str], mounts: str) -> str:
+def container_common(name: str, secret: str, args: list[str], resources: tuple[str, str, str, str], mounts: str,
+                     ports: str = "") -> str:  # fmt: skip
     cpu_req, mem_req, cpu_lim, mem_lim = resources
     arg_list = ", ".join(f'"{a}"' for a in args)
     return f"""\
           image: eco2
           imagePullPolicy: Always
           args: [{arg_list}]
-{env_from(name, secret)}          resources:
+{ports}{env_from(name, secret)}          resources:
             requests:
               cpu: {cpu_req}
               memory: {mem_req}
@@ -315,6 +316,35 @@ metadata:
     return files
 
 
+# Workers have no HTTP API: ``eco2 worker …`` serves /metrics on METRICS_PORT, scraped by a PodMonitor.
+WORKER_METRICS_PORT = 9090
+WORKER_CONFIG = {"METRICS_PORT": str(WORKER_METRICS_PORT)}
+METRICS_PORTS = f"""\
+          ports:
+            - name: metrics
+              containerPort: {WORKER_METRICS_PORT}
+              protocol: TCP
+"""
+
+
+def pod_monitor(name: str) -> str:
+    return f"""\
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata:
+  name: {name}
+  labels:
+{labels(name, "worker", 4)}spec:
+  selector:
+    matchLabels:
+{selector(name, "worker", 6)}  podMetricsEndpoints:
+    - port: metrics
+      path: /metrics
+      interval: 30s
+      scrapeTimeout: 10s
+"""
+
+
 def service_account(name: str, component: str) -> str:
     return f"""\
 apiVersion: v1
@@ -373,7 +403,9 @@ def worker_base(
     name: str, namespace: str, args: list[str], scalable: bool, ai: bool, extra_config: dict[str, str]
 ) -> dict[str, str]:
     files: dict[str, str] = {}
-    resources = ["serviceaccount.yaml", "deployment.yaml", "pdb.yaml"] + (["hpa.yaml"] if scalable else [])
+    resources = ["serviceaccount.yaml", "deployment.yaml", "pdb.yaml", "podmonitor.yaml"] + (
+        ["hpa.yaml"] if scalable else []
+    )
     listed = "".join(f"  - {r}\n" for r in resources)
     files["kustomization.yaml"] = f"""\
 apiVersion: kustomize.config.k8s.io/v1beta1
@@ -388,7 +420,7 @@ generatorOptions:
   annotations:
     argocd.argoproj.io/sync-wave: "-1"
 """
-    config = {k: v for k, v in {**API_CONFIG, **extra_config}.items() if k != "JWKS_URL"}
+    config = {k: v for k, v in {**API_CONFIG, **WORKER_CONFIG, **extra_config}.items() if k != "JWKS_URL"}
     files["config.env"] = "".join(f"{k}={v}\n" for k, v in config.items())
     files["serviceaccount.yaml"] = service_account(name, "worker")
     replicas = (
@@ -431,8 +463,9 @@ metadata:
       terminationGracePeriodSeconds: 60
 {tolerations}      containers:
         - name: {name}
-{container_common(name, f"{namespace}-secrets", args, ("50m", "192Mi", "1" if ai else "500m", "768Mi" if ai else "384Mi"), "")}{volumes("")}"""
+{container_common(name, f"{namespace}-secrets", args, ("50m", "192Mi", "1" if ai else "500m", "768Mi" if ai else "384Mi"), "", METRICS_PORTS)}{volumes("")}"""
     files["pdb.yaml"] = pdb(name, "worker", "maxUnavailable: 1")
+    files["podmonitor.yaml"] = pod_monitor(name)
     if scalable:
         files["hpa.yaml"] = hpa(name, "worker", 1, 2)
     return files

@@ -40,9 +40,15 @@ from services.common.domain_events import UserCreated, UserLoggedIn
 from services.common.errors import BadRequest, Unauthorized
 from services.common.kv import KeyValueStore
 from services.common.logging import get_logger
+from services.common.metrics import AUTH_LOGINS, AUTH_REFRESHES
 from services.common.security import Revocations, TokenClaims, TokenVerifier
 
 log = get_logger("eco2.auth")
+
+
+class RefreshReuse(Unauthorized):
+    """A rotated refresh token presented outside the grace window: the session is revoked."""
+
 
 DEV_LOGIN_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEV_CODE_TTL = 60
@@ -151,7 +157,18 @@ class AuthService:
 
     # -------------------------------------------------------------- login callback
 
-    async def complete_login(
+    async def complete_login(self, session: AsyncSession, provider_name: str, **callback: Any) -> tuple[str, TokenPair]:
+        """The login callback, counted by provider and outcome (``eco2_auth_logins_total``)."""
+        label = provider_name if provider_name in self.providers else "unknown"  # bounded: a path segment
+        try:
+            result = await self._complete_login(session, provider_name, **callback)
+        except LoginFailed:
+            AUTH_LOGINS(label, "failed").inc()
+            raise
+        AUTH_LOGINS(label, "success").inc()
+        return result
+
+    async def _complete_login(
         self,
         session: AsyncSession,
         provider_name: str,
@@ -304,6 +321,19 @@ class AuthService:
     # -------------------------------------------------------------------- refresh
 
     async def refresh(self, session: AsyncSession, token: str | None) -> TokenPair:
+        """Rotate a refresh token, counted by outcome (``eco2_auth_refreshes_total``)."""
+        try:
+            pair, outcome = await self._refresh(session, token)
+        except RefreshReuse:
+            AUTH_REFRESHES("reuse_detected").inc()
+            raise
+        except Unauthorized:
+            AUTH_REFRESHES("refused").inc()
+            raise
+        AUTH_REFRESHES(outcome).inc()
+        return pair
+
+    async def _refresh(self, session: AsyncSession, token: str | None) -> tuple[TokenPair, str]:
         if not token:
             raise Unauthorized("refresh token missing", "REFRESH_TOKEN_MISSING")
         claims = await self.verifier.decode(token, "refresh", prefix="REFRESH_TOKEN")
@@ -337,19 +367,19 @@ class AuthService:
                         previous=claims.jti,
                         grace_seconds=self.settings.refresh_grace_seconds,
                     )
-                    return candidate
+                    return candidate, "rotated"
                 await self.kv.delete(grace_key)
         successor = await self.kv.get(grace_key)
         if successor is not None:
             pair = self._open(successor)
             if pair is not None:
-                return pair
+                return pair, "grace"
         # A rotated refresh token presented outside the grace window: treat it as stolen.
         await self._revoke_session_row(session, row, "refresh_reuse")
         await session.commit()  # the revocation must stick although the request fails
         await self.revocations.revoke_session(str(row.id), self._session_ttl(row))
         log.warning("refresh_token_reuse", user_id=str(claims.user_id), sid=claims.sid)
-        raise Unauthorized("refresh token reuse detected; session revoked", "REFRESH_TOKEN_REVOKED")
+        raise RefreshReuse("refresh token reuse detected; session revoked", "REFRESH_TOKEN_REVOKED")
 
     def _seal(self, pair: TokenPair) -> str:
         return self._fernet.encrypt(json.dumps(pair.to_dict()).encode()).decode()

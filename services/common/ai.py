@@ -42,6 +42,8 @@ from services.common.knowledge import (
 )
 from services.common.knowledge.classifier import CONFIDENT
 from services.common.logging import get_logger
+from services.common.metrics import MODEL_ERRORS, MODEL_LATENCY
+from services.common.tracing import SpanKind, mark_error, span
 
 log = get_logger("eco2.ai")
 
@@ -335,6 +337,26 @@ class OpenAICompatibleProvider(ModelProvider):
 
     async def _structured(self, kind: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any],
                           check: Callable[[Any], Any]) -> Any:  # fmt: skip
+        started = time.perf_counter()
+        outcome = "error"
+        with span(f"model {kind}", kind=SpanKind.CLIENT,
+                  attributes={"gen_ai.request.model": model, "eco2.provider": self.name}) as current:  # fmt: skip
+            try:
+                result = await self._attempts(kind, model, messages, schema, check)
+                outcome = "ok"
+                return result
+            except InvalidModelOutput:
+                outcome = "invalid_output"
+                mark_error(current, outcome)
+                raise
+            except ModelError:
+                mark_error(current, "model_error")
+                raise
+            finally:
+                MODEL_LATENCY(self.name, kind, outcome).observe(time.perf_counter() - started)
+
+    async def _attempts(self, kind: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any],
+                        check: Callable[[Any], Any]) -> Any:  # fmt: skip
         from openai import OpenAIError
 
         last: Exception | None = None
@@ -343,8 +365,10 @@ class OpenAICompatibleProvider(ModelProvider):
                 return check(await self._complete(kind, model, messages, schema))
             except (ValueError, KeyError, TypeError) as exc:  # JSON or taxonomy violation: ask again
                 last = exc
+                MODEL_ERRORS(self.name, kind, "invalid_output").inc()
                 log.warning("model_output_invalid", kind=kind, model=model, attempt=attempt + 1, error=str(exc))
             except OpenAIError as exc:  # the SDK already retried transport failures with backoff
+                MODEL_ERRORS(self.name, kind, _error_kind(exc)).inc()
                 log.warning("model_call_failed", kind=kind, model=model, error=repr(exc))
                 raise ModelError(f"{kind} call failed: {exc.__class__.__name__}") from exc
             await asyncio.sleep(0.2 * (attempt + 1))
@@ -459,3 +483,18 @@ class OpenAICompatibleProvider(ModelProvider):
         if not steps or len(steps) > 10 or not answer:
             raise ValueError("answer needs 1-10 steps and a user_answer")
         return FinalAnswer(steps_object(steps), insufficiencies, answer)
+
+
+def _error_kind(exc: Exception) -> str:
+    """A bounded label for an SDK failure: timeout, connection, rate_limited, status_<code>, or other."""
+    from openai import APIConnectionError, APIStatusError, APITimeoutError, RateLimitError
+
+    if isinstance(exc, APITimeoutError):
+        return "timeout"
+    if isinstance(exc, APIConnectionError):
+        return "connection"
+    if isinstance(exc, RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, APIStatusError):
+        return f"status_{exc.status_code // 100}xx"
+    return "other"

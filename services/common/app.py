@@ -25,6 +25,7 @@ from services.common.middleware import RequestContextMiddleware, SecurityHeaders
 from services.common.pages import swagger_page
 from services.common.runtime import ServiceRuntime
 from services.common.security import ACCESS_COOKIE, REFRESH_COOKIE
+from services.common.tracing import fastapi_telemetry
 
 ServiceLifespan = Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]
 S = TypeVar("S", bound=ServiceSettings)
@@ -129,6 +130,7 @@ def create_service_app(
         openapi_url=f"{prefix}/openapi.json" if docs else None,
         redoc_url=None,
         lifespan=app_lifespan,
+        telemetry=fastapi_telemetry(),  # type: ignore[arg-type]
     )
     app.state.service_name = name
     install_error_handlers(app)

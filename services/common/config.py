@@ -61,6 +61,8 @@ class CommonSettings(BaseSettings):
     jwt_leeway_seconds: int = 30
     log_level: str = "INFO"
     log_json: bool = True
+    # Workers (relay, consumers, job workers) serve ``/metrics`` on this port; APIs serve it on their own.
+    metrics_port: int | None = None
     # Shared secret for service-to-service calls that must not be reachable from the public edge.
     internal_token: str = "dev-internal-token"  # noqa: S105 - refused outside development below
 

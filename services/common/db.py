@@ -21,6 +21,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from services.common.metrics import track_pool
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -87,6 +89,7 @@ class Database:
             engine = engine.execution_options(schema_translate_map={schema: None})
         self.engine: AsyncEngine = engine
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        track_pool(self)  # eco2_db_pool_connections, read at scrape time
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

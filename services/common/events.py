@@ -39,6 +39,14 @@ from services.common.config import CommonSettings
 from services.common.db import Database, UtcDateTime
 from services.common.domain_events import DomainEvent
 from services.common.logging import get_logger
+from services.common.metrics import (
+    EVENT_LAG,
+    EVENTS_CONSUMED,
+    OUTBOX_FAILURES,
+    OUTBOX_LAG,
+    OUTBOX_PUBLISHED,
+)
+from services.common.tracing import OUTBOX_TRACE_KEY, SpanKind, extract, inject, span
 
 if TYPE_CHECKING:  # imported when a broker URL is configured: embedded runs never load it
     import aio_pika
@@ -156,12 +164,14 @@ class InProcessBus(EventBus):
     async def _deliver(self, consumer: str, handler: Handler, event: Event) -> None:
         for attempt in range(self.max_deliveries):
             try:
-                await handler(event)
+                with consume_span(consumer, event, None, attempt + 1):
+                    await handler(event)
                 return
             except PoisonEvent as exc:
                 self._park(consumer, event, exc)
                 return
             except Exception as exc:
+                EVENTS_CONSUMED(consumer, "failed").inc()
                 log.warning("event_handler_failed", consumer=consumer, event_type=event.type, attempt=attempt + 1)
                 if attempt + 1 == self.max_deliveries:
                     self._park(consumer, event, exc)
@@ -170,6 +180,7 @@ class InProcessBus(EventBus):
 
     def _park(self, consumer: str, event: Event, reason: Exception) -> None:
         self._dead[consumer].append(DeadLetter(event, repr(reason)))
+        EVENTS_CONSUMED(consumer, "dead_lettered").inc()
         log.error("event_dead_lettered", consumer=consumer, event_id=event.id, event_type=event.type)
 
     async def consume(self, subscription: Subscription, stop: asyncio.Event) -> None:
@@ -274,6 +285,7 @@ class RabbitBus(EventBus):
             type=event.type,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=dict(inject()) or None,  # the relay's publish span: consumers continue its trace
         )
         # With publisher confirms this returns once the broker has the message on disk (or raises).
         await self._exchange.publish(message, routing_key=event.type, timeout=10)
@@ -286,20 +298,27 @@ class RabbitBus(EventBus):
         queue = await channel.get_queue(self.queue_name(subscription.consumer))
 
         async def on_message(message: AbstractIncomingMessage) -> None:
+            name = subscription.consumer
             try:
                 event = Event.from_json(message.body)
             except (ValueError, KeyError, TypeError):
-                log.error("event_unreadable", consumer=subscription.consumer, message_id=message.message_id)
+                log.error("event_unreadable", consumer=name, message_id=message.message_id)
+                EVENTS_CONSUMED(name, "dead_lettered").inc()
                 await message.reject(requeue=False)  # straight to the dead-letter queue
                 return
+            count = int(str((message.headers or {}).get("x-delivery-count") or 0))
             try:
-                await subscription.handler(event)
+                with consume_span(name, event, message.headers, count + 1):
+                    await subscription.handler(event)
             except PoisonEvent as exc:
-                log.error("event_dead_lettered", consumer=subscription.consumer, event_id=event.id, reason=str(exc))
+                log.error("event_dead_lettered", consumer=name, event_id=event.id, reason=str(exc))
+                EVENTS_CONSUMED(name, "dead_lettered").inc()
                 await message.reject(requeue=False)
                 return
             except Exception:
-                count = int(str((message.headers or {}).get("x-delivery-count") or 0))
+                # Past the delivery limit the broker dead-letters it: the last failure is counted as such.
+                outcome = "dead_lettered" if count + 1 >= self.max_deliveries else "failed"
+                EVENTS_CONSUMED(name, outcome).inc()
                 log.warning(
                     "event_handler_failed",
                     consumer=subscription.consumer,
@@ -483,11 +502,23 @@ class Consumer(Generic[Context]):
             raise PoisonEvent(f"{envelope.type} payload does not match its model: {exc}") from exc
 
     def subscription(self, db: Database, context: Context) -> Subscription:
+        applied, duplicate, lag = (
+            EVENTS_CONSUMED(self.name, "applied"),
+            EVENTS_CONSUMED(self.name, "duplicate"),
+            EVENT_LAG(self.name),
+        )
+
         async def handle(envelope: Event) -> None:
             event = self.parse(envelope)
             async with db.session() as session:
-                if await claim_event(session, self.inbox, self.name, envelope):
+                claimed = await claim_event(session, self.inbox, self.name, envelope)
+                if claimed:
                     await self.handlers[type(event)](context, session, event)
+            if claimed:
+                applied.inc()
+                lag.observe(_age(envelope.occurred_at))
+            else:
+                duplicate.inc()
             hook = self.after_commit.get(type(event))
             if hook is not None:
                 await hook(context, event)
@@ -532,16 +563,25 @@ class OutboxRelay:
             if not source.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)  # several relay replicas never double-send a row
             rows = (await session.execute(query)).scalars().all()
+            # Rows come oldest first: the first one's age is the outbox's lag (0 when it is empty).
+            OUTBOX_LAG(source.producer).set((utcnow() - rows[0].occurred_at).total_seconds() if rows else 0.0)
             for row in rows:
-                event = Event(str(row.id), row.type, row.payload, iso_ms(row.occurred_at), source.producer)
+                payload = dict(row.payload)
+                carried = payload.pop(OUTBOX_TRACE_KEY, None)  # the writer's trace; never sent in the payload
+                event = Event(str(row.id), row.type, payload, iso_ms(row.occurred_at), source.producer)
                 try:
-                    await self.bus.publish(event)
+                    with span(f"{row.type} publish", kind=SpanKind.PRODUCER, parent=extract(carried),
+                              attributes={"messaging.message.id": event.id, "eco2.producer": source.producer}):  # fmt: skip
+                        await self.bus.publish(event)
                 except Exception as exc:
                     # Keep what was confirmed; the rest stays unpublished and is retried next pass.
+                    OUTBOX_FAILURES(source.producer).inc()
                     log.warning("relay_publish_failed", producer=source.producer, error=repr(exc))
                     break
                 row.published_at = utcnow()
                 count += 1
+        if count:
+            OUTBOX_PUBLISHED(source.producer).inc(count)
         return count
 
     async def purge_published(self) -> None:
@@ -580,6 +620,22 @@ async def wait_any(timeout: float, *events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+def consume_span(consumer: str, event: Event, headers: Mapping[str, Any] | None, delivery: int) -> Any:
+    """A consumer's span for one delivery: a child of the relay's publish span (from the message's
+    headers, or the current context when the bus delivers in-process)."""
+    attributes = {"messaging.message.id": event.id, "eco2.consumer": consumer, "eco2.delivery": delivery}
+    return span(f"{event.type} consume {consumer}", kind=SpanKind.CONSUMER, parent=extract(headers),
+                attributes=attributes)  # fmt: skip
+
+
+def _age(occurred_at: str) -> float:
+    """Seconds since an event's ``occurred_at`` (0 if unreadable)."""
+    try:
+        return max(0.0, (utcnow() - datetime.fromisoformat(occurred_at)).total_seconds())
+    except ValueError:
+        return 0.0
 
 
 def new_event_id() -> str:

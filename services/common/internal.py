@@ -11,6 +11,7 @@ import hmac
 from fastapi import Request
 
 from services.common.errors import AppError
+from services.common.tracing import inject
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name, not a secret
 
@@ -28,4 +29,7 @@ def require_internal(request: Request) -> None:
 
 
 def internal_headers(token: str) -> dict[str, str]:
-    return {INTERNAL_TOKEN_HEADER: token}
+    """The internal token, and the current trace context (``traceparent``) when tracing is on."""
+    headers = {INTERNAL_TOKEN_HEADER: token}
+    inject(headers)
+    return headers

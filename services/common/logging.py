@@ -1,4 +1,5 @@
-"""Structured JSON logs (structlog) with the request id bound for every line of a request."""
+"""Structured JSON logs (structlog): the request id bound for every line of a request, and the trace
+and span ids of the current span (``services.common.tracing``) on every line written inside one."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import sys
 
 import structlog
+
+from services.common.tracing import add_trace_ids
 
 _configured = False
 
@@ -17,6 +20,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     _configured = True
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from services.common.clock import utcnow
 from services.common.db import UtcDateTime
 from services.common.domain_events import DomainEvent
+from services.common.tracing import OUTBOX_TRACE_KEY, inject
 
 
 class OutboxMixin:
@@ -43,6 +44,9 @@ class OutboxMixin:
         row.id = uuid.uuid4()
         row.type = str(event.name)
         row.payload = event.payload()
+        trace = inject()
+        if trace:  # the writer's trace context, moved to the message's headers by the relay
+            row.payload[OUTBOX_TRACE_KEY] = dict(trace)
         row.occurred_at = utcnow()
         session.add(row)
         return row

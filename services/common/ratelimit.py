@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from services.common.config import CommonSettings
 from services.common.errors import RateLimited
 from services.common.kv import redis_client
+from services.common.metrics import RATE_LIMIT_REFUSALS
 
 if TYPE_CHECKING:  # imported when a Redis URL is configured: embedded runs never load it
     import redis.asyncio as aioredis
@@ -47,6 +48,8 @@ class RateLimit:
 
 
 class RateLimiter(ABC):
+    name = "limit"  # set by ``create_rate_limiter``: the metrics' ``limiter`` label
+
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
 
@@ -58,6 +61,7 @@ class RateLimiter(ABC):
         """Consume one unit for ``key`` or raise 429 ``RATE_LIMITED`` with the seconds to wait."""
         retry_after = await self.hit(key)
         if retry_after is not None:
+            RATE_LIMIT_REFUSALS(self.name).inc()
             raise RateLimited(math.ceil(retry_after))
 
     async def close(self) -> None:
@@ -152,9 +156,13 @@ class RedisRateLimiter(RateLimiter):
 
 
 def create_rate_limiter(common: CommonSettings, name: str, limit: RateLimit) -> RateLimiter:
+    limiter: RateLimiter
     if common.redis_url:
-        return RedisRateLimiter(common.redis_url, common.redis_key_prefix, name, limit)
-    return MemoryRateLimiter(limit)
+        limiter = RedisRateLimiter(common.redis_url, common.redis_key_prefix, name, limit)
+    else:
+        limiter = MemoryRateLimiter(limit)
+    limiter.name = name
+    return limiter
 
 
 NO_DAILY_CAP = 10**12
@@ -180,6 +188,7 @@ class Throttle:
     """
 
     def __init__(self, common: CommonSettings, name: str, per_address: int, overall: int, window: float) -> None:
+        self.name = name
         self.per_address = create_rate_limiter(common, f"{name}:address", RateLimit(per_address, window, NO_DAILY_CAP))
         self.overall = create_rate_limiter(common, f"{name}:all", RateLimit(overall, window, NO_DAILY_CAP))
 
@@ -188,6 +197,7 @@ class Throttle:
         if wait is None:
             wait = await self.overall.hit("all")
         if wait is not None:
+            RATE_LIMIT_REFUSALS(self.name).inc()
             raise RateLimited(math.ceil(wait), "too many requests; retry later")
 
     async def close(self) -> None:

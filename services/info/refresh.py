@@ -44,6 +44,7 @@ from services.common.clock import utcnow
 from services.common.db import Database, upsert
 from services.common.kv import KeyValueStore
 from services.common.logging import get_logger
+from services.common.metrics import NEWS_REFRESH
 from services.info.articles import NewsItem, RawArticle, normalize
 from services.info.config import InfoSettings
 from services.info.models import FeedSource
@@ -183,6 +184,7 @@ class Refresher:
             reason = "timeout" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
             await self._fail(source, fence, reason[:500], exc, report)
         await self._announce()
+        NEWS_REFRESH(source.id, report.status).inc()
         log.info("news_refresh", **{k: v for k, v in vars(report).items() if k != "next_run_at"})
         return report
 

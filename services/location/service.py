@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import utcnow
 from services.common.errors import BadRequest, NotFound
+from services.common.metrics import LOCATION_QUERY, timed
 from services.location.classify import (
     PICKUP_CATEGORIES,
     STORE_CATEGORIES,
@@ -162,7 +163,8 @@ class LocationService:
         filters = self.filters(store_category, pickup_category)
         radius_m, limit = zoom_plan(zoom, radius)
         now = seoul(self.clock())
-        hits = await nearby(session, lat, lon, radius_m, limit, filters)
+        with timed(LOCATION_QUERY("nearby")):
+            hits = await nearby(session, lat, lon, radius_m, limit, filters)
         return [self._entry(site, metres, now) for site, metres in hits]
 
     async def centers_json(
@@ -183,7 +185,8 @@ class LocationService:
         filters = self.filters(store_category, pickup_category)
         radius_m, limit = zoom_plan(zoom, radius)
         now = seoul(self.clock())
-        hits = await nearby_hits(session, lat, lon, radius_m, limit, filters)
+        with timed(LOCATION_QUERY("nearby")):
+            hits = await nearby_hits(session, lat, lon, radius_m, limit, filters)
         return await render(session, self.entries, hits, now)
 
     @staticmethod
@@ -218,7 +221,8 @@ class LocationService:
             else_=2,
         )
         statement = select(Site).where(text_match(key)).order_by(tier, Site.id).limit(limit)
-        return list((await session.scalars(statement)).all())
+        with timed(LOCATION_QUERY("keyword")):
+            return list((await session.scalars(statement)).all())
 
     async def search(self, session: AsyncSession, q: str, radius: int) -> list[LocationEntry]:
         key = query_key(q)
@@ -231,7 +235,8 @@ class LocationService:
         if best:
             anchor = best[0]
             origin = (anchor.latitude, anchor.longitude)
-            hits = await nearby(session, *origin, radius_m, SEARCH_LIMIT, Filters(text_key=key))
+            with timed(LOCATION_QUERY("nearby")):
+                hits = await nearby(session, *origin, radius_m, SEARCH_LIMIT, Filters(text_key=key))
             # The anchor leads even when another match shares its exact position with a smaller id.
             hits = [(anchor, 0.0)] + [(s, m) for s, m in hits if s.id != anchor.id]
             if self.provider is not None:
@@ -241,7 +246,8 @@ class LocationService:
             if not places:
                 return []
             origin = (places[0].latitude, places[0].longitude)
-            hits = await nearby(session, *origin, radius_m, SEARCH_LIMIT)
+            with timed(LOCATION_QUERY("nearby")):
+                hits = await nearby(session, *origin, radius_m, SEARCH_LIMIT)
         else:
             return []
 

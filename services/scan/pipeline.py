@@ -38,7 +38,7 @@ from services.common.db import Database
 from services.common.domain_events import FinishedScan, ScanCompleted, reward_points
 from services.common.errors import dependency_unavailable
 from services.common.internal import internal_headers
-from services.common.jobs import Frame, JobEventLog, event_data
+from services.common.jobs import Frame, JobEventLog, event_data, stage_span
 from services.common.knowledge import RECYCLABLE, KnowledgeBase, character_for_middle
 from services.common.logging import get_logger
 from services.registry import SERVICES
@@ -208,7 +208,8 @@ class ScanPipeline:
                 # Every ``completed`` still pending is durable here (see CHECKPOINT_AFTER).
                 await self.events.append_many(job_id, pending)
                 pending.clear()
-            output = await getattr(self, f"_{stage}")(job, checkpoint)
+            with stage_span("scan", stage, job_id):
+                output = await getattr(self, f"_{stage}")(job, checkpoint)
             checkpoint[stage] = output
             progress = stage_progress
             result = self._event_result(stage, output)

@@ -11,14 +11,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import BadRequest, Conflict, NotFound
-from services.common.jobs import Frame, JobEventLog, JobQueue, event_data
+from services.common.jobs import Frame, JobEventLog, JobQueue, event_data, record_backlog
 from services.common.logging import get_logger
 from services.common.ratelimit import RateLimiter
 from services.common.uploads import ImageResolver
@@ -234,6 +234,9 @@ class ScanService:
             )
             if stuck:
                 await session.execute(update(Job).where(Job.id.in_(stuck)).values(enqueued_at=now))
+            unfinished = Job.status.in_(("queued", "processing"))
+            record_backlog("scan", overdue=len(overdue), now=now,
+                           oldest_unfinished=await session.scalar(select(func.min(Job.created_at)).where(unfinished)))  # fmt: skip
         for job in overdue:
             await self.pipeline.fail(job, "SCAN_TIMEOUT", stage=self.pipeline._current_stage(job))
         for job_id in stuck:

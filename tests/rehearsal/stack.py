@@ -261,6 +261,7 @@ class Rehearsal:
     overrides: dict[str, str] = field(default_factory=dict)  # the outside world (AWS, model, OAuth)
     external: dict[str, str] = field(default_factory=dict)  # public host -> local stand-in base URL
     running: list[Running] = field(default_factory=list)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # worker -> its local METRICS_PORT
 
     def local_env(self, process: chains.Process) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -281,6 +282,8 @@ class Rehearsal:
                 value = parts._replace(scheme=base.scheme, netloc=base.netloc).geturl()
             env[name] = value
         env["ECO2_DATA_DIR"] = str(self.tmp / process.name / "data")
+        if "METRICS_PORT" in env:  # a pod has a network of its own; local processes share one
+            env["METRICS_PORT"] = str(self.metrics_ports.setdefault(process.name, free_port()))
         for source, target in self.mounts(process).items():
             env = {k: v.replace(source, target) for k, v in env.items()}
         return {**env, **self.overrides}

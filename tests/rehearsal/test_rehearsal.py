@@ -206,3 +206,23 @@ def test_ingress_routes_only_public_prefixes(cluster: Any) -> None:
             return (await client.post("/internal/v1/character/rewards", json={})).status_code
 
     assert asyncio.run(probe()) == 404
+
+
+def test_every_worker_serves_what_its_pod_monitor_scrapes(cluster: Any) -> None:
+    """Each worker Deployment has a PodMonitor on its ``metrics`` port, and the process behind it
+    answers ``/metrics`` there with the kernel's metrics (the APIs are scraped on their HTTP port)."""
+    rehearsal, *_ = cluster
+    workers = [item for item in rehearsal.running if item.port is None]
+    assert workers
+    for item in workers:
+        folder = f"workloads/domains/{item.process.folder}/prod"
+        monitors = [o for o in rehearsal.rendered[folder] if o["kind"] == "PodMonitor"]
+        assert len(monitors) == 1, f"{item.process.label}: {len(monitors)} PodMonitor(s)"
+        (endpoint,) = monitors[0]["spec"]["podMetricsEndpoints"]
+        (deployment,) = [o for o in rehearsal.rendered[folder] if o["kind"] == "Deployment"]
+        ports = {p["name"]: p for p in deployment["spec"]["template"]["spec"]["containers"][0].get("ports", [])}
+        assert endpoint["port"] in ports, f"{item.process.label}: the PodMonitor's port is not the container's"
+        assert monitors[0]["spec"]["selector"]["matchLabels"].items() <= item.process.labels.items()
+        scraped = httpx.get(f"http://127.0.0.1:{rehearsal.metrics_ports[item.process.name]}{endpoint['path']}")
+        assert scraped.status_code == 200, item.process.label
+        assert "# TYPE eco2_outbox_lag_seconds gauge" in scraped.text, item.process.label

@@ -8,7 +8,8 @@ over SSE; its result is stored before the terminal ``done`` event. The parts:
 - ``queue``: the work queue (RabbitMQ quorum queue, or in-process) — ``JobQueue``, ``create_job_queue``;
 - ``stream``: the SSE response of a job (docs/api.md, SSE) with a pluggable replay policy —
   ``JobStreamResponse``, ``parse_last_event_id``, ``replay_all``, ``snapshot_tokens``;
-- ``worker``: the worker loop (consume + sweep) — ``run_job_worker``.
+- ``worker``: the worker loop (consume + sweep) — ``run_job_worker``;
+- ``observe``: metrics read off the job's events (stages, outcomes) and ``stage_span`` for traces.
 
 Per-user submission limits are a separate kernel port (``services.common.ratelimit``): they guard
 the submit endpoints, not the jobs.
@@ -23,6 +24,7 @@ from services.common.jobs.eventlog import (
     create_job_log,
     event_data,
 )
+from services.common.jobs.observe import record_backlog, stage_span
 from services.common.jobs.queue import JobHandler, JobQueue, MemoryJobQueue, RabbitJobQueue, create_job_queue
 from services.common.jobs.stream import (
     JobStreamResponse,
@@ -49,7 +51,9 @@ __all__ = [
     "create_job_queue",
     "event_data",
     "parse_last_event_id",
+    "record_backlog",
     "replay_all",
     "run_job_worker",
     "snapshot_tokens",
+    "stage_span",
 ]

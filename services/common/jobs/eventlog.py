@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the real adapter's client is imported when used: embedded r
 
 from services.common.clock import iso_ms, utcnow
 from services.common.config import CommonSettings
+from services.common.jobs.observe import JobObserver
 from services.common.kv import redis_client
 from services.common.logging import get_logger
 
@@ -122,6 +123,7 @@ class JobEventLog(ABC):
     def __init__(self, retention_seconds: float) -> None:
         self.retention_seconds = retention_seconds
         self.hub = Hub()
+        self.observer = JobObserver("jobs")  # metrics from the appends; ``create_job_log`` names the service
 
     @abstractmethod
     async def append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
@@ -170,6 +172,7 @@ class MemoryJobEventLog(JobEventLog):
         self._appends = 0
 
     async def append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
+        self.observer.appended(job_id, event, data)
         frames = self._logs.setdefault(job_id, [])
         seq = len(frames) + 1
         frame = Frame(seq, event, _with_seq(seq, data))
@@ -248,6 +251,8 @@ class RedisJobEventLog(JobEventLog):
     async def append_many(self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
         if not events:
             return []
+        for event, data in events:
+            self.observer.appended(job_id, event, data)
         first = "1" if events[0][0] == FIRST_EVENT else "0"
         args: list[str | int] = [int(self.retention_seconds * 1000), job_id, first]
         for event, data in events:
@@ -312,7 +317,10 @@ _memory_logs: dict[str, MemoryJobEventLog] = {}
 def create_job_log(common: CommonSettings, namespace: str, retention_seconds: float) -> JobEventLog:
     """Redis Streams when configured; otherwise one in-process log per namespace, shared in the process."""
     if common.redis_url:
-        return RedisJobEventLog(common.redis_url, common.redis_key_prefix, namespace, retention_seconds)
-    if namespace not in _memory_logs:
-        _memory_logs[namespace] = MemoryJobEventLog(retention_seconds)
-    return _memory_logs[namespace]
+        events: JobEventLog = RedisJobEventLog(common.redis_url, common.redis_key_prefix, namespace, retention_seconds)
+    else:
+        if namespace not in _memory_logs:
+            _memory_logs[namespace] = MemoryJobEventLog(retention_seconds)
+        events = _memory_logs[namespace]
+    events.observer.service = namespace  # the job service's name (scan, chat): the metrics' ``service`` label
+    return events

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when a broker URL is configured: embedded runs never load it
     import aio_pika
@@ -20,6 +20,7 @@ from services.common.config import CommonSettings
 from services.common.errors import dependency_unavailable
 from services.common.events import consume_until_stopped
 from services.common.logging import get_logger
+from services.common.tracing import SpanKind, extract, inject, span
 
 log = get_logger("eco2.jobs")
 
@@ -51,9 +52,22 @@ async def run_through_outages(handler: JobHandler, job_id: str, delivery: int) -
         pause = min(pause * 2, 5.0)
 
 
+async def run_traced(handler: JobHandler, service: str, job_id: str, delivery: int, headers: Any) -> None:
+    """One delivery inside a span continuing the trace of the request that enqueued the job."""
+    attributes = {"eco2.job_id": job_id, "eco2.delivery": delivery, "messaging.destination.name": service}
+    with span(f"{service} job", kind=SpanKind.CONSUMER, parent=extract(headers), attributes=attributes):
+        await run_through_outages(handler, job_id, delivery)
+
+
 class JobQueue(ABC):
+    service = "jobs"  # the job service (scan, chat): metrics and spans are labelled with it
+
     @abstractmethod
     async def enqueue(self, job_id: str) -> None: ...
+
+    async def depth(self) -> int | None:
+        """Jobs waiting to be taken (``None`` when it cannot be read now)."""
+        return None
 
     @abstractmethod
     async def consume(self, handler: JobHandler, stop: asyncio.Event, concurrency: int) -> None:
@@ -64,18 +78,22 @@ class JobQueue(ABC):
 
 
 class MemoryJobQueue(JobQueue):
-    def __init__(self, max_deliveries: int) -> None:
+    def __init__(self, max_deliveries: int, service: str = "jobs") -> None:
         self.max_deliveries = max_deliveries
-        self._queue: asyncio.Queue[tuple[str, int]] | None = None
+        self.service = service
+        self._queue: asyncio.Queue[tuple[str, int, dict[str, str]]] | None = None
 
     @property
-    def queue(self) -> asyncio.Queue[tuple[str, int]]:
+    def queue(self) -> asyncio.Queue[tuple[str, int, dict[str, str]]]:
         if self._queue is None:
             self._queue = asyncio.Queue()
         return self._queue
 
     async def enqueue(self, job_id: str) -> None:
-        self.queue.put_nowait((job_id, 1))
+        self.queue.put_nowait((job_id, 1, dict(inject())))
+
+    async def depth(self) -> int | None:
+        return self.queue.qsize()
 
     async def consume(self, handler: JobHandler, stop: asyncio.Event, concurrency: int) -> None:
         async def worker() -> None:
@@ -87,14 +105,14 @@ class MemoryJobQueue(JobQueue):
                 if getter not in done:
                     getter.cancel()
                     return
-                job_id, delivery = getter.result()
+                job_id, delivery, headers = getter.result()
                 try:
-                    await run_through_outages(handler, job_id, delivery)
+                    await run_traced(handler, self.service, job_id, delivery, headers)
                 except Exception:
                     log.warning("job_handler_failed", job_id=job_id, delivery=delivery, exc_info=True)
                     if delivery < self.max_deliveries:
                         await asyncio.sleep(min(0.05 * 2**delivery, 2.0))
-                        self.queue.put_nowait((job_id, delivery + 1))
+                        self.queue.put_nowait((job_id, delivery + 1, headers))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -102,9 +120,10 @@ class MemoryJobQueue(JobQueue):
 class RabbitJobQueue(JobQueue):
     """A durable quorum queue; the broker redelivers unacked jobs of a crashed worker."""
 
-    def __init__(self, url: str, name: str, max_deliveries: int) -> None:
+    def __init__(self, url: str, name: str, max_deliveries: int, service: str = "jobs") -> None:
         self.url = url
         self.name = name
+        self.service = service
         self.max_deliveries = max_deliveries
         self._connection: AbstractRobustConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
@@ -138,8 +157,21 @@ class RabbitJobQueue(JobQueue):
         channel = await self._connect()
         import aio_pika
 
-        message = aio_pika.Message(job_id.encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=job_id)
+        message = aio_pika.Message(
+            job_id.encode(),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=job_id,
+            headers=dict(inject()) or None,  # the submitting request's trace continues in the worker
+        )
         await channel.default_exchange.publish(message, routing_key=self.name, timeout=10)
+
+    async def depth(self) -> int | None:
+        try:
+            channel = await self._connect()
+            declared = await channel.declare_queue(self.name, passive=True)
+        except Exception:  # the broker is away: the gauge keeps its last value
+            return None
+        return declared.declaration_result.message_count
 
     async def consume(self, handler: JobHandler, stop: asyncio.Event, concurrency: int) -> None:
         await self._connect()
@@ -152,7 +184,7 @@ class RabbitJobQueue(JobQueue):
             delivery = int(str((message.headers or {}).get("x-delivery-count") or 0)) + 1
             job_id = message.body.decode()
             try:
-                await run_through_outages(handler, job_id, delivery)
+                await run_traced(handler, self.service, job_id, delivery, message.headers)
             except Exception:
                 log.warning("job_handler_failed", job_id=job_id, delivery=delivery, exc_info=True)
                 await asyncio.sleep(min(0.05 * 2**delivery, 2.0))
@@ -180,7 +212,7 @@ _memory_queues: dict[str, MemoryJobQueue] = {}
 def create_job_queue(common: CommonSettings, name: str, max_deliveries: int = 5) -> JobQueue:
     """RabbitMQ when configured (queue ``<events_namespace>.<name>.jobs``); else one in-process queue per name."""
     if common.rabbitmq_url:
-        return RabbitJobQueue(common.rabbitmq_url, f"{common.events_namespace}.{name}.jobs", max_deliveries)
+        return RabbitJobQueue(common.rabbitmq_url, f"{common.events_namespace}.{name}.jobs", max_deliveries, name)
     if name not in _memory_queues:
-        _memory_queues[name] = MemoryJobQueue(max_deliveries)
+        _memory_queues[name] = MemoryJobQueue(max_deliveries, name)
     return _memory_queues[name]

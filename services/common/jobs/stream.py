@@ -21,6 +21,7 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -28,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from services.common.clock import iso_ms, utcnow
 from services.common.jobs.eventlog import TERMINAL_EVENT, Frame, JobEventLog, Subscription, event_data
 from services.common.logging import get_logger
+from services.common.metrics import SSE_FRAMES, SSE_OPEN
 
 log = get_logger("eco2.sse")
 
@@ -37,7 +39,7 @@ HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-ACTIVE = {"streams": 0}  # open streams in this process (metrics, benchmarks)
+ACTIVE = {"streams": 0}  # open streams in this process (benchmarks; the metric is eco2_sse_streams_open)
 TOKEN_EVENT = "token"  # noqa: S105 - an SSE event name
 RECOVERY_EVENT = "token_recovery"
 
@@ -169,24 +171,34 @@ class JobStreamResponse(Response):
             except OSError as exc:  # uvicorn reports a vanished client like this
                 raise _ClientGone from exc
 
+        # The job service's name (the app serving this route), for the metrics' ``service`` label.
+        service = str(getattr(getattr(scope.get("app"), "state", None), "service_name", "jobs"))
+        counters = (SSE_FRAMES(service, "replay"), SSE_FRAMES(service, "live"),
+                    SSE_FRAMES(service, "keepalive"), SSE_FRAMES(service, "error"))  # fmt: skip
+        opened = SSE_OPEN(service)
         watcher = asyncio.create_task(watch())
         ACTIVE["streams"] += 1
+        opened.inc()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": list(HEADERS)})
             await write(f"retry: {RETRY_MS}\n\n".encode())
-            await self._stream(write, gone)
+            await self._stream(write, gone, counters)
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except _ClientGone:
             pass
         finally:
             ACTIVE["streams"] -= 1
+            opened.dec()
             watcher.cancel()
             if self._sub is not None:
                 DRAIN.wakes.discard(self._sub.wake)
 
-    async def _stream(self, write: Callable[[bytes], Awaitable[None]], gone: asyncio.Event) -> None:
+    async def _stream(
+        self, write: Callable[[bytes], Awaitable[None]], gone: asyncio.Event, counters: tuple[Any, Any, Any, Any]
+    ) -> None:
         started = time.monotonic()
+        replayed, live, keepalives, errors = counters  # metric children, looked up once per stream
         last = self.last_event_id or 0
 
         async def send_frames(frames: list[Frame]) -> bool:
@@ -196,6 +208,7 @@ class JobStreamResponse(Response):
                 if frame.seq <= last:
                     continue  # already delivered on this connection (replay/live overlap)
                 await write(encode(frame))
+                live.inc()
                 last = frame.seq
                 if frame.event == self.terminal_event:
                     return True
@@ -207,6 +220,7 @@ class JobStreamResponse(Response):
             backlog = await self.events.read(self.job_id, last)
             for frame in self.replay(backlog, self.last_event_id):  # written as the policy made them
                 await write(encode(frame))
+                replayed.inc()
                 if frame.event == self.terminal_event:
                     return
             last = max(last, backlog[-1].seq) if backlog else last
@@ -218,6 +232,7 @@ class JobStreamResponse(Response):
                     if await send_frames(await self.events.read(self.job_id, last)):
                         return
                     await write(encode(terminal))
+                    replayed.inc()
                     return
 
             next_keepalive = time.monotonic() + self.keepalive_seconds
@@ -226,9 +241,11 @@ class JobStreamResponse(Response):
                 sub.wake.clear()
                 if DRAIN.draining:
                     await write(error_frame(last, "connection_reset", "서버가 재시작 중이에요. 다시 연결해 주세요."))
+                    errors.inc()
                     return
                 if sub.overflow:
                     await write(error_frame(last, "temporary", "연결이 잠시 지연되었어요. 다시 연결해 주세요."))
+                    errors.inc()
                     return
                 if sub.resync:
                     sub.resync = False
@@ -246,9 +263,11 @@ class JobStreamResponse(Response):
                 now = time.monotonic()
                 if now >= deadline:
                     await write(error_frame(last, "timeout", "연결 시간이 다 되었어요. 다시 연결해 주세요."))
+                    errors.inc()
                     return
                 if now >= next_keepalive:
                     await write(keepalive())
+                    keepalives.inc()
                     next_keepalive = now + self.keepalive_seconds
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, min(next_keepalive, deadline) - time.monotonic())):

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from services.common.events import wait_any
 from services.common.jobs.queue import JobHandler, JobQueue
 from services.common.logging import get_logger
+from services.common.metrics import JOB_DELIVERIES, JOB_QUEUE_DEPTH, JOB_SWEEP_SUCCESS, JOBS_IN_PROGRESS
 
 log = get_logger("eco2.jobs")
 
@@ -39,11 +40,35 @@ async def run_job_worker(
     sweep: Callable[[], Awaitable[None]],
     sweep_interval: float,
 ) -> None:
-    """Consume ``queue`` with ``handle`` and sweep every ``sweep_interval`` seconds, until ``stop``."""
+    """Consume ``queue`` with ``handle`` and sweep every ``sweep_interval`` seconds, until ``stop``.
+
+    Metrics (labelled with ``queue.service``): deliveries by outcome, jobs in progress, the queue's
+    depth and the time of the last successful sweep, sampled after each sweep."""
+    service = queue.service
+    ok, failed, running = JOB_DELIVERIES(service, "ok"), JOB_DELIVERIES(service, "failed"), JOBS_IN_PROGRESS(service)
+
+    async def observed(job_id: str, delivery: int) -> None:
+        running.inc()
+        try:
+            await handle(job_id, delivery)
+        except BaseException:
+            failed.inc()
+            raise
+        finally:
+            running.dec()
+        ok.inc()
+
+    async def observed_sweep() -> None:
+        await sweep()
+        JOB_SWEEP_SUCCESS(service).set_to_current_time()
+        depth = await queue.depth()
+        if depth is not None:
+            JOB_QUEUE_DEPTH(service).set(depth)
+
     done = asyncio.Event()  # the sweeper's own stop: never stop the caller's other workers
-    sweeper = asyncio.create_task(sweep_forever(sweep, sweep_interval, done))
+    sweeper = asyncio.create_task(sweep_forever(observed_sweep, sweep_interval, done))
     try:
-        await queue.consume(handle, stop, concurrency)
+        await queue.consume(observed, stop, concurrency)
     finally:
         done.set()
         with contextlib.suppress(asyncio.CancelledError):

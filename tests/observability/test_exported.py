@@ -1,0 +1,111 @@
+"""Dashboards and alerts over metrics that exist: ``eco2 dev`` (every service and worker in one
+process, as a developer starts it) runs a smoke scenario — an upload, a scan through the worker and a
+model, its SSE stream, a location search, the news feed, the reward event through relay and
+consumers — and then its ``/metrics`` must export every ``eco2_*`` metric a dashboard panel or an
+alert names. The job metrics are shared by every job service (label ``service``), so a chat panel
+reads the names the scan exports; the scenario's own families must also carry samples."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.common.config import CommonSettings
+from tests.observability import promql
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.images import upload_image
+from tests.support.servers import dev_environment, eco2_dev, free_port, serve_asgi
+from tests.support.sse import parse_sse
+from tests.support.tokens import auth_headers
+
+pytestmark = pytest.mark.slow
+
+# Families the scenario exercises: each must have a sample, not only its HELP/TYPE lines.
+EXERCISED = {
+    "eco2_http_requests_total",
+    "eco2_http_request_duration_seconds",
+    "eco2_jobs_submitted_total",
+    "eco2_jobs_finished_total",
+    "eco2_job_duration_seconds",
+    "eco2_job_stage_duration_seconds",
+    "eco2_job_deliveries_total",
+    "eco2_job_queue_depth",
+    "eco2_job_sweep_last_success_timestamp_seconds",
+    "eco2_jobs_overdue",
+    "eco2_model_request_duration_seconds",
+    "eco2_outbox_lag_seconds",
+    "eco2_outbox_published_total",
+    "eco2_events_consumed_total",
+    "eco2_event_consume_lag_seconds",
+    "eco2_sse_streams_open",
+    "eco2_sse_frames_sent_total",
+    "eco2_location_query_duration_seconds",
+    "eco2_db_pool_connections",
+}
+
+
+@pytest.fixture(scope="module")
+def fake_llm_url() -> Iterator[str]:
+    with serve_asgi(FakeOpenAI().app()) as url:
+        yield f"{url}/v1"
+
+
+def scrape(text: str) -> tuple[set[str], set[str]]:
+    """(families declared by ``# TYPE``, families with at least one sample), histogram suffixes folded."""
+    declared, sampled = set(), set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            declared.add(line.split()[2])
+        elif line and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            sampled.add(promql.base_name(name.removesuffix("_total")))
+            sampled.add(promql.base_name(name))
+    return declared | {f"{n}_total" for n in declared}, sampled | {f"{n}_total" for n in sampled}
+
+
+async def smoke(base: str, common: CommonSettings) -> None:
+    headers = auth_headers(common, uuid.uuid4())
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        image = await upload_image(client, common, headers)
+        submitted = await client.post(
+            "/api/v1/scan", json={"image_url": image["cdn_url"], "user_input": "라벨 뗀 생수병"}, headers=headers
+        )
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["job_id"]
+        for _ in range(400):
+            result = await client.get(f"/api/v1/scan/{job_id}/result", headers=headers)
+            if result.status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert result.json()["status"] == "completed", result.text
+        stream = await client.get(f"/api/v1/scan/{job_id}/events", headers=headers)
+        assert parse_sse(stream.text)[-1]["event"] == "done"
+        near = await client.get("/api/v1/locations/centers", params={"lat": 37.5665, "lon": 126.978}, headers=headers)
+        assert near.status_code == 200, near.text
+        assert (await client.get("/api/v1/info/news", headers=headers)).status_code == 200
+
+
+def test_every_metric_named_by_a_dashboard_or_alert_is_exported(tmp_path: Path, fake_llm_url: str) -> None:
+    port = free_port()
+    base = f"http://localhost:{port}"
+    common = CommonSettings(ECO2_DATA_DIR=tmp_path, public_api_base_url=base, environment="development")
+    with eco2_dev(port, dev_environment(tmp_path), "--model-url", fake_llm_url, log=tmp_path / "dev.log"):
+        asyncio.run(smoke(f"http://127.0.0.1:{port}", common))
+        # The sweep (queue depth, overdue) and the reward event's relay pass come shortly after.
+        for _ in range(100):
+            declared, sampled = scrape(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+            if sampled >= EXERCISED:
+                break
+            time.sleep(0.1)
+    missing_samples = EXERCISED - sampled
+    assert not missing_samples, f"the smoke scenario left these without a sample: {sorted(missing_samples)}"
+    ours = {name for name in promql.referenced() if name.startswith("eco2_")}
+    missing = {name for name in ours if promql.base_name(name) not in declared and name not in declared}
+    where = {name: sorted(promql.referenced()[name]) for name in missing}
+    assert not missing, f"dashboards/alerts name metrics the process does not export: {where}"
