@@ -259,4 +259,5 @@ async def test_relay_finds_the_outboxes_holding_rows_and_publishes_each_row_once
     for database, model in ((db, Outbox), (other_db, OtherOutbox)):
         async with database.session() as session:
             rows = (await session.execute(select(model))).scalars().all()
-        assert rows and all(row.published_at is not None for row in rows)
+        assert rows
+        assert all(row.published_at is not None for row in rows)
