@@ -60,6 +60,27 @@ async def db(common_settings: CommonSettings) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+class OtherBase(DeclarativeBase):
+    metadata = service_metadata("evtest2")
+
+
+class OtherOutbox(OutboxMixin, OtherBase):
+    pass
+
+
+@pytest.fixture
+async def other_db(common_settings: CommonSettings) -> AsyncIterator[Database]:
+    """A second producer: on PostgreSQL the same database (its own schema), as the services share one."""
+    database = Database(database_url_for("evtest2", common_settings.database_url, common_settings.data_dir), "evtest2")
+    async with database.engine.begin() as conn:
+        if not database.is_sqlite:
+            await conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS evtest2")
+        await conn.run_sync(OtherBase.metadata.drop_all)
+        await conn.run_sync(OtherBase.metadata.create_all)
+    yield database
+    await database.dispose()
+
+
 @pytest.fixture
 async def bus() -> AsyncIterator[EventBus]:
     if not REAL:
@@ -216,3 +237,27 @@ def test_every_consumer_declares_its_bindings_from_its_handlers() -> None:
 async def _inbox_size(db: Database, expected: int) -> bool:
     async with db.session() as session:
         return len((await session.execute(select(Inbox))).scalars().all()) == expected
+
+
+async def test_relay_finds_the_outboxes_holding_rows_and_publishes_each_row_once(
+    db: Database, other_db: Database, bus: EventBus
+) -> None:
+    """The idle probe (one query for every outbox of a database) must still see each new row."""
+    await bus.declare({"tally": ("tally.bump",)})
+    relay = OutboxRelay([OutboxSource("evtest", db, Outbox), OutboxSource("evtest2", other_db, OtherOutbox)], bus)
+    assert await relay.relay_once() == 0
+    async with other_db.session() as session:
+        OtherOutbox.emit(session, TallyBump(key="second"))
+    assert await relay.relay_once() == 1
+    assert await relay.relay_once() == 0
+    async with db.session() as session:
+        Outbox.emit(session, TallyBump(key="first"))
+    async with other_db.session() as session:
+        OtherOutbox.emit(session, TallyBump(key="second-again"))
+    assert await relay.relay_once() == 2
+    assert await relay.relay_once() == 0
+    for database, model in ((db, Outbox), (other_db, OtherOutbox)):
+        async with database.session() as session:
+            rows = (await session.execute(select(model))).scalars().all()
+        assert rows
+        assert all(row.published_at is not None for row in rows)
