@@ -86,6 +86,13 @@ ENV_CONFIG = {
         "REDIS_KEY_PREFIX": "eco2:prod:",
     },
 }
+# Peers whose X-Forwarded-For the API believes (services/common/config.py): the ALB and the nodes
+# reach pods from the VPC (target-type instance: NodePort, kube-proxy) or, across nodes, from the
+# pod network (Calico's tunnel address). Terraform's vpc_cidr and pod_cidr; tests/deploy checks it.
+API_ENV_CONFIG = {
+    "dev": {"FORWARDED_ALLOW_IPS": "10.20.0.0/16,192.168.0.0/16"},
+    "prod": {"FORWARDED_ALLOW_IPS": "10.30.0.0/16,192.168.0.0/16"},
+}
 SCALE = {  # (min, max) replicas per environment; the relay is a single writer and never scales
     "api": {"dev": (1, 3), "prod": (2, 6)},
     "worker": {"dev": (1, 2), "prod": (2, 4)},
@@ -499,7 +506,8 @@ def write_folder(
     for env in ("dev", "prod"):
         path = folder / env / "kustomization.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(overlay(name, kind, env, scalable or kind == "api", role, ENV_CONFIG[env]))
+        config = {**ENV_CONFIG[env], **(API_ENV_CONFIG[env] if kind == "api" else {})}
+        path.write_text(overlay(name, kind, env, scalable or kind == "api", role, config))
 
 
 def _append_list_item(path: Path, key_line: str, item: str) -> None:

@@ -184,6 +184,31 @@ def _tf_list(env: str, name: str) -> list[str]:
     return list(yaml.safe_load(match.group(1)))
 
 
+def _tf_value(env: str, name: str) -> str:
+    """A string variable: the environment's tfvars, else its default in terraform/variables.tf."""
+    match = re.search(rf'^{name}\s*=\s*"([^"]+)"', _tfvars(env), re.M)
+    if not match:
+        variables = (ROOT / "terraform/variables.tf").read_text()
+        match = re.search(rf'variable "{name}" \{{.*?default\s*=\s*"([^"]+)"', variables, re.S)
+    assert match, f"{name}: neither in terraform/env/{env}.tfvars nor defaulted"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_apis_trust_forwarded_headers_only_from_the_vpc_and_pod_network(
+    procs: dict[str, list[chains.Process]], env: str
+) -> None:
+    """The ALB (target-type instance) reaches a pod from a node's VPC address or, across nodes, from
+    the pod network: exactly those are trusted with X-Forwarded-For, never every peer, so the
+    client address of the per-address rate limits cannot be chosen by the client."""
+    expected = {_tf_value(env, "vpc_cidr"), _tf_value(env, "pod_cidr")}
+    apis = [p for p in procs[env] if p.kind == "Deployment" and p.args[0] == "serve"]
+    assert {p.args[1] for p in apis} == set(SERVICES)
+    for process in apis:
+        trusted = process.env.get("FORWARDED_ALLOW_IPS", "")
+        assert set(trusted.split(",")) == expected, f"{process.label}: FORWARDED_ALLOW_IPS={trusted!r}"
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_cors_origins_are_the_buckets_cors_origins(procs: dict[str, list[chains.Process]], env: str) -> None:
     """The API's CORS list and the upload bucket's CORS rule name the same client origins."""
