@@ -20,13 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import os
 import random
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ import asyncpg
 from sqlalchemy import text
 
 from bench.asgi_timer import ServerTimer
+from bench.pgbench import bench_database, percentile, timed
 from services.common.config import CommonSettings, Environment
 from services.common.db import Database
 from services.common.kv import MemoryKeyValueStore
@@ -45,7 +43,6 @@ from services.info.models import SCHEMA
 from services.info.service import NewsFeed, encode_cursor
 from tests.support.clients import app_client
 
-ADMIN_URL = os.environ.get("ECO2_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SOURCES = (("naver", 0.60), ("newsdata", 0.39), ("rarefeed", 0.01))
 CATEGORIES = (("environment", 0.60), ("energy", 0.25), ("ai", 0.15))
 FILTERS: dict[str, dict[str, Any]] = {
@@ -56,11 +53,6 @@ FILTERS: dict[str, dict[str, Any]] = {
 }
 DEPTHS = (1, 2, 100, 5000, "last")
 LIMIT = 10
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def records(rows: int, seed: int = 5) -> list[tuple[Any, ...]]:
@@ -99,15 +91,6 @@ async def load(dsn: str, rows: int) -> None:
     finally:
         await conn.close()
     print(f"stored {rows:,} articles in {time.perf_counter() - started:.1f}s")
-
-
-async def timed(call: Callable[[], Awaitable[Any]], runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 async def cursor_at(db: Database, where: str, page: int | str) -> str | None:
@@ -207,22 +190,14 @@ async def measure(url: str, common: CommonSettings, requests: int) -> None:
 
 
 async def main(rows: int, requests: int) -> None:
-    name = f"eco2_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
-    try:
+    async with bench_database() as bench:
         with tempfile.TemporaryDirectory() as tmp:
             common = CommonSettings(
-                environment=Environment.TEST, database_url=url, data_dir=Path(tmp), log_level="WARNING"
+                environment=Environment.TEST, database_url=bench.url, data_dir=Path(tmp), log_level="WARNING"
             )
-            await asyncio.to_thread(upgrade, SCHEMA, url)
-            await load(f"{base}/{name}", rows)
-            await measure(url, common, requests)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            await asyncio.to_thread(upgrade, SCHEMA, bench.url)
+            await load(bench.dsn, rows)
+            await measure(bench.url, common, requests)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,25 @@
    through the ASGI app in-process (auth, validation, JSON), p50/p99 over jittered points.
 3. Runs, on the same data, the naive query that computes ``earth_distance`` for every row and
    sorts, and reports how many times slower it is.
-4. Drops the database.
+4. Drops the database (unless ``--database NAME`` asked to keep it).
 
-Usage: ``uv run python bench/location_centers.py [--rows 1000000] [--requests 300]``
-(PostgreSQL at ECO2_BENCH_PG_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
+Usage: ``uv run python bench/location_centers.py [--rows 1000000] [--requests 300] [--naive-runs 5]
+[--database NAME]`` (PostgreSQL at ECO2_BENCH_PG_ADMIN_URL, default
+postgresql://postgres@127.0.0.1:5432/postgres).
+
+- ``--rows``: synthetic sites to generate and import (default 1,000,000).
+- ``--requests``: measured requests per (area, zoom), after 20 warm-up ones (default 300).
+- ``--naive-runs``: runs of the naive full-scan query per (area, zoom) (default 5).
+- ``--database NAME``: use (and keep) this database; when it already holds the sites, generation
+  and import are skipped — so that code changes can be measured on the same imported data. Drop it
+  by hand afterwards (``DROP DATABASE NAME``).
+
+Columns: ``service`` is the service call as the router makes it (its own session, SQL, building the
+response body: ``LocationService.centers_json``), wall p50/p99 and this thread's CPU p99; ``server`` is the whole request inside the ASGI
+app from arrival to last byte (``asgi_timer.py``: JWT check, validation, service, JSON), wall p50/p99
+and CPU p99; ``naive`` is the full-scan query; ``ratio`` = naive p50 / service p50; ``cached`` = share
+of the measured service calls' entries whose fixed part came from the entry cache (the 20 warm-up
+calls fill it; a request in a new area reads the missing sites in one extra primary-key query).
 """
 
 from __future__ import annotations
@@ -20,19 +35,17 @@ import argparse
 import asyncio
 import csv
 import itertools
-import os
 import random
 import statistics
+import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 from sqlalchemy import text
 
+from bench.asgi_timer import ServerTimer
+from bench.pgbench import bench_database, load_average, percentile, timed, timed_cpu
 from services.common.config import CommonSettings, Environment
 from services.common.db import Database
 from services.common.migrations import upgrade
@@ -40,12 +53,12 @@ from services.location.app import create_app
 from services.location.config import LocationSettings
 from services.location.importer import import_file
 from services.location.models import KECO_COLUMNS, SCHEMA
+from services.location.reads import ReadSessions
 from services.location.service import LocationService, zoom_plan
 from services.location.sources import SourceFormat
 from tests.support.clients import app_client
 from tests.support.tokens import auth_headers
 
-ADMIN_URL = os.environ.get("ECO2_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # (lat, lon, share of sites, spread σ in km): the large cities carry most of the population.
 CITIES = [
     (37.5665, 126.9780, 0.30, 9),  # Seoul
@@ -94,22 +107,8 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             writer.writerow(row)
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def jitter(rng: random.Random, centre: tuple[float, float], km: float = 2.0) -> tuple[float, float]:
     return centre[0] + rng.uniform(-km, km) / 111.0, centre[1] + rng.uniform(-km, km) / 88.0
-
-
-async def timed(call: Callable[[], Awaitable[Any]], runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 NAIVE = text(
@@ -120,15 +119,29 @@ NAIVE = text(
 )
 
 
+def entry_cache_kb(service: LocationService) -> float:
+    """Approximate memory per cached site (the fragments, the tuple of hours, the dict slot)."""
+    sites = list(service.entries.sites.values())[:2000]
+    if not sites:
+        return 0.0
+    size = sum(
+        sys.getsizeof(s) + sum(sys.getsizeof(part) for part in (s.content_hash, s.head, s.middle, s.tail, s.hours))
+        for s in sites
+    )
+    return size / len(sites) / 1024 + 0.1  # + the dict entry and the int key, roughly
+
+
 async def measure(url: str, common: CommonSettings, requests: int, naive_runs: int) -> None:
     db = Database(url, SCHEMA)
+    reads = ReadSessions(db)
     service = LocationService()
-    app = create_app(common=common, settings=LocationSettings(environment="test"))
+    timer = ServerTimer(create_app(common=common, settings=LocationSettings(environment="test")))
     headers = auth_headers(common)
     rng = random.Random(11)
-    print(f"\n{'area':<7}{'zoom':>5}{'rows':>6}{'service p50':>13}{'p99':>8}{'http p50':>10}{'p99':>8}"
-          f"{'naive p50':>11}{'ratio':>9}")  # fmt: skip
-    async with app_client(app) as client:
+    print(f"\n{load_average()} at the start of the measurements")
+    print(f"\n{'area':<7}{'zoom':>5}{'rows':>6}{'service p50':>13}{'p99':>8}{'cpu p99':>9}{'server p50':>12}{'p99':>8}"
+          f"{'cpu p99':>9}{'naive p50':>11}{'ratio':>8}{'cached':>9}")  # fmt: skip
+    async with app_client(timer) as client:  # type: ignore[arg-type]
         for area, centre in (("dense", DENSE), ("sparse", SPARSE)):
             for zoom in ZOOMS:
                 radius, limit = zoom_plan(zoom, None)
@@ -139,15 +152,18 @@ async def measure(url: str, common: CommonSettings, requests: int, naive_runs: i
                     points: list[tuple[float, float]] = points, found: list[int] = found, zoom: int = zoom
                 ) -> None:
                     lat, lon = points[len(found) % len(points)]
-                    async with db.session() as session:
-                        entries = await service.centers(
+                    body = await reads.run(  # what the route does (reads.py + centers_json)
+                        lambda session: service.centers_json(
                             session, lat=lat, lon=lon, zoom=zoom, radius=None, store_category=None, pickup_category=None
                         )
-                    found.append(len(entries))
+                    )
+                    found.append(body.count(b'"distance_km":'))
 
-                await timed(service_call, 20)  # warm the cache and the pool
+                await timed(service_call, 20)  # warm the pool and the plan cache
                 found.clear()
-                svc = await timed(service_call, requests)
+                hits, misses = service.entries.hits, service.entries.misses
+                svc, svc_cpu = await timed_cpu(service_call, requests)
+                hits, misses = service.entries.hits - hits, service.entries.misses - misses
 
                 calls = itertools.count()
 
@@ -161,7 +177,9 @@ async def measure(url: str, common: CommonSettings, requests: int, naive_runs: i
                     assert response.status_code == 200
 
                 await timed(http_call, 20)
-                http = await timed(http_call, requests)
+                timer.take()
+                await timed(http_call, requests)
+                http, http_cpu = timer.take()
 
                 async def naive_call(
                     points: list[tuple[float, float]] = points, radius: int = radius, limit: int = limit
@@ -174,10 +192,13 @@ async def measure(url: str, common: CommonSettings, requests: int, naive_runs: i
                 ratio = statistics.median(naive) / statistics.median(svc)
                 print(
                     f"{area:<7}{zoom:>5}{round(statistics.mean(found)):>6}"
-                    f"{statistics.median(svc):>11.2f}ms{percentile(svc, 0.99):>6.2f}ms"
-                    f"{statistics.median(http):>8.2f}ms{percentile(http, 0.99):>6.2f}ms"
-                    f"{statistics.median(naive):>9.0f}ms{ratio:>8.0f}×"
+                    f"{statistics.median(svc):>11.2f}ms{percentile(svc, 0.99):>6.2f}ms{percentile(svc_cpu, 0.99):>7.2f}ms"
+                    f"{statistics.median(http):>10.2f}ms{percentile(http, 0.99):>6.2f}ms{percentile(http_cpu, 0.99):>7.2f}ms"
+                    f"{statistics.median(naive):>9.0f}ms{ratio:>7.0f}×{100 * hits / max(hits + misses, 1):>8.1f}%"
                 )
+    await reads.dispose()
+    print(f"\n{load_average()} at the end of the measurements")
+    print(f"entry cache: {len(service.entries.sites):,} sites held, {entry_cache_kb(service):.2f} KB each")
     async with db.session() as session:
         lat, lon = DENSE
         # The statement the service runs (index.py), shown with the planner's choice.
@@ -196,38 +217,37 @@ async def measure(url: str, common: CommonSettings, requests: int, naive_runs: i
     await db.dispose()
 
 
-async def main(rows: int, requests: int, naive_runs: int) -> None:
-    name = f"eco2_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    url = f"{base}/{name}"
-    try:
+async def main(rows: int, requests: int, naive_runs: int, database: str | None) -> None:
+    async with bench_database(database, keep=database is not None) as bench:
         with tempfile.TemporaryDirectory() as tmp:
             common = CommonSettings(
                 environment=Environment.TEST,
-                database_url=url,
+                database_url=bench.url,
                 data_dir=Path(tmp),
                 log_level="WARNING",
                 internal_token="bench-internal-token",
             )
-            await asyncio.to_thread(upgrade, SCHEMA, url)
-            source = Path(tmp) / "synthetic_keco.csv"
-            started = time.perf_counter()
-            generate(source, rows)
-            print(f"generated {rows:,} clustered sites in {time.perf_counter() - started:.1f}s "
-                  f"({source.stat().st_size / 1e6:.0f} MB CSV)")  # fmt: skip
-            db = Database(url, SCHEMA)
-            started = time.perf_counter()
+            await asyncio.to_thread(upgrade, SCHEMA, bench.url)
+            db = Database(bench.url, SCHEMA)
             async with db.session() as session:
-                summary = await import_file(session, source, SourceFormat.KECO)
-            elapsed = time.perf_counter() - started
-            print(f"import: {summary.as_dict()} in {elapsed:.1f}s → {rows / elapsed:,.0f} rows/s")
+                stored = int(await session.scalar(text(f"SELECT count(*) FROM {SCHEMA}.sites")) or 0)
+            if stored:
+                print(f"database {bench.name}: {stored:,} sites already imported, generation and import skipped")
+            else:
+                source = Path(tmp) / "synthetic_keco.csv"
+                started = time.perf_counter()
+                generate(source, rows)
+                print(f"generated {rows:,} clustered sites in {time.perf_counter() - started:.1f}s "
+                      f"({source.stat().st_size / 1e6:.0f} MB CSV)")  # fmt: skip
+                started = time.perf_counter()
+                async with db.session() as session:
+                    summary = await import_file(session, source, SourceFormat.KECO)
+                elapsed = time.perf_counter() - started
+                print(
+                    f"import: {summary.as_dict()} in {elapsed:.1f}s → {rows / elapsed:,.0f} rows/s ({load_average()})"
+                )
             await db.dispose()  # the import ANALYZEd the table (importer.ANALYZE_AFTER)
-            await measure(url, common, requests, naive_runs)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            await measure(bench.url, common, requests, naive_runs)
 
 
 if __name__ == "__main__":
@@ -235,5 +255,6 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--naive-runs", type=int, default=5)
+    parser.add_argument("--database", default=None, help="use and keep this database (import skipped if it has sites)")
     args = parser.parse_args()
-    asyncio.run(main(args.rows, args.requests, args.naive_runs))
+    asyncio.run(main(args.rows, args.requests, args.naive_runs, args.database))

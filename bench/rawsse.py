@@ -63,16 +63,17 @@ async def sse_frames(base: str, path: str, headers: dict[str, str]) -> AsyncIter
         writer.close()
 
 
-async def request(base: str, method: str, path: str, headers: dict[str, str],
-                  body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-    """One HTTP/1.1 request on a fresh loopback connection (``Connection: close``)."""
+async def request(base: str, method: str, path: str, headers: dict[str, str], body: bytes | None = None,
+                  content_type: str = "application/json") -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """One HTTP/1.1 request on a fresh loopback connection (``Connection: close``). Response header
+    names are lower-cased; repeated headers (``set-cookie``) are joined with newlines."""
     url = urlsplit(base)
     reader, writer = await asyncio.open_connection(url.hostname, url.port or 80)
     try:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {url.netloc}", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         if body is not None:
-            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+            lines += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
         await writer.drain()
         raw = await reader.read()
@@ -83,7 +84,8 @@ async def request(base: str, method: str, path: str, headers: dict[str, str],
     response_headers = {}
     for line in header_lines:
         name, _, value = line.partition(":")
-        response_headers[name.strip().lower()] = value.strip()
+        name, value = name.strip().lower(), value.strip()
+        response_headers[name] = f"{response_headers[name]}\n{value}" if name in response_headers else value
     if response_headers.get("transfer-encoding") == "chunked":
         decoded, rest = b"", payload
         while rest:

@@ -1,8 +1,9 @@
 """Shared set-up for the scan benchmarks: a real-mode stack of separate processes on this machine.
 
 Processes: the API (image, scan and character apps behind the dev gateway's prefix dispatcher, no
-background workers; scan calls character's internal reward endpoint on it), ``eco2 worker scan``, the
-fake OpenAI-compatible model server (tests/support/fake_openai.py) and moto's S3 server. PostgreSQL, Redis and RabbitMQ are the local
+background workers), ``eco2 worker scan``, ``eco2 worker relay`` and ``eco2 worker consumers character``
+(the project's processes, whose CPU the load benchmark counts), the fake OpenAI-compatible model server
+(tests/support/fake_openai.py) and moto's S3 server (harness, not counted). PostgreSQL, Redis and RabbitMQ are the local
 servers (URLs from ECO2_BENCH_PG_ADMIN_URL / _REDIS_URL / _RABBITMQ_URL or the test defaults); the
 benchmark gets its own database, key prefix and queue names and removes them afterwards.
 """
@@ -41,6 +42,15 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``, fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_http(url: str, timeout: float = 60.0) -> None:
@@ -116,8 +126,8 @@ class Env:
         asyncio.run(create())
         eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
         subprocess.run(
-            [eco2, "migrate", "image", "scan", "character"], cwd=ROOT, env=self.env(), check=True, capture_output=True
-        )
+            [eco2, "migrate"], cwd=ROOT, env=self.env(), check=True, capture_output=True
+        )  # every service: the relay reads every outbox
         self.spawn("moto", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.s3_port))
         wait_http(f"http://127.0.0.1:{self.s3_port}/moto-api/")
         import boto3
@@ -137,10 +147,19 @@ class Env:
 
     def start_worker(self) -> None:
         eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
-        log = (self.data_dir / "worker.log").open("wb")
-        self.procs["worker"] = subprocess.Popen(
-            [eco2, "worker", "scan"], cwd=ROOT, env=self.env(), stdout=log, stderr=log
-        )
+        for name, args in (
+            ("worker", ["worker", "scan"]),
+            ("relay", ["worker", "relay"]),
+            ("consumers", ["worker", "consumers", "character"]),
+        ):
+            if name in self.procs and self.procs[name].poll() is None:
+                continue  # still running (the fault run restarts only the worker it killed)
+            log = (self.data_dir / f"{name}.log").open("wb")
+            self.procs[name] = subprocess.Popen([eco2, *args], cwd=ROOT, env=self.env(), stdout=log, stderr=log)
+
+    def project_pids(self) -> dict[str, int]:
+        """The project's processes (API replicas, worker, relay, consumers): what CPU per scan counts."""
+        return {name: p.pid for name, p in self.procs.items() if name not in ("moto", "llm")}
 
     def cleanup(self) -> None:
         for proc in self.procs.values():
@@ -166,8 +185,10 @@ class Env:
             await client.aclose()
             connection = await aio_pika.connect_robust(RABBIT)
             async with connection.channel() as channel:
-                for name in ("scan.jobs", "scan.jobs.dlq"):
+                for name in ("scan.jobs", "scan.jobs.dlq", "character", "character.dlq"):
                     await channel.queue_delete(f"{self.vars['EVENTS_NAMESPACE']}.{name}")
+                for exchange in ("events", "dlx"):
+                    await channel.exchange_delete(f"{self.vars['EVENTS_NAMESPACE']}.{exchange}")
             await connection.close()
 
         asyncio.run(drop())

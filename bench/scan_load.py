@@ -3,9 +3,18 @@ fetching the result, for several cycles, in real mode on this machine, with the 
 set to vision 4.5 s / answer 6.7 s.
 
 Prints completion %, submit latency p50/p95, pipeline overhead (submit → ``done`` received, minus the
-model time) p50/p99, and errors by kind. Goals (issue 4): 100 %, p95 ≤ 50 ms, overhead p99 ≤ 100 ms.
+model time) p50/p99, errors by kind, and **CPU per completed scan**: user + system CPU time of every
+project process (API replicas, scan worker, relay, character consumers — not the fake model, moto or
+the shared servers), read from ``/proc`` once a second, over the steady-state window between the 10th
+and 90th percentile of completions (the whole run's figure beside it), with the per-process split
+and the load average. CPU per scan is the figure that stays meaningful on a shared, loaded machine.
+Goals (issue 19): 100 %, submit p95 ≤ 50 ms, overhead p99 ≤ 1 s, CPU per scan ≤ 15 ms.
 
     uv run python bench/scan_load.py [--users 1000] [--cycles 2] [--worker-concurrency 1200]
+        [--api-processes 1] [--ramp 12] [--py-spy DIR]
+
+``--py-spy DIR`` records the API and worker with py-spy (collapsed stacks, ``DIR/<process>.txt``)
+during the steady-state part of the run (from the end of the ramp, for ``--py-spy-seconds``).
 """
 
 from __future__ import annotations
@@ -14,8 +23,10 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +36,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rawsse import StreamError, request, sse_frames
-from bench.scan_env import Env, rss_mb, stack, tokens
+from bench.scan_env import Env, cpu_seconds, rss_mb, stack, tokens
 from tests.support.images import PNG
 
 
@@ -77,6 +88,7 @@ async def one_scan(base: str, headers: dict[str, str], image_url: str, model_tim
     if done_at is None:
         errors["stream:no_done"] += 1
     else:
+        stats["done_at"].append(done_at)
         stats["total"].append(done_at - started)
         stats["overhead"].append(done_at - started - model_time)
     try:
@@ -94,7 +106,41 @@ async def one_scan(base: str, headers: dict[str, str], image_url: str, model_tim
     return done_at is not None
 
 
-async def main(users: int, cycles: int, ramp: float, env: Env) -> None:
+def cpu_per_scan(samples: list[tuple[float, dict[str, float]]], done_at: list[float]) -> dict[str, float]:
+    """CPU seconds per completed scan, per process and in total, between the 10th and 90th percentile
+    of completion times (arrivals ≈ completions there), from the samples nearest those instants."""
+    if len(done_at) < 10 or len(samples) < 2:
+        return {}
+    ordered = sorted(done_at)
+    start, end = ordered[len(ordered) // 10], ordered[(9 * len(ordered)) // 10]
+    first = min(samples, key=lambda s: abs(s[0] - start))
+    last = min(samples, key=lambda s: abs(s[0] - end))
+    completed = sum(1 for t in ordered if first[0] < t <= last[0])
+    if completed == 0 or last[0] <= first[0]:
+        return {}
+    split = {name: (last[1][name] - first[1].get(name, 0.0)) / completed for name in last[1]}
+    return {"total": sum(split.values()), "window_s": last[0] - first[0], "completed": completed, **split}
+
+
+def py_spy(pids: dict[str, int], out: Path, delay: float, seconds: float) -> list[subprocess.Popen[bytes]]:
+    spy = Path(sys.executable).with_name("py-spy")
+    out.mkdir(parents=True, exist_ok=True)
+    command = (
+        "sleep {delay}; exec {spy} record --nonblocking --format raw --rate 200 -d {seconds:.0f} -p {pid} -o {out}"
+    )
+    return [
+        subprocess.Popen(
+            ["sh", "-c", command.format(delay=delay, spy=spy, seconds=seconds, pid=pid, out=out / f"{name}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+        if name.startswith(("api", "worker"))
+    ]
+
+
+async def main(users: int, cycles: int, ramp: float, env: Env, spy_dir: Path | None = None,
+               spy_seconds: float = 30) -> None:  # fmt: skip
     async with httpx.AsyncClient(base_url=env.base, timeout=60) as client, httpx.AsyncClient(timeout=60) as raw:
         headers = tokens(env, users)
         semaphore = asyncio.Semaphore(50)
@@ -132,12 +178,29 @@ async def main(users: int, cycles: int, ramp: float, env: Env) -> None:
                 ok += await one_scan(env.base, h, image, model_time, stats, errors)
             return ok
 
+        pids = env.project_pids()
+        cpu: list[tuple[float, dict[str, float]]] = []
+
+        async def sample_cpu() -> None:
+            while True:
+                cpu.append((time.perf_counter(), {name: cpu_seconds(pid) for name, pid in pids.items()}))
+                await asyncio.sleep(1.0)
+
         print(f"{time.strftime('%H:%M:%S')} running {users} users × {cycles} cycles …", flush=True)
+        load_before = os.getloadavg()
         sampler = asyncio.create_task(sample())
+        cpu_sampler = asyncio.create_task(sample_cpu())
+        spies = py_spy(pids, spy_dir, ramp, spy_seconds) if spy_dir else []
         wall = time.perf_counter()
+        cpu_start = {name: cpu_seconds(pid) for name, pid in pids.items()}
         completed = sum(await asyncio.gather(*(user(h, i) for h, i in zip(headers, images, strict=True))))
         wall = time.perf_counter() - wall
+        cpu_whole = {name: cpu_seconds(pid) - cpu_start[name] for name, pid in pids.items()}
+        load_after = os.getloadavg()
         sampler.cancel()
+        cpu_sampler.cancel()
+        for spy in spies:
+            spy.wait()
     attempts = users * cycles
     ms = 1000
     print(f"\nscans: {attempts} ({users} users × {cycles}, arrivals over {ramp:.0f} s), wall {wall:.1f} s, "
@@ -150,6 +213,19 @@ async def main(users: int, cycles: int, ramp: float, env: Env) -> None:
           f"p99 {pct(stats['overhead'], 99) * ms:.1f} ms, mean {statistics.fmean(stats['overhead'] or [0]) * ms:.1f} ms")  # fmt: skip
     print(f"errors by kind: {dict(errors) or 'none'}")
     print(f"RSS api {rss_before[0]:.0f} → peak {peak[0]:.0f} MB; worker {rss_before[1]:.0f} → peak {peak[1]:.0f} MB")
+    steady = cpu_per_scan(cpu, stats["done_at"])
+    done = len(stats["done_at"])
+    if steady:
+        split = ", ".join(f"{name} {steady[name] * ms:.1f}" for name in pids)
+        print(f"CPU per completed scan (steady window {steady['window_s']:.0f} s, {steady['completed']:.0f} scans): "
+              f"**{steady['total'] * ms:.1f} ms** ({split} ms)")  # fmt: skip
+    if done:
+        split = ", ".join(f"{name} {cpu_whole[name] / done * ms:.1f}" for name in pids)
+        print(
+            f"CPU per completed scan (whole run, {done} scans): {sum(cpu_whole.values()) / done * ms:.1f} ms ({split} ms)"
+        )
+    print("load average (1/5/15 min): before " + " ".join(f"{x:.1f}" for x in load_before)
+          + ", after " + " ".join(f"{x:.1f}" for x in load_after))  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -161,7 +237,9 @@ if __name__ == "__main__":
     parser.add_argument("--ramp", type=float, default=12.0, help="seconds over which users arrive (≈ one cycle)")
     parser.add_argument("--vision", type=float, default=4.5)
     parser.add_argument("--answer", type=float, default=6.7)
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR", help="record API and worker with py-spy")
+    parser.add_argument("--py-spy-seconds", type=float, default=30.0)
     args = parser.parse_args()
     with stack(worker_concurrency=args.worker_concurrency, vision=args.vision, answer=args.answer,
                rate_per_window=6, api_processes=args.api_processes) as environment:  # fmt: skip
-        asyncio.run(main(args.users, args.cycles, args.ramp, environment))
+        asyncio.run(main(args.users, args.cycles, args.ramp, environment, args.py_spy, args.py_spy_seconds))

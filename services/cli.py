@@ -129,8 +129,24 @@ def dev(
         console.print(f"  model     {models} at {model_url}")
     else:
         console.print("  model     none: photos need a vision model (--model-url URL, see the landing page)")
+    _chat_status()
     console.print(f"  setup took {time.perf_counter() - started:.2f}s; serving on http://{host}:{port}")
     serving.run(gateway, host=host, port=port, log_level="warning", lifespan="on", **serving.proxy_options(common))
+
+
+def _chat_status() -> None:
+    from services.chat.config import ChatSettings
+    from services.chat.runner import assistant_problem
+
+    settings = ChatSettings()
+    problem = assistant_problem(settings)
+    if problem is None:
+        console.print(f"  chat      assistant {settings.assistant}")
+    else:
+        console.print(
+            f"  chat      [bold red]no assistant[/] ({problem}): every chat message ends failed with "
+            "LLM_UNAVAILABLE until CHAT_ASSISTANT names an importable module:function"
+        )
 
 
 @app.command()

@@ -56,5 +56,12 @@ SERVICES: dict[str, ServiceEntry] = {
             commands="services.info.cli:app",
             workers={"info-refresh": "services.info.worker:run_news_refresher"},
         ),
+        ServiceEntry(
+            "chat",
+            "/api/v1/chat",
+            "services.chat.app:create_app",
+            consumers="services.chat.consumers",
+            workers={"chat": "services.chat.worker:run_chat_worker"},
+        ),
     )
 }

@@ -56,6 +56,7 @@ def test_workers_and_commands_resolve() -> None:
     assert service_workers() == {
         "scan": "services.scan.worker:run_scan_worker",
         "info-refresh": "services.info.worker:run_news_refresher",
+        "chat": "services.chat.worker:run_chat_worker",
     }
     for target in service_workers().values():
         assert callable(load(target))

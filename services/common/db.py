@@ -7,13 +7,14 @@ file per service via aiosqlite; models keep their ``schema=`` and the schema is 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import DateTime, MetaData, event, exc, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -77,8 +78,10 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
         engine = create_async_engine(url, **kwargs)
+        if not self.is_sqlite:
+            _ping_when_idle(engine)
         if self.is_sqlite:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             engine = engine.execution_options(schema_translate_map={schema: None})
@@ -102,6 +105,37 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# A pooled connection unused for this long is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle, not for busy ones.
+
+    ``pool_pre_ping`` costs a ``SELECT 1`` round trip on *every* checkout — ≈ 10 % of a scan worker's
+    CPU (docs/benchmarks.md). What it protects against is a connection that died while unused (server
+    restarted, idle connection cut by a proxy or a failover): so only a connection idle for a few
+    seconds is pinged. A busy pool whose server restarts sees the error on first use; SQLAlchemy then
+    recognises the disconnect and invalidates the whole pool, the request answers 503 / the job retries
+    in place (``jobs.run_through_outages``) — exactly what happens to the requests in flight anyway."""
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or used moments ago
+        try:
+            engine.sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool discards this connection and checks out another (documented pool contract).
+            raise exc.DisconnectionError from error
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

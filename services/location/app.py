@@ -12,7 +12,8 @@ from services.common.app import ServiceApp
 from services.common.runtime import ServiceRuntime
 from services.location.config import LocationSettings
 from services.location.provider import KakaoLocal, PlaceSearch
-from services.location.router import router
+from services.location.reads import ReadSessions
+from services.location.router import internal, router
 from services.location.sample import seed_if_empty
 from services.location.service import LocationService
 from services.registry import SERVICES
@@ -33,7 +34,11 @@ async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: LocationSett
             api_key=settings.kakao_rest_api_key,
             timeout=settings.provider_timeout_seconds,
         )
-    app.state.locations = LocationService(provider)
+    app.state.locations = LocationService(provider, entry_cache_size=settings.entry_cache_size)
+    if runtime.db is not None:
+        reads = ReadSessions(runtime.db)
+        runtime.on_close(reads.dispose)
+        app.state.location_reads = reads
     if runtime.common.is_development and settings.seed_sample_data and runtime.db is not None:
         await seed_if_empty(runtime.db)
     yield
@@ -43,6 +48,7 @@ create_app = ServiceApp(
     SERVICE,
     LocationSettings,
     routers=[router],
+    internal=[internal],
     lifespan=lifespan,
     description="Drop-off sites: nearby search, keyword search and suggestions.",
 )

@@ -27,6 +27,8 @@ class LocationSettings(ServiceSettings):
     )
     kakao_local_base_url: str = "https://dapi.kakao.com"
     provider_timeout_seconds: float = 3.0
+    # Sites whose rendered entry stays in memory for /centers (≈ 0.7 KB each; 0 disables; entries.py).
+    entry_cache_size: int = Field(default=50_000, ge=0)
     # ``eco2 dev`` loads the project's sample sites into an empty table so the map works at once.
     seed_sample_data: bool = True
 

@@ -22,8 +22,9 @@ from services.location.classify import (
     pickup_list,
     pickup_mask,
 )
+from services.location.entries import DEFAULT_CAPACITY, EntryCache, render
 from services.location.hours import opening_state, seoul, today_column
-from services.location.index import Filters, nearby, text_match
+from services.location.index import Filters, nearby, nearby_hits, text_match
 from services.location.models import Site
 from services.location.present import (
     display_address,
@@ -85,9 +86,15 @@ def _fields(site: Site) -> dict[str, Any]:
 
 
 class LocationService:
-    def __init__(self, provider: PlaceSearch | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        provider: PlaceSearch | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        entry_cache_size: int = DEFAULT_CAPACITY,
+    ) -> None:
         self.provider = provider
         self.clock = clock
+        self.entries = EntryCache(entry_cache_size)
 
     # -- building responses -------------------------------------------------------------------
 
@@ -157,6 +164,27 @@ class LocationService:
         now = seoul(self.clock())
         hits = await nearby(session, lat, lon, radius_m, limit, filters)
         return [self._entry(site, metres, now) for site, metres in hits]
+
+    async def centers_json(
+        self,
+        session: AsyncSession,
+        *,
+        lat: float,
+        lon: float,
+        zoom: int | None,
+        radius: int | None,
+        store_category: str | None,
+        pickup_category: str | None,
+    ) -> bytes:
+        """``centers`` rendered as the response body, byte for byte what FastAPI makes of its list,
+        at a fraction of the cost: the index returns ids only and the entries' fixed parts come
+        from memory (``entries.py``). The HTTP route uses this; ``centers`` stays for callers that
+        want the entries as objects."""
+        filters = self.filters(store_category, pickup_category)
+        radius_m, limit = zoom_plan(zoom, radius)
+        now = seoul(self.clock())
+        hits = await nearby_hits(session, lat, lon, radius_m, limit, filters)
+        return await render(session, self.entries, hits, now)
 
     @staticmethod
     def filters(store_category: str | None, pickup_category: str | None) -> Filters:

@@ -11,7 +11,7 @@ from services.common.app import ServiceApp
 from services.common.cache import InvalidatedCache
 from services.common.runtime import ServiceRuntime
 from services.my.config import MySettings
-from services.my.router import router
+from services.my.router import internal, router
 from services.my.service import PROFILE_CHANNEL, MyService, ProfileView
 from services.registry import SERVICES
 
@@ -36,6 +36,7 @@ create_app = ServiceApp(
     SERVICES["my"],
     MySettings,
     routers=[router],
+    internal=[internal],
     lifespan=lifespan,
     description="Profiles, owned characters and points.",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -13,6 +14,7 @@ from services.common.errors import responses
 from services.common.knowledge import Character
 from services.my.schemas import (
     OwnedCharacterOut,
+    OwnedCharacterRef,
     OwnershipOut,
     PointEntryOut,
     PointsOut,
@@ -22,6 +24,7 @@ from services.my.schemas import (
 from services.my.service import MyService
 
 router = APIRouter(tags=["my"])
+internal = APIRouter()  # mounted behind the internal token (services.common.app)
 
 
 async def get_service(request: Request) -> MyService:
@@ -106,3 +109,10 @@ async def points(
         history=[PointEntryOut.model_validate(entry, from_attributes=True) for entry in page.entries],
         next_cursor=page.next_cursor,
     )
+
+
+@internal.get("/{user_id}/characters", response_model=list[OwnedCharacterRef])
+async def internal_characters(user_id: uuid.UUID, service: ServiceDep) -> list[OwnedCharacterRef]:
+    """A user's owned characters for other services (chat's assistant: "what do I already have?"),
+    which act for that user without holding their token. Same service function as ``/me/characters``."""
+    return [OwnedCharacterRef(code=o.character.code, name=o.character.name) for o in await service.characters(user_id)]

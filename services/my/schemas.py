@@ -45,6 +45,13 @@ class OwnedCharacterOut(BaseModel):
     source: Literal["default", "scan"]
 
 
+class OwnedCharacterRef(BaseModel):
+    """An owned character as the internal route lists it (code and name are enough for the assistant)."""
+
+    code: str
+    name: str
+
+
 class OwnershipOut(BaseModel):
     character_name: str
     owned: bool

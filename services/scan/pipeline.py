@@ -48,6 +48,13 @@ from services.scan.models import TERMINAL, Job, Outbox
 log = get_logger("eco2.scan.pipeline")
 
 STAGES = (("vision", 25), ("rule", 50), ("answer", 75), ("reward", 100))
+# Stages that wait on something slow (a model, the character service): their ``started`` is sent
+# before they run. The rule lookup is instant and rides with vision.
+SLOW_STAGES = frozenset({"vision", "answer", "reward"})
+# One durable checkpoint per slow stage: after rule (vision + rule together) and after answer; the
+# reward is stored with the result in the finishing transaction. Every stage before a slow one is
+# therefore stored before its ``completed`` event goes out.
+CHECKPOINT_AFTER = frozenset({"rule", "answer"})
 PROGRESS = {"queued": 0, **dict(STAGES), "done": 100}
 STAGE_MESSAGES = {
     "queued": "요청을 접수했어요.",
@@ -121,7 +128,7 @@ class ScanPipeline:
 
     async def run(self, job_id: str, delivery: int) -> None:
         """Run (or resume) one job; raising makes the queue deliver it again."""
-        job = await self._load(job_id)
+        job = await self._claim(job_id)
         if job is None:
             return  # erased (account deleted) or purged
         if job.status in TERMINAL:
@@ -150,13 +157,30 @@ class ScanPipeline:
                 return
             raise
 
-    async def _load(self, job_id: str) -> Job | None:
+    @staticmethod
+    def _key(job_id: str) -> uuid.UUID | None:
         try:
-            key = uuid.UUID(job_id)
+            return uuid.UUID(job_id)
         except ValueError:
+            return None
+
+    async def _load(self, job_id: str) -> Job | None:
+        key = self._key(job_id)
+        if key is None:
             return None
         async with self.db.session() as session:
             return await session.get(Job, key)
+
+    async def _claim(self, job_id: str) -> Job | None:
+        """Load the job and, if nobody started it, mark it ``processing`` — one statement in the usual
+        case (the sweeper re-enqueues only jobs no worker has started)."""
+        key = self._key(job_id)
+        if key is None:
+            return None
+        async with self.db.session() as session:
+            claim = update(Job).where(Job.id == key, Job.status == "queued").values(status="processing")
+            job = (await session.execute(claim.returning(Job))).scalar_one_or_none()
+            return job if job is not None else await session.get(Job, key)
 
     @staticmethod
     def _current_stage(job: Job) -> str:
@@ -165,27 +189,33 @@ class ScanPipeline:
     # ------------------------------------------------------------------------------ stages
 
     async def _run_stages(self, job: Job) -> None:
+        """Run the stages not in the checkpoint. Events are written in batches (one log round trip):
+        a stage's ``started`` goes out before a slow stage runs, and a ``completed`` only once the
+        stage's output is durable — in the checkpoint (one commit for vision + rule, one for answer)
+        or, for reward, in the result that ``_complete`` stores."""
         job_id = str(job.id)
-        if job.status == "queued":
-            # Claimed: the sweeper re-enqueues only jobs no worker has started.
-            await self._guarded_update(job, status="processing")
         checkpoint = dict(job.checkpoint or {})
         if checkpoint:
             await self._reemit_missing(job, checkpoint)
+        pending: list[tuple[str, dict[str, Any]]] = []
         progress = 0
         for stage, stage_progress in STAGES:
             if stage in checkpoint:
                 progress = stage_progress
                 continue
-            await self.events.append(job_id, stage, event_data(job_id, stage, "started", progress))
+            pending.append((stage, event_data(job_id, stage, "started", progress)))
+            if stage in SLOW_STAGES:
+                # Every ``completed`` still pending is durable here (see CHECKPOINT_AFTER).
+                await self.events.append_many(job_id, pending)
+                pending.clear()
             output = await getattr(self, f"_{stage}")(job, checkpoint)
             checkpoint[stage] = output
-            await self._save_checkpoint(job, checkpoint, stage, stage_progress)
             progress = stage_progress
-            await self.events.append(
-                job_id, stage, event_data(job_id, stage, "completed", progress, self._event_result(stage, output))
-            )
-        await self._complete(job, checkpoint)
+            result = self._event_result(stage, output)
+            pending.append((stage, event_data(job_id, stage, "completed", progress, result)))
+            if stage in CHECKPOINT_AFTER:
+                await self._save_checkpoint(job, checkpoint, stage, stage_progress)
+        await self._complete(job, checkpoint, pending)
 
     async def _reemit_missing(self, job: Job, checkpoint: dict[str, Any]) -> None:
         """After a crash: stages whose output is stored but whose ``completed`` never went out."""
@@ -325,7 +355,8 @@ class ScanPipeline:
 
     # ---------------------------------------------------------------------------- finishing
 
-    async def _complete(self, job: Job, checkpoint: dict[str, Any]) -> None:
+    async def _complete(self, job: Job, checkpoint: dict[str, Any], pending: list[tuple[str, dict[str, Any]]]) -> None:
+        """Store the result (with the reward and ``scan.completed``), then send ``pending`` and ``done``."""
         c = self._classification(checkpoint)
         key = checkpoint["rule"]["key"]
         rule = self.kb.rules.get(key) if key else None
@@ -353,7 +384,8 @@ class ScanPipeline:
         async def outbox(session: AsyncSession) -> None:
             Outbox.emit(session, event)
 
-        await self._finish(job, "completed", result, completed_at, character.code if character else None, outbox)
+        reward_character = character.code if character else None
+        await self._finish(job, "completed", result, completed_at, reward_character, outbox, pending, checkpoint)
 
     async def fail(self, job: Job, code: str, message: str | None = None, *, stage: str | None = None,
                    reason: str | None = None) -> None:  # fmt: skip
@@ -374,7 +406,11 @@ class ScanPipeline:
         await self._finish(job, "failed", result, completed_at, None, None)
 
     async def _finish(self, job: Job, status: str, result: dict[str, Any], completed_at: datetime,
-                      reward_character: str | None, extra: Any) -> None:  # fmt: skip
+                      reward_character: str | None, extra: Any,
+                      pending: list[tuple[str, dict[str, Any]]] | None = None,
+                      checkpoint: dict[str, Any] | None = None) -> None:  # fmt: skip
+        # The reward's checkpoint rides with the result: one commit stores both.
+        stored_checkpoint = {} if checkpoint is None else {"checkpoint": checkpoint}
         async with self.db.session() as session:
             stored = await session.execute(
                 update(Job)
@@ -385,6 +421,7 @@ class ScanPipeline:
                     completed_at=completed_at,
                     reward_character=reward_character,
                     progress=100,
+                    **stored_checkpoint,
                 )
             )
             won = bool(stored.rowcount)  # type: ignore[attr-defined]
@@ -398,16 +435,16 @@ class ScanPipeline:
             return
         job.status, job.result = status, result
         log.info("scan_job_finished", job_id=str(job.id), status=status, code=(result.get("error") or {}).get("code"))
-        await self._emit_done(job)
+        await self._emit_done(job, pending or [])
 
-    async def _emit_done(self, job: Job) -> Frame:
+    async def _emit_done(self, job: Job, before: list[tuple[str, dict[str, Any]]]) -> Frame:
+        """``done`` (after ``before``, events whose outputs the stored result holds), in one append."""
         job_id = str(job.id)
         assert job.result is not None
         status = "completed" if job.status == "completed" else "failed"
-        seq = await self.events.append(
-            job_id, "done", event_data(job_id, "done", status, 100, job.result, job.result["message"])
-        )
-        return Frame(seq, "done", "")
+        done = event_data(job_id, "done", status, 100, job.result, job.result["message"])
+        seqs = await self.events.append_many(job_id, [*before, ("done", done)])
+        return Frame(seqs[-1], "done", "")
 
     async def ensure_done(self, job: Job) -> Frame | None:
         """For a finished job: its ``done`` event, appended now if the log lacks it. ``None`` if not finished."""
@@ -417,7 +454,12 @@ class ScanPipeline:
         done = next((f for f in reversed(frames) if f.event == "done"), None)
         if done is not None:
             return done
-        await self._emit_done(job)
+        before = []
+        if job.status == "completed" and not any(f.event == "reward" and _status(f) == "completed" for f in frames):
+            # A crash between storing the result and sending its events: the reward is in the result.
+            job_id = str(job.id)
+            before.append(("reward", event_data(job_id, "reward", "completed", 100, job.result.get("reward"))))
+        await self._emit_done(job, before)
         frames = await self.events.read(str(job.id))
         return next((f for f in reversed(frames) if f.event == "done"), None)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -18,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import utcnow
 from services.common.db import Database
-from services.common.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
-from services.common.internal import internal_headers
+from services.common.errors import BadRequest, Conflict, NotFound
 from services.common.jobs import Frame, JobEventLog, JobQueue, event_data
 from services.common.logging import get_logger
 from services.common.ratelimit import RateLimiter
+from services.common.uploads import ImageResolver
 from services.registry import SERVICES
 from services.scan.config import ScanSettings
 from services.scan.models import TERMINAL, IdempotencyKey, Job
@@ -30,9 +29,6 @@ from services.scan.pipeline import STAGE_MESSAGES, STAGES, ScanPipeline
 from services.scan.schemas import ScanRequest, SubmitResponse
 
 log = get_logger("eco2.scan")
-VERIFIED_CACHE_SIZE = 10_000
-VERIFIED_CACHE_SECONDS = 300.0
-IMAGE_CODES = {"IMAGE_URL_NOT_ALLOWED", "UPLOAD_INCOMPLETE", "FILE_TOO_LARGE", "INVALID_IMAGE_CONTENT"}
 
 
 def request_hash(body: ScanRequest, model: str) -> str:
@@ -61,7 +57,7 @@ class ScanService:
     queue: JobQueue
     limiter: RateLimiter
     image_base: str
-    _verified: dict[tuple[uuid.UUID, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    _images: ImageResolver | None = None
 
     @property
     def settings(self) -> ScanSettings:
@@ -158,41 +154,13 @@ class ScanService:
         return submit_response(record.job_id)
 
     async def _resolve_image(self, image_url: str, user_id: uuid.UUID) -> dict[str, Any]:
-        """Allow-list + first-use verification, answered by the image service (it owns the records).
-
-        A verified upload stays verified (docs/api.md, images), so answers are cached for a few minutes
-        per process: a user's repeated scans of one photo skip the internal hop. Keyed by user too: an
-        upload is only its uploader's to use."""
-        cache_key = (user_id, image_url)
-        cached = self._verified.get(cache_key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            response = await self.http.post(
-                SERVICES["image"].internal_url(self.image_base, "/resolve"),
-                json={"image_url": image_url, "user_id": str(user_id)},
-                headers=internal_headers(self.internal_token),
-                timeout=self.settings.image_timeout_seconds,
+        """Allow-list + first-use verification, answered by the image service (``common.uploads``)."""
+        if self._images is None:
+            resolve_url = SERVICES["image"].internal_url(self.image_base, "/resolve")
+            self._images = ImageResolver(
+                self.http, resolve_url, self.internal_token, self.settings.image_timeout_seconds
             )
-        except httpx.HTTPError as exc:
-            log.warning("image_service_unreachable", error=repr(exc))
-            raise ServiceUnavailable("image service unavailable") from exc
-        if response.status_code == 200:
-            image = dict(response.json())
-            if len(self._verified) >= VERIFIED_CACHE_SIZE:
-                self._verified.pop(next(iter(self._verified)))  # oldest first (insertion order)
-            self._verified[cache_key] = (time.monotonic() + VERIFIED_CACHE_SECONDS, image)
-            return image
-        try:
-            code = response.json().get("code")
-        except ValueError:
-            code = None
-        if response.status_code == 400 and code in IMAGE_CODES:
-            raise BadRequest(str(response.json().get("detail", "image refused")), code)
-        if response.status_code == 422:
-            raise BadRequest("image_url is not an image of this service", "IMAGE_URL_NOT_ALLOWED")
-        log.warning("image_service_error", status=response.status_code, code=code)
-        raise ServiceUnavailable("image service unavailable")
+        return await self._images.resolve(image_url, user_id)
 
     # -------------------------------------------------------------------------------- reading
 

@@ -5,11 +5,13 @@ Client screens exercised: login (the Kakao button → the development login form
 Kakao → back to ``/#/home``), home (session refresh), profile (read + edit, a refused edit), camera
 upload (presign + PUT of a browser-made PNG, the image shown back), scan progress (the event stream
 across a server-ended connection, resumed with Last-Event-ID, to ``done``) and result (fetched once),
-collection (the rewarded character), logout (then 401s the client reads).
+collection (the rewarded character), chat (a new chat, a message, its token stream with named
+events, the reloaded history), logout (then 401s the client reads).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -95,6 +97,40 @@ def check_collection(result: dict[str, Any], site: Site) -> None:
     assert [c["name"] for c in characters["body"]] == ["이코", "페티"]
 
 
+def check_chat(result: dict[str, Any], site: Site) -> None:
+    """The chat screen's flow. The answer needs the assistant (``services.chat.agent``, the other half
+    of the chat service): until it is installed every job ends ``failed`` with LLM_UNAVAILABLE, which
+    is what this checks then; with it, the full flow down to the reloaded history."""
+    assert result["latest"] == {"status": 200, "body": {"chats": [], "next_cursor": None}, "retryAfter": None}
+    created = result["created"]
+    assert created["status"] == 201
+    chat_id = created["body"]["id"]
+    send = result["send"]
+    assert send["status"] == 202
+    job_id = send["body"]["job_id"]
+    assert send["body"] == {"job_id": job_id, "stream_url": f"/api/v1/chat/{job_id}/events", "status": "queued"}
+    frames = [f for c in result["events"]["connections"] for f in c]
+    assert frames[0]["event"] == "queued"
+    done = frames[-1]
+    assert done["event"] == "done"
+    messages = result["history"]["body"]["messages"]
+    assert result["listed"]["body"]["chats"][0]["id"] == chat_id
+    if importlib.util.find_spec("services.chat.agent") is None:
+        assert done["data"]["status"] == "failed"
+        assert done["data"]["result"]["error"]["code"] == "LLM_UNAVAILABLE"
+        assert [m["role"] for m in messages] == ["user"]
+        return
+    assert done["data"]["status"] == "completed", done
+    answer = done["data"]["result"]["answer"]
+    assert answer
+    assert result["bubble"] == answer
+    persistence = done["data"]["result"]["persistence"]
+    assert [m["id"] for m in messages] == [persistence["user_message"], persistence["assistant_message"]]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["content"] == answer
+    assert result["history"]["body"]["title"] == "페트병 어떻게 버려요?"
+
+
 def check_logout(result: dict[str, Any], site: Site) -> None:
     assert result["out"]["status"] == 200
     assert result["out"]["body"]["success"] is True
@@ -112,6 +148,7 @@ CHECKS: dict[str, Callable[[dict[str, Any], Site], None]] = {
     "upload": check_upload,
     "scan": check_scan,
     "collection": check_collection,
+    "chat": check_chat,
     "logout": check_logout,
 }
 

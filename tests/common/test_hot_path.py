@@ -90,9 +90,8 @@ async def test_revocations_reach_remembered_tokens(common_settings: CommonSettin
             return exc.code == "TOKEN_REVOKED"
         return False
 
-    started = time.monotonic()
-    await eventually(refused, timeout=1.0, interval=0.01)
-    assert time.monotonic() - started < 1.0
+    # Bounded staleness (recheck 0.3 s); the bound leaves room for a loaded CI machine.
+    await eventually(refused, timeout=5.0, interval=0.01)
     # Revoked through this process's Revocations: refused on the very next call.
     await Revocations(kv).revoke_user(check_sub(here.access), 60)
     with pytest.raises(Unauthorized):

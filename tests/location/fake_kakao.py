@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+# Far beyond any client timeout a test sets: a test that waited for it would show it plainly.
+SLOW_SECONDS = 20.0
 API_KEY = "test-kakao-key"
 
 
@@ -32,8 +35,9 @@ def document(place_id: str, name: str, lat: float, lon: float, address: str = "ì
 @dataclass
 class FakeKakao:
     documents: list[dict[str, Any]] = field(default_factory=list)
-    mode: str = "ok"  # ok | error | slow | garbage
+    mode: str = "ok"  # ok | error | slow (answers after SLOW_SECONDS) | garbage
     requests: list[dict[str, Any]] = field(default_factory=list)
+    released: threading.Event = field(default_factory=threading.Event)  # ends the slow mode's wait
 
     def app(self) -> Starlette:
         async def keyword(request: Request) -> Response:
@@ -43,7 +47,8 @@ class FakeKakao:
             if self.mode == "error":
                 return JSONResponse({"errorType": "InternalError"}, status_code=500)
             if self.mode == "slow":
-                await asyncio.sleep(2)
+                # Released early by the fixture's teardown, so the server's shutdown never waits on it.
+                await asyncio.to_thread(self.released.wait, SLOW_SECONDS)
             if self.mode == "garbage":
                 return PlainTextResponse("<html>maintenance</html>")
             return JSONResponse({"documents": self.documents, "meta": {"total_count": len(self.documents)}})

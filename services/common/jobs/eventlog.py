@@ -19,7 +19,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +127,13 @@ class JobEventLog(ABC):
     async def append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
         """Store the next event of the job; returns its seq. ``data`` must not hold ``seq``."""
 
+    async def append_many(self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+        """Store several consecutive events of one job, in order; returns their seqs.
+
+        The real adapter does it in one round trip (a worker finishing a stage and starting the next
+        writes ``completed`` + ``started`` together). Each event is still stored before it is published."""
+        return [await self.append(job_id, event, data) for event, data in events]
+
     @abstractmethod
     async def read(self, job_id: str, after: int = 0) -> list[Frame]:
         """Events with ``seq > after``, in order."""
@@ -188,9 +195,11 @@ class MemoryJobEventLog(JobEventLog):
         self._touched.pop(job_id, None)
 
 
-# One script = one round trip: counter, stream entry with id <seq>-1, TTLs, live notification.
+# One script = one round trip for one or more consecutive events of a job: counter, stream entry with
+# id <seq>-1, live notification per event, then the TTLs. ARGV: TTL ms, job id, first-event flag,
+# then (event, JSON body without seq) pairs.
 #
-# A job's log starts with its ``queued`` event (ARGV[5] = '1'). Any later event that finds no counter
+# A job's log starts with its ``queued`` event (ARGV[3] = '1'). Any later event that finds no counter
 # means the log was lost (Redis flushed, or failed over to an empty replica) while the job ran: the
 # job itself is safe in PostgreSQL, but numbering from 1 again would break "seq strictly increasing"
 # (docs/api.md, SSE event data) and leave a resuming client waiting for seqs it believes it has seen. The counter
@@ -198,20 +207,24 @@ class MemoryJobEventLog(JobEventLog):
 # keep increasing and every reader, connected or resuming, is handed the frames written since.
 # (``%d``: Lua numbers print in exponent form past 14 digits.)
 _APPEND = """
-local seq
-if ARGV[5] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then
-  local now = redis.call('TIME')
-  seq = string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2]))
-  redis.call('SET', KEYS[2], seq)
-else
-  seq = string.format('%d', redis.call('INCR', KEYS[2]))
+local seqs = {}
+for i = 4, #ARGV, 2 do
+  local seq
+  if i == 4 and ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+    local now = redis.call('TIME')
+    seq = string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+    redis.call('SET', KEYS[2], seq)
+  else
+    seq = string.format('%d', redis.call('INCR', KEYS[2]))
+  end
+  local data = '{"seq":' .. seq .. ',' .. string.sub(ARGV[i + 1], 2)
+  redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[i], 'd', data)
+  redis.call('PUBLISH', KEYS[3], ARGV[2] .. '|' .. seq .. '|' .. ARGV[i] .. '|' .. data)
+  seqs[#seqs + 1] = seq
 end
-local data = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
-redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 'd', data)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', KEYS[3], ARGV[4] .. '|' .. seq .. '|' .. ARGV[1] .. '|' .. data)
-return seq
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return seqs
 """
 FIRST_EVENT = "queued"  # every job's first event (docs/api.md, SSE events: scan and chat)
 
@@ -230,10 +243,17 @@ class RedisJobEventLog(JobEventLog):
         return [f"{self.prefix}{job_id}", f"{self.prefix}{job_id}:seq", self.channel]
 
     async def append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
-        body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        ttl_ms = int(self.retention_seconds * 1000)
-        first = "1" if event == FIRST_EVENT else "0"
-        return int(await self._append(keys=self._keys(job_id), args=[event, body, ttl_ms, job_id, first]))
+        return (await self.append_many(job_id, [(event, data)]))[0]
+
+    async def append_many(self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+        if not events:
+            return []
+        first = "1" if events[0][0] == FIRST_EVENT else "0"
+        args: list[str | int] = [int(self.retention_seconds * 1000), job_id, first]
+        for event, data in events:
+            args += (event, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        seqs: Any = await self._append(keys=self._keys(job_id), args=args)
+        return [int(seq) for seq in seqs]
 
     async def read(self, job_id: str, after: int = 0) -> list[Frame]:
         entries: Any = await self.client.xrange(self._keys(job_id)[0], min=f"{max(0, after) + 1}-0", max="+")

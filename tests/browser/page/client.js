@@ -112,6 +112,29 @@ steps.push(['collection', async () => {
   return { characters };
 }]);
 
+// The chat screen: the latest chat (?limit=1), a new one, a message, its stream (named events only,
+// as the chat client listens: snapshot, deltas appended blindly, done), then the history reloaded.
+const CHAT_EVENTS = ['queued', 'intent', 'vision', 'waste_rag', 'character', 'location', 'bulk_waste', 'weather',
+  'collection_point', 'recyclable_price', 'web_search', 'image_generation', 'general', 'aggregator', 'summarize',
+  'answer', 'needs_input', 'token', 'token_recovery', 'done', 'error'];
+
+steps.push(['chat', async () => {
+  const latest = await call('GET', '/api/v1/chat?limit=1');
+  const created = await call('POST', '/api/v1/chat');
+  const send = await call('POST', `/api/v1/chat/${created.body.id}/messages`, {
+    json: { message: '페트병 어떻게 버려요?', model: 'gpt-5.2', user_location: { latitude: 37.5665, longitude: 126.978 } },
+  });
+  const events = await stream(send.body.stream_url, CHAT_EVENTS);
+  let bubble = '';
+  for (const frame of events.connections.flat()) {
+    if (frame.event === 'token_recovery') bubble = frame.data.accumulated;
+    if (frame.event === 'token') bubble += frame.data.content;
+  }
+  const history = await call('GET', `/api/v1/chat/${created.body.id}?limit=20`);
+  const listed = await call('GET', '/api/v1/chat?limit=1');
+  return { latest, created, send, events, bubble, history, listed };
+}]);
+
 steps.push(['logout', async () => {
   const out = await call('POST', '/api/v1/auth/logout');
   const me = await call('GET', '/api/v1/users/me');

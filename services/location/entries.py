@@ -1,0 +1,199 @@
+"""The nearby-search list rendered straight to JSON bytes, from a cache of the sites' fixed parts.
+
+A ``/centers`` entry is made of three kinds of values (docs/api.md, locations):
+
+- fixed for a given stored row — id, display name and address, coordinates, categories, phone;
+- fixed for a given hours text within one minute — ``is_holiday``/``is_open``/times;
+- per request — ``distance_km``/``distance_text``.
+
+Building each entry from an ORM row and a pydantic model cost ≈ 0.12 ms (docs/location.md, benchmark),
+i.e. 24 ms for a 200-row page. Here the fixed part of a site is rendered once into JSON fragments and
+kept in memory under ``(id, content_hash)``; a request asks the index only for ``(id, content_hash,
+distance)`` and reads the few sites it does not hold yet (one primary-key query). The import writes a
+new ``content_hash`` whenever anything of a row changes (the hash covers every field, the metadata and
+the derived columns), so a changed site is a cache miss in every process, with no messaging: nothing
+stale can be served, whichever process ran the import.
+
+The bytes are exactly what FastAPI renders for ``list[LocationEntry]`` (pydantic-core's JSON
+serializer, the same one used here for every fixed fragment); ``tests/location/test_entries.py``
+compares both renderings on the public datasets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic_core import to_json
+from sqlalchemy import BigInteger, Row, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.location.classify import pickup_list
+from services.location.hours import WEEKDAY_INDEX, opening_state
+from services.location.models import Site
+from services.location.present import display_address, display_name, distance_km, distance_text, format_phone
+
+# What an entry reads of a site — not the 40-odd columns of the row (no keys, no notes, no hashes).
+ENTRY_COLUMNS = (
+    Site.id,
+    Site.content_hash,
+    Site.source,
+    Site.name,
+    Site.lot_address,
+    Site.road_address,
+    Site.introduction,
+    Site.location_note,
+    Site.source_metadata,
+    Site.latitude,
+    Site.longitude,
+    Site.store_category,
+    Site.pickup_mask,
+    Site.phone_basic,
+    Site.phone_main,
+    Site.phone_note,
+    Site.phone_individual,
+    *(getattr(Site, column) for column in WEEKDAY_INDEX),
+)
+DEFAULT_CAPACITY = 50_000  # ≈ 0.7 KB each (measured by bench/location_centers.py) → ≈ 35 MB at most
+
+
+@dataclass(frozen=True, slots=True)
+class CachedSite:
+    content_hash: str
+    head: bytes  # '{"id":…,"longitude":…,"distance_km":'
+    middle: bytes  # ',"store_category":…,"pickup_categories":[…],'
+    tail: bytes  # '"phone":…,"place_url":null,"kakao_place_id":null}'
+    hours: tuple[str | None, ...]  # Monday … Sunday, as stored
+
+
+def _fragment(values: Mapping[str, Any]) -> bytes:
+    """``"k":v,"k2":v2`` — an object's members without the braces, in the given order."""
+    return to_json(dict(values))[1:-1]
+
+
+def cached_site(row: Row[Any] | Sequence[Any]) -> CachedSite:
+    values: tuple[Any, ...] = tuple(row)  # ENTRY_COLUMNS, in order
+    (site_id, content_hash, source, name, lot, road, intro, note, metadata, lat, lon, store, mask,
+     phone_basic, phone_main, phone_note, phone_individual, *hours) = values  # fmt: skip
+    fields = {"name": name, "lot_address": lot, "road_address": road, "introduction": intro, "location_note": note}
+    metadata = metadata or {}
+    # The values pass through LocationEntry's types first (float coordinates, int id) as pydantic would.
+    head = _fragment(
+        {
+            "id": int(site_id),
+            "name": display_name(source, fields, metadata),
+            "source": source,
+            "road_address": display_address(source, fields, metadata),
+            "latitude": float(lat),
+            "longitude": float(lon),
+        }
+    )
+    middle = _fragment({"store_category": store, "pickup_categories": pickup_list(mask)})
+    tail = _fragment(
+        {
+            "phone": format_phone(phone_basic, phone_main, phone_note, phone_individual),
+            "place_url": None,
+            "kakao_place_id": None,
+        }
+    )
+    return CachedSite(
+        content_hash,
+        b"{" + head + b',"distance_km":',
+        b"," + middle + b",",
+        tail + b"}",
+        tuple(hours),
+    )
+
+
+class EntryCache:
+    """Sites' fixed fragments by id, at most ``capacity`` of them (oldest insertion evicted first),
+    plus today's opening-state fragments by hours text for the current minute."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.capacity = capacity
+        self.sites: dict[int, CachedSite] = {}
+        self._minute: tuple[int, int, int, int, int] | None = None
+        self._hours: dict[str | None, bytes] = {}
+        self.hits = self.misses = 0
+
+    def store(self, site: CachedSite, site_id: int) -> None:
+        if self.capacity <= 0:
+            return
+        self.sites.pop(site_id, None)  # a changed site moves to the young end
+        while len(self.sites) >= self.capacity:
+            del self.sites[next(iter(self.sites))]
+        self.sites[site_id] = site
+
+    def opening(self, hours: str | None, now: datetime) -> bytes:
+        """``"is_holiday":…,"is_open":…,"start_time":…,"end_time":…,`` for ``now`` (Asia/Seoul).
+
+        The state depends on the text and on ``now`` to the minute (weekday, week of month, month,
+        time of day), so fragments are kept for the current minute only."""
+        minute = (now.year, now.month, now.day, now.hour, now.minute)
+        if minute != self._minute:
+            self._minute, self._hours = minute, {}
+        fragment = self._hours.get(hours)
+        if fragment is None:  # first time this minute
+            state = opening_state(hours, now)
+            fragment = (
+                _fragment(
+                    {
+                        "is_holiday": state.is_holiday,
+                        "is_open": state.is_open,
+                        "start_time": state.start_time,
+                        "end_time": state.end_time,
+                    }
+                )
+                + b","
+            )
+            self._hours[hours] = fragment
+        return fragment
+
+
+# Built once: constructing a 24-column select per request costs more CPU than running it.
+_BY_IDS_POSTGRES = select(*ENTRY_COLUMNS).where(Site.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+_BY_IDS = select(*ENTRY_COLUMNS).where(Site.id.in_(bindparam("ids", expanding=True)))
+
+
+async def _load(session: AsyncSession, ids: list[int]) -> list[Row[Any]]:
+    # PostgreSQL: one array parameter, so the statement text (and its prepared plan) is the same for any count.
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return list((await session.execute(_BY_IDS_POSTGRES if postgres else _BY_IDS, {"ids": ids})).all())
+
+
+async def render(
+    session: AsyncSession, cache: EntryCache, hits: Sequence[tuple[int, str, float]], now: datetime
+) -> bytes:
+    """The JSON array of entries for ``hits`` = (id, content_hash, metres) in response order;
+    ``now`` in Asia/Seoul."""
+    held = cache.sites.get
+    sites: list[CachedSite | None] = []
+    missing: list[int] = []
+    for site_id, digest, _ in hits:
+        site = held(site_id)
+        if site is None or site.content_hash != digest:
+            site = None
+            missing.append(site_id)
+        sites.append(site)
+    cache.hits += len(hits) - len(missing)
+    cache.misses += len(missing)
+    if missing:
+        loaded = {row[0]: cached_site(row) for row in await _load(session, missing)}
+        for index, (site_id, _, _) in enumerate(hits):
+            if sites[index] is None and site_id in loaded:
+                sites[index] = loaded[site_id]
+                cache.store(loaded[site_id], site_id)
+    weekday = now.weekday()
+    opening = cache.opening
+    entries: list[bytes] = []
+    for (_, _, metres), site in zip(hits, sites, strict=True):
+        if site is None:  # deleted between the two queries: as if the search had run a moment later
+            continue
+        # repr() is the shortest round-trip form, as pydantic-core writes it, for every value
+        # round(x, 3) can take here (0.0 … 80.0: no exponent notation).
+        distance = f'{distance_km(metres)!r},"distance_text":"{distance_text(metres)}"'.encode()
+        entries.append(b"".join((site.head, distance, site.middle, opening(site.hours[weekday], now), site.tail)))
+    return b"[" + b",".join(entries) + b"]"
