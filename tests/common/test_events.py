@@ -128,7 +128,9 @@ def tally_subscription(db: Database, fail_times: dict[str, int]) -> Subscription
     return tally.subscription(db, fail_times)
 
 
-async def eventually(check: Any, timeout: float = 15.0) -> None:
+async def eventually(check: Any, timeout: float = 90.0) -> None:
+    """Poll ``check`` until true. The deadline only bounds a failure: quorum-queue redeliveries and
+    dead-lettering on a loaded shared broker take seconds, which a tight deadline turned into failures."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
@@ -162,8 +164,11 @@ async def test_crash_mid_event_is_retried_and_lands_once(db: Database, bus: Even
     key = uuid.uuid4().hex
     fail = {key: 1}
     stop = asyncio.Event()
+    # The queue and its bindings exist before anything is published (on RabbitMQ an event published
+    # before its queue is bound is dropped, and how long the consumer task takes to bind is up to
+    # the machine's load): declared here, not hoped for after a sleep.
+    await bus.declare(tally.topology())
     consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
-    await asyncio.sleep(0.1)
     await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test"))
 
     async def landed() -> bool:
@@ -179,8 +184,11 @@ async def test_poison_event_is_dead_lettered_and_replayable(db: Database, bus: E
     key = uuid.uuid4().hex
     fail = {key: 10}  # more failures than deliveries allowed
     stop = asyncio.Event()
+    # The queue and its bindings exist before anything is published (on RabbitMQ an event published
+    # before its queue is bound is dropped, and how long the consumer task takes to bind is up to
+    # the machine's load): declared here, not hoped for after a sleep.
+    await bus.declare(tally.topology())
     consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
-    await asyncio.sleep(0.1)
     event = Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test")
     await bus.publish(event)
 
@@ -205,8 +213,11 @@ async def test_a_payload_not_matching_its_model_is_parked_at_once(db: Database, 
     key = uuid.uuid4().hex
     fail: dict[str, int] = {}
     stop = asyncio.Event()
+    # The queue and its bindings exist before anything is published (on RabbitMQ an event published
+    # before its queue is bound is dropped, and how long the consumer task takes to bind is up to
+    # the machine's load): declared here, not hoped for after a sleep.
+    await bus.declare(tally.topology())
     consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
-    await asyncio.sleep(0.1)
     broken = Event(str(uuid.uuid4()), "tally.bump", {"kee": key}, "", "test")  # no ``key``: never applicable
     await bus.publish(broken)
     await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test"))
