@@ -12,10 +12,14 @@ from sqlalchemy import delete, update
 
 from services.common.config import CommonSettings
 from services.common.db import Database
+from services.info.app import create_app
+from services.info.config import InfoSettings
 from services.info.models import Article, FeedSource
 from services.info.schemas import NewsPage
 from services.info.store import FEED_CHANNEL
+from tests.conftest import REAL
 from tests.info.conftest import item, store
+from tests.support.clients import app_client
 from tests.support.events import eventually
 
 NEWS = "/api/v1/info/news"
@@ -127,19 +131,30 @@ async def test_meta_tells_when_the_next_refresh_is(client: httpx.AsyncClient, em
 
 
 async def test_first_page_is_cached_until_the_refresher_announces_new_articles(
-    client: httpx.AsyncClient, empty_db: Database, kv: Any
+    migrated: CommonSettings, empty_db: Database, kv: Any
 ) -> None:
-    await store(empty_db, item(1))
-    assert len((await client.get(NEWS)).json()["articles"]) == 1
-    await store(empty_db, item(2))
-    assert len((await client.get(NEWS)).json()["articles"]) == 1  # served from memory
-    await kv.publish(FEED_CHANNEL, "*")  # what the refresher does after storing
+    settings = InfoSettings(environment="test", rss_feeds=[{"id": "testpaper", "url": "https://x.example/rss"}])
+    app = create_app(common=migrated, settings=settings)
+    async with app_client(app) as client:
+        cache = app.state.news.cache
+        if REAL:
+            # Redis confirms the API's subscription with a message that drops every cached page once
+            # (what was published before it is lost): wait for it, or it would race the reads below.
+            async def subscribed() -> bool:
+                return cache.generation >= 1
 
-    async def refreshed() -> bool:
-        page = (await client.get(NEWS)).json()
-        return len(page["articles"]) == 2 and page["meta"]["total_cached"] == 2
+            await eventually(subscribed, timeout=10)
+        await store(empty_db, item(1))
+        assert len((await client.get(NEWS)).json()["articles"]) == 1
+        await store(empty_db, item(2))
+        assert len((await client.get(NEWS)).json()["articles"]) == 1  # served from memory
+        await kv.publish(FEED_CHANNEL, "*")  # what the refresher does after storing
 
-    await eventually(refreshed, timeout=5)
+        async def refreshed() -> bool:
+            page = (await client.get(NEWS)).json()
+            return len(page["articles"]) == 2 and page["meta"]["total_cached"] == 2
+
+        await eventually(refreshed, timeout=10)
 
 
 @pytest.mark.parametrize(
