@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from services.chat.agent.answerer import STAGE_MESSAGES, ModelFailed, VisionReading, stage_result
+from services.chat.agent.answerer import SERVICE, STAGE_MESSAGES, ModelFailed, VisionReading, stage_result
 from services.chat.agent.clients import ImageClient, ToolUnavailable
 from services.chat.agent.config import AgentSettings
 from services.chat.agent.intents import Routing
@@ -32,6 +32,7 @@ from services.chat.assistant import AskContext, Emitter, Turn
 from services.common.ai import OpenAICompatibleProvider, OpenAIConfig
 from services.common.blobs import BlobSettings, BlobStore, create_blob_store
 from services.common.config import CommonSettings
+from services.common.jobs import stage_span
 from services.common.knowledge import KnowledgeBase
 from services.common.logging import get_logger
 from services.registry import SERVICES
@@ -151,7 +152,20 @@ class LlmAgent:
             {"role": "user", "content": f"{ctx.message}\n\n{note})"},
         ]
         model = self.settings.model_for(ctx.model)
+        job_id = str(ctx.job_id)
         emitted: list[str] = []
+        # The model's whole answer is the ``answer`` stage's work: its model calls and the lookup
+        # stages of the tools it calls nest in that span (a failed model answer: outcome failed).
+        with stage_span(SERVICE, "answer", job_id):
+            await self._rounds(model, messages, emit, caller, emitted, job_id)
+            text = "".join(emitted)
+            if not text.strip():
+                raise ModelFailed(text, "empty answer")
+        await emit.stage("answer", "completed")
+        return text
+
+    async def _rounds(self, model: str, messages: list[dict[str, Any]], emit: Emitter, caller: Caller,
+                      emitted: list[str], job_id: str) -> None:  # fmt: skip
         answer_started = False
         for round_ in range(self.settings.llm_max_tool_rounds + 1):
             with_tools = round_ < self.settings.llm_max_tool_rounds
@@ -165,7 +179,7 @@ class LlmAgent:
                 raise ModelFailed("".join(emitted), repr(exc)) from exc
             answer_started = answer_started or bool(content)
             if not calls:
-                break
+                return
             messages.append(
                 {
                     "role": "assistant",
@@ -177,15 +191,10 @@ class LlmAgent:
                 }
             )
             for call in calls:
-                result = await self._run_tool(call, caller, emit)
+                result = await self._run_tool(call, caller, emit, job_id)
                 messages.append(
                     {"role": "tool", "tool_call_id": call.id, "content": result.model_dump_json(exclude_none=True)}
                 )
-        text = "".join(emitted)
-        if not text.strip():
-            raise ModelFailed(text, "empty answer")
-        await emit.stage("answer", "completed")
-        return text
 
     async def _stream(
         self,
@@ -233,12 +242,13 @@ class LlmAgent:
             call.id = call.id or f"call_{index}"
         return "".join(content), [calls[i] for i in sorted(calls)]
 
-    async def _run_tool(self, call: _Call, caller: Caller, emit: Emitter) -> Result:
+    async def _run_tool(self, call: _Call, caller: Caller, emit: Emitter, job_id: str) -> Result:
         tool = TOOLS.get(call.name)
         stage = tool.stage if tool else "general"
         await emit.stage(stage, "started", message=STAGE_MESSAGES.get(stage))
         try:
-            result = await call_tool(self.toolbox, caller, call.name, call.arguments)
+            with stage_span(SERVICE, stage, job_id):
+                result = await call_tool(self.toolbox, caller, call.name, call.arguments)
         except ToolUnavailable as exc:
             await emit.stage(stage, "failed", message="정보를 불러오지 못했어요.")
             return Result(ok=False, note=f"lookup unavailable: {exc}")
