@@ -29,7 +29,7 @@ from services.chat.agent.config import AgentSettings
 from services.chat.agent.intents import Routing
 from services.chat.agent.tools import TOOLS, Caller, Result, Toolbox, call_tool
 from services.chat.assistant import AskContext, Emitter, Turn
-from services.common.ai import OpenAICompatibleProvider, OpenAIConfig
+from services.common.ai import OpenAICompatibleProvider, OpenAIConfig, model_call
 from services.common.blobs import BlobSettings, BlobStore, create_blob_store
 from services.common.config import CommonSettings
 from services.common.jobs import stage_span
@@ -38,6 +38,12 @@ from services.common.logging import get_logger
 from services.registry import SERVICES
 
 log = get_logger("eco2.chat.llm")
+
+# Labels of this agent's model calls (``ai.model_call``): the provider's name as the kernel's
+# OpenAI-compatible provider gives it, and one operation per SDK call.
+PROVIDER = "openai"
+CHAT_OPERATION = "chat"  # a streamed chat completion (with tools while rounds remain)
+IMAGE_OPERATION = "image_generation"
 
 SYSTEM_PROMPT = """너는 Eco² 앱의 마스코트이자 분리배출 도우미 '이코'야. 다른 12명의 캐릭터(페이피, 팩토리, 페티, 메탈리,
 비니, 글래시, 코튼, 플리, 일렉, 배리, 라이티, 폼이)는 너의 친구들이야.
@@ -211,32 +217,34 @@ class LlmAgent:
         calls: dict[int, _Call] = {}
         content: list[str] = []
         started = time.perf_counter()
+        # The span and latency cover the whole stream: a streamed answer is one call until its end.
         async with self.slots:
-            # Typed loosely: the tool list and messages are plain dicts, the SDK's overloads want TypedDicts.
-            stream: Any = await self.client.chat.completions.create(
-                model=model,
-                messages=cast(Any, messages),
-                stream=True,
-                temperature=self.settings.llm_temperature,
-                **kwargs,
-            )
-            async for chunk in stream:
-                if not chunk.choices:
-                    continue
-                delta = chunk.choices[0].delta
-                if delta.content:
-                    if not answer_started:
-                        answer_started = True
-                        await emit.stage("answer", "started", message=STAGE_MESSAGES["answer"])
-                    emitted.append(delta.content)
-                    content.append(delta.content)
-                    await emit.token(delta.content, node="answer")
-                for part in delta.tool_calls or ():
-                    call = calls.setdefault(part.index, _Call())
-                    call.id = part.id or call.id
-                    if part.function is not None:
-                        call.name += part.function.name or ""
-                        call.arguments += part.function.arguments or ""
+            with model_call(PROVIDER, CHAT_OPERATION, model):
+                # Typed loosely: the tool list and messages are plain dicts, the SDK's overloads want TypedDicts.
+                stream: Any = await self.client.chat.completions.create(
+                    model=model,
+                    messages=cast(Any, messages),
+                    stream=True,
+                    temperature=self.settings.llm_temperature,
+                    **kwargs,
+                )
+                async for chunk in stream:
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta
+                    if delta.content:
+                        if not answer_started:
+                            answer_started = True
+                            await emit.stage("answer", "started", message=STAGE_MESSAGES["answer"])
+                        emitted.append(delta.content)
+                        content.append(delta.content)
+                        await emit.token(delta.content, node="answer")
+                    for part in delta.tool_calls or ():
+                        call = calls.setdefault(part.index, _Call())
+                        call.id = part.id or call.id
+                        if part.function is not None:
+                            call.name += part.function.name or ""
+                            call.arguments += part.function.arguments or ""
         log.info("model_stream", model=model, ms=round((time.perf_counter() - started) * 1000), tools=len(calls))
         for index, call in calls.items():
             call.id = call.id or f"call_{index}"
@@ -261,9 +269,10 @@ class LlmAgent:
         blobs = create_blob_store(common, BlobSettings(), SERVICES["image"].public_url(common.public_api_base_url))
 
         async def generate(prompt: str) -> str:
-            response = await self.client.images.generate(
-                model=self.settings.image_generation_model, prompt=prompt, n=1, size="1024x1024"
-            )
+            with model_call(PROVIDER, IMAGE_OPERATION, self.settings.image_generation_model):
+                response = await self.client.images.generate(
+                    model=self.settings.image_generation_model, prompt=prompt, n=1, size="1024x1024"
+                )
             images = response.data or []
             data = base64.b64decode(images[0].b64_json or "" if images else "")
             key = f"generated/{uuid.uuid4().hex}.png"
