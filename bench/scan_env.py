@@ -24,6 +24,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("ECO2_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -35,6 +36,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def eco2() -> str:
+    """The project's command line, from PATH or next to this interpreter (``.venv/bin``)."""
+    return shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
 
 
 def rss_mb(pid: int) -> float:
@@ -113,7 +119,8 @@ class Env:
         self.procs[name] = proc
         return proc
 
-    def prepare(self) -> None:
+    def create_database(self, *services: str) -> None:
+        """The benchmark's own database on the local server, migrated (``services``: all if none)."""
         import asyncpg
 
         async def create() -> None:
@@ -124,10 +131,10 @@ class Env:
                 await conn.close()
 
         asyncio.run(create())
-        eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
-        subprocess.run(
-            [eco2, "migrate"], cwd=ROOT, env=self.env(), check=True, capture_output=True
-        )  # every service: the relay reads every outbox
+        subprocess.run([eco2(), "migrate", *services], cwd=ROOT, env=self.env(), check=True, capture_output=True)
+
+    def prepare(self) -> None:
+        self.create_database()  # every service: the relay reads every outbox
         self.spawn("moto", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.s3_port))
         wait_http(f"http://127.0.0.1:{self.s3_port}/moto-api/")
         import boto3
@@ -146,7 +153,6 @@ class Env:
         time.sleep(2)
 
     def start_worker(self) -> None:
-        eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
         for name, args in (
             ("worker", ["worker", "scan"]),
             ("relay", ["worker", "relay"]),
@@ -155,7 +161,7 @@ class Env:
             if name in self.procs and self.procs[name].poll() is None:
                 continue  # still running (the fault run restarts only the worker it killed)
             log = (self.data_dir / f"{name}.log").open("wb")
-            self.procs[name] = subprocess.Popen([eco2, *args], cwd=ROOT, env=self.env(), stdout=log, stderr=log)
+            self.procs[name] = subprocess.Popen([eco2(), *args], cwd=ROOT, env=self.env(), stdout=log, stderr=log)
 
     def project_pids(self) -> dict[str, int]:
         """The project's processes (API replicas, worker, relay, consumers): what CPU per scan counts."""
@@ -215,19 +221,24 @@ def tokens(env: Env, count: int) -> list[dict[str, str]]:
     return [auth_headers(common) for _ in range(count)]
 
 
-def _serve_api(port: int) -> None:
+def serve_api(app: Any, port: int) -> None:
+    """Serve one API process of a benchmark stack; ``SO_REUSEPORT`` lets several share the port."""
     from services.common import serving
-    from services.common.config import CommonSettings
-    from services.gateway import create_gateway
-    from services.registry import SERVICES
 
-    common = CommonSettings()
-    app = create_gateway([SERVICES[name] for name in ("image", "scan", "character")], common, run_workers=False)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
     serving.run(app, sockets=[sock], log_level="warning", backlog=4096, timeout_keep_alive=60, lifespan="on")
+
+
+def _serve_api(port: int) -> None:
+    from services.common.config import CommonSettings
+    from services.gateway import create_gateway
+    from services.registry import SERVICES
+
+    common = CommonSettings()
+    serve_api(create_gateway([SERVICES[n] for n in ("image", "scan", "character")], common, run_workers=False), port)
 
 
 if __name__ == "__main__":

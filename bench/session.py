@@ -45,7 +45,6 @@ import os
 import random
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -54,8 +53,9 @@ from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import scan_env
 from bench.rawsse import StreamError, request, sse_frames
-from bench.scan_env import PG_ADMIN, RABBIT, ROOT, Env, wait_http
+from bench.scan_env import RABBIT, ROOT, Env, wait_http
 from tests.support.images import PNG
 
 SERVICES = ("auth", "my", "character", "image", "scan", "location")
@@ -85,19 +85,9 @@ class SessionEnv(Env):
         })  # fmt: skip
 
     def prepare(self) -> None:
-        import asyncpg
-
-        async def create() -> None:
-            conn = await asyncpg.connect(PG_ADMIN)
-            try:
-                await conn.execute(f'CREATE DATABASE "{self.db_name}"')
-            finally:
-                await conn.close()
-
-        asyncio.run(create())
-        eco2 = shutil.which("eco2") or str(Path(sys.executable).with_name("eco2"))
+        self.create_database(*SERVICES)
+        eco2 = scan_env.eco2()
         run = {"cwd": ROOT, "env": self.env(), "check": True, "capture_output": True}
-        subprocess.run([eco2, "migrate", *SERVICES], **run)  # type: ignore[call-overload]
         data = ROOT / "services" / "location" / "data"
         for name, fmt in (("sample_keco.csv", "keco"), ("sample_zerowaste.csv", "zerowaste")):
             subprocess.run([eco2, "location", "import", str(data / name), "--format", fmt], **run)  # type: ignore[call-overload]
@@ -309,12 +299,9 @@ async def run(env: SessionEnv, users: int, duration: float, ramp: float, hello_d
 
 
 def _serve_api(port: int) -> None:
-    import socket
-
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-    from services.common import serving
     from services.common.config import CommonSettings
     from services.gateway import create_gateway
     from services.registry import SERVICES as REGISTRY
@@ -331,11 +318,7 @@ def _serve_api(port: int) -> None:
         target: ASGIApp = bare if scope["type"] == "http" and scope["path"] == "/bench/hello" else gateway
         await target(scope, receive, send)
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("127.0.0.1", port))
-    serving.run(app, sockets=[sock], log_level="warning", backlog=4096, timeout_keep_alive=60, lifespan="on")
+    scan_env.serve_api(app, port)
 
 
 if __name__ == "__main__":

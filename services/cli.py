@@ -142,7 +142,7 @@ def dev(
         console.print("  model     none: photos need a vision model (--model-url URL, see the landing page)")
     _chat_status()
     console.print(f"  setup took {time.perf_counter() - started:.2f}s; serving on http://{host}:{port}")
-    serving.run(gateway, host=host, port=port, log_level="warning", lifespan="on")
+    serving.run(gateway, host=host, port=port, log_level="warning", lifespan="on", **serving.proxy_options(common))
 
 
 def _chat_status() -> None:
@@ -175,9 +175,8 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
-        proxy_headers=True,
-        forwarded_allow_ips="*",
         timeout_graceful_shutdown=20,
+        **serving.proxy_options(CommonSettings()),
     )
 
 

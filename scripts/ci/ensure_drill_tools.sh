@@ -5,6 +5,8 @@
 # virtualenv is built on /usr/bin/python3 so that the PostgreSQL server user can run it).
 set -euo pipefail
 
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
@@ -18,7 +20,7 @@ PY
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "drill: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 echo "drill: PostgreSQL server binaries and the build tools for barman-cloud present"

@@ -53,6 +53,19 @@ def deployments(entry: Any) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def uses_broker(entry: Any) -> bool:
+    """RABBITMQ_URL in its Secret and the allow-rabbitmq policy: only a service that publishes (an
+    outbox) or consumes events; every one of its processes shares the one Secret."""
+    return bool(entry.uses_broker)
+
+
+def uses_jwks(entry: Any) -> bool:
+    """JWKS_URL and the allow-jwks policy: only an API with routes that verify a user's token."""
+    from services.common.app import authenticated_routes
+
+    return bool(authenticated_routes(entry.create_app()))
+
+
 def all_deployments(entries: Iterable[Any]) -> dict[str, tuple[str, ...]]:
     """Every domain folder of the distribution: each entry's Deployments plus the relay."""
     entries = list(entries)
@@ -85,6 +98,13 @@ ENV_CONFIG = {
         "LOG_LEVEL": "INFO",
         "REDIS_KEY_PREFIX": "eco2:prod:",
     },
+}
+# Peers whose X-Forwarded-For the API believes (services/common/config.py): the ALB and the nodes
+# reach pods from the VPC (target-type instance: NodePort, kube-proxy) or, across nodes, from the
+# pod network (Calico's tunnel address). Terraform's vpc_cidr and pod_cidr; tests/deploy checks it.
+API_ENV_CONFIG = {
+    "dev": {"FORWARDED_ALLOW_IPS": "10.20.0.0/16,192.168.0.0/16"},
+    "prod": {"FORWARDED_ALLOW_IPS": "10.30.0.0/16,192.168.0.0/16"},
 }
 SCALE = {  # (min, max) replicas per environment; the relay is a single writer and never scales
     "api": {"dev": (1, 3), "prod": (2, 6)},
@@ -176,7 +196,7 @@ def volumes(extra: str) -> str:
 
 
 def api_base(
-    name: str, namespace: str, extra_config: dict[str, str], mounts: str, extra_volumes: str
+    name: str, namespace: str, extra_config: dict[str, str], mounts: str, extra_volumes: str, jwks: bool = True
 ) -> dict[str, str]:
     files: dict[str, str] = {}
     files["kustomization.yaml"] = f"""\
@@ -200,7 +220,7 @@ generatorOptions:
     # Before the migrations hook (wave 0) and the Deployment (wave 1).
     argocd.argoproj.io/sync-wave: "-1"
 """
-    config = {**API_CONFIG, **extra_config}
+    config = {k: v for k, v in {**API_CONFIG, **extra_config}.items() if jwks or k != "JWKS_URL"}
     files["config.env"] = "".join(f"{k}={v}\n" for k, v in config.items())
     files["serviceaccount.yaml"] = service_account(name, "api")
     files["migrate-job.yaml"] = f"""\
@@ -516,13 +536,21 @@ configMapGenerator:
 
 
 def write_folder(
-    root: Path, name: str, namespace: str, args: list[str], *, scalable: bool = True, ai: bool = False
+    root: Path,
+    name: str,
+    namespace: str,
+    args: list[str],
+    *,
+    scalable: bool = True,
+    ai: bool = False,
+    jwks: bool = True,
 ) -> None:
-    """``workloads/domains/<name>/{base,dev,prod}``: an API for ``serve``, a worker otherwise."""
+    """``workloads/domains/<name>/{base,dev,prod}``: an API for ``serve`` (``JWKS_URL`` when ``jwks``),
+    a worker otherwise."""
     folder = root / "workloads" / "domains" / name
     kind = "api" if args[0] == "serve" else "worker"
     if kind == "api":
-        base, role = api_base(name, namespace, {}, "", ""), NODE_ROLE["api"]
+        base, role = api_base(name, namespace, {}, "", "", jwks), NODE_ROLE["api"]
     else:
         base, role = worker_base(name, namespace, args, scalable, ai, {}), NODE_ROLE["worker-ai" if ai else "worker"]
     for filename, text in base.items():
@@ -532,7 +560,8 @@ def write_folder(
     for env in ("dev", "prod"):
         path = folder / env / "kustomization.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(overlay(name, kind, env, scalable or kind == "api", role, ENV_CONFIG[env]))
+        config = {**ENV_CONFIG[env], **(API_ENV_CONFIG[env] if kind == "api" else {})}
+        path.write_text(overlay(name, kind, env, scalable or kind == "api", role, config))
 
 
 def _append_list_item(path: Path, key_line: str, item: str) -> None:
@@ -559,10 +588,11 @@ def scaffold_service(root: Path, entry: Any) -> list[str]:
     wrote or changed. Only what is missing is written, so running it again after the entry gained a
     worker adds that worker's folder and leaves the edited ones alone."""
     name = entry.name
+    broker, jwks = uses_broker(entry), uses_jwks(entry)
     changed = []
     for folder, args in deployments(entry).items():
         if not (root / "workloads/domains" / folder).exists():
-            write_folder(root, folder, name, list(args))
+            write_folder(root, folder, name, list(args), jwks=jwks)
             changed.append(f"workloads/domains/{folder}")
     namespaces = root / "workloads/namespaces/base/namespaces.yaml"
     if f"  name: {name}\n" not in namespaces.read_text():
@@ -597,12 +627,18 @@ imagePullSecrets:
 """
         )
     changed += ["workloads/namespaces/base/namespaces.yaml", "workloads/rbac-storage/base/default-serviceaccounts.yaml"]
-    # Network policies: the same flows as the my service (load balancer, JWKS, monitoring, broker).
+    # Network policies: the my service's flows (load balancer, monitoring; JWKS and the broker only
+    # when the entry uses them, see uses_jwks / uses_broker).
     policies = root / "workloads/network-policies/base"
     if not (policies / name).exists():
         (policies / name).mkdir()
+        left_out = {"allow-jwks.yaml"} - ({"allow-jwks.yaml"} if jwks else set())
+        left_out |= {"allow-rabbitmq.yaml"} - ({"allow-rabbitmq.yaml"} if broker else set())
         for source in sorted((policies / "my").glob("*.yaml")):
+            if source.name in left_out:
+                continue
             text = source.read_text().replace("namespace: my\n", f"namespace: {name}\n")
+            text = "".join(line for line in text.splitlines(keepends=True) if line.strip("- \n") not in left_out)
             (policies / name / source.name).write_text(text)
         _append_list_item(policies / "kustomization.yaml", "resources:", name)
         changed.append(f"workloads/network-policies/base/{name}")
@@ -610,6 +646,9 @@ imagePullSecrets:
     secrets = root / "workloads/secrets/external-secrets/base"
     if not (secrets / f"{name}.yaml").exists():
         template = (secrets / "my.yaml").read_text()
+        if not broker:  # no RABBITMQ_URL, and no read of the broker's password
+            template = re.sub(r"^ +RABBITMQ_URL: .*\n", "", template, flags=re.M)
+            template = re.sub(r"^  - secretKey: rabbitmq_password\n(?:    .*\n)+", "", template, flags=re.M)
         (secrets / f"{name}.yaml").write_text(re.sub(r"\bmy\b", name, template))
         _append_list_item(secrets / "kustomization.yaml", "resources:", f"{name}.yaml")
     parameters = root / "terraform/ssm-parameters.json"

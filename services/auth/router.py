@@ -46,7 +46,7 @@ log = get_logger("eco2.auth")
 router = APIRouter(tags=["auth"])
 
 
-def get_service(request: Request) -> AuthService:
+async def get_service(request: Request) -> AuthService:
     return request.app.state.auth
 
 

@@ -3,8 +3,9 @@
 The runner (``services/chat/service.py`` and ``worker.py``) owns chats, messages, jobs, the event
 log and SSE; the assistant (``services/chat/agent/``) owns intent routing, tools, the model and the
 offline answerer. They meet here: the runner builds an :class:`AskContext`, hands the assistant an
-:class:`Emitter` that turns stage/token calls into the job's persisted events (docs/api.md §10.4:
-names, statuses, progress), and stores the returned :class:`Answer` before it emits ``done``.
+:class:`Emitter` that turns stage/token calls into the job's persisted events (names, statuses,
+progress: docs/api.md, "SSE: scan and chat job streams" → "Events"), and stores the returned
+:class:`Answer` before it emits ``done``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-# The ten intents of docs/api.md §10.4 (``done.result.intent``), exact strings.
+# The ten intents (``done.result.intent``; docs/api.md, "SSE: scan and chat job streams" → "Events";
+# what each covers: docs/chat.md, "Routing"), exact strings.
 INTENTS = (
     "waste",
     "character",
@@ -40,8 +42,8 @@ Intent = Literal[
     "general",
 ]
 
-# The stage events an assistant may emit (docs/api.md §10.4); the runner emits queued, needs_input,
-# token_recovery and done itself.
+# The stage events an assistant may emit (docs/api.md, "SSE: scan and chat job streams" → "Events");
+# the runner emits queued, needs_input, token_recovery and done itself.
 STAGES = (
     "intent",
     "vision",

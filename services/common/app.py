@@ -52,6 +52,18 @@ def _uses(dependant: Dependant, calls: frozenset[Any]) -> set[Any]:
     return found
 
 
+def authenticated_routes(app: FastAPI) -> list[str]:
+    """``METHOD path`` of every route that verifies a user's token (``CurrentUser``/``StreamUser``):
+    a service with none never reads the auth service's keys (no ``JWKS_URL``, no JWKS egress)."""
+    calls = frozenset({current_user, current_stream_user})
+    return [
+        f"{method} {route.path_format}"
+        for route in iter_route_contexts(app.routes)
+        if (dependant := getattr(route, "dependant", None)) is not None and _uses(dependant, calls)
+        for method in sorted(getattr(route, "methods", None) or ())
+    ]
+
+
 def document_auth(app: FastAPI) -> None:
     """Declare in the OpenAPI document how each operation authenticates (docs/api.md, conventions:
     authentication): ``user`` = bearer header or ``s_access`` cookie, ``user/stream`` also the

@@ -6,6 +6,7 @@ the values here are the ones every process needs and that an operator sets once 
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -63,6 +64,11 @@ class CommonSettings(BaseSettings):
     log_json: bool = True
     # Workers (relay, consumers, job workers) serve ``/metrics`` on this port; APIs serve it on their own.
     metrics_port: int | None = None
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (addresses or CIDRs, comma-separated):
+    # the load balancer and the nodes that forward its traffic to pods. The address taken from that
+    # header is the identity of the per-address rate limits (login, callback, refresh), so trusting
+    # any peer ("*") would let a client on the internet pick a fresh identity per request.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     # Shared secret for service-to-service calls that must not be reachable from the public edge.
     internal_token: str = "dev-internal-token"  # noqa: S105 - refused outside development below
 
@@ -70,6 +76,22 @@ class CommonSettings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         return _csv(value)
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_trusted(cls, value: Any) -> Any:
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_are_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"FORWARDED_ALLOW_IPS: {item!r} is not an IP address or CIDR") from None
+        return value
 
     @field_validator("public_api_base_url")
     @classmethod
@@ -83,6 +105,8 @@ class CommonSettings(BaseSettings):
         refuse_placeholder(self.environment, "INTERNAL_TOKEN", self.internal_token)
         if self.environment is Environment.PRODUCTION and "*" in self.cors_allowed_origins:
             raise ValueError("CORS_ALLOWED_ORIGINS must be an exact list, '*' is never allowed")
+        if self.environment is Environment.PRODUCTION and "*" in self.forwarded_allow_ips:
+            raise ValueError("FORWARDED_ALLOW_IPS must name the load balancer's and nodes' networks, never '*'")
         return self
 
     @property

@@ -17,6 +17,13 @@ def get_runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
+# Dependencies that only read app state are ``async def``: FastAPI runs a plain ``def`` dependency in
+# its thread pool, a thread hand-off per request for one attribute read (seen in the scan profile,
+# docs/benchmarks.md).
+async def runtime_dependency(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     db = get_runtime(request).db
     assert db is not None, "this service has no database"
@@ -70,4 +77,4 @@ async def current_stream_user(request: Request, authorization: AuthorizationHead
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 CurrentUser = Annotated[TokenClaims, Depends(current_user)]
 StreamUser = Annotated[TokenClaims, Depends(current_stream_user)]
-RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(runtime_dependency)]

@@ -35,6 +35,11 @@ class ServiceEntry:
         return self.name
 
     @property
+    def uses_broker(self) -> bool:
+        """Publishes (an outbox the relay sends) or consumes events: its processes need RabbitMQ."""
+        return bool(self.outbox or self.consumers)
+
+    @property
     def internal_prefix(self) -> str:
         """Service-to-service routes (``/internal/v1/character``): the public ingress routes only
         ``/api/...``, so these are reachable inside the cluster (and from the dev gateway) alone."""

@@ -21,7 +21,7 @@ class InternalAuthFailed(AppError):
     default_code = "INTERNAL_AUTH_FAILED"
 
 
-def require_internal(request: Request) -> None:
+async def require_internal(request: Request) -> None:
     expected = request.app.state.runtime.common.internal_token
     sent = request.headers.get(INTERNAL_TOKEN_HEADER, "")
     if not hmac.compare_digest(sent.encode(), expected.encode()):

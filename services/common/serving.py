@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from services.common.config import CommonSettings
 from services.common.jobs.stream import DRAIN, drain_streams
 
 
@@ -34,6 +35,14 @@ class DrainingServer(uvicorn.Server):
         if self._loop is not None:
             self._loop.call_soon_threadsafe(drain_streams)
         super().handle_exit(sig, frame)
+
+
+def proxy_options(common: CommonSettings) -> dict[str, Any]:
+    """uvicorn's proxy-header trust from the settings: ``X-Forwarded-For`` and ``X-Forwarded-Proto``
+    are believed only from ``FORWARDED_ALLOW_IPS`` (the load balancer's and nodes' networks), and the
+    client address is the rightmost one not in those networks — what a client writes into the header
+    itself stays to the left of it."""
+    return {"proxy_headers": True, "forwarded_allow_ips": common.forwarded_allow_ips}
 
 
 def run(app: Any, *, sockets: list[socket.socket] | None = None, **options: Any) -> None:

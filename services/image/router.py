@@ -21,7 +21,7 @@ router = APIRouter(tags=["images"])
 internal = APIRouter()  # mounted behind the internal token (services.common.app)
 
 
-def get_service(request: Request) -> ImageService:
+async def get_service(request: Request) -> ImageService:
     return request.app.state.images
 
 

@@ -26,6 +26,9 @@ from services.registry import SERVICES
 log = get_logger("eco2.image")
 
 CHANNELS = ("scan", "chat", "my")
+# Key prefixes of verified (or service-written) objects: the only ones the CDN may read
+# (terraform/modules/s3-images, CloudFront's bucket policy); client bytes land under ``incoming/``.
+SERVED_PREFIXES = (*CHANNELS, "generated")
 EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/png": ".png",

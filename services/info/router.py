@@ -20,11 +20,11 @@ from services.info.service import DEFAULT_LIMIT, MAX_LIMIT, NewsFeed, categories
 router = APIRouter(tags=["info"])
 
 
-def get_feed(request: Request) -> NewsFeed:
+async def get_feed(request: Request) -> NewsFeed:
     return request.app.state.news
 
 
-def get_dictionary(request: Request) -> ItemDictionary:
+async def get_dictionary(request: Request) -> ItemDictionary:
     return request.app.state.items
 
 

@@ -17,11 +17,11 @@ router = APIRouter(tags=["locations"])
 internal = APIRouter()  # mounted behind the internal token (services.common.app)
 
 
-def get_service(request: Request) -> LocationService:
+async def get_service(request: Request) -> LocationService:
     return request.app.state.locations
 
 
-def get_reads(request: Request) -> ReadSessions:
+async def get_reads(request: Request) -> ReadSessions:
     return request.app.state.location_reads
 
 

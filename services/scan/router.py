@@ -17,7 +17,7 @@ from services.scan.service import ScanService
 router = APIRouter(tags=["scan"])
 
 
-def get_service(request: Request) -> ScanService:
+async def get_service(request: Request) -> ScanService:
     return request.app.state.scan
 
 

@@ -70,6 +70,8 @@ class Stack:
     assistant: ScriptedAssistant
     exits: contextlib.AsyncExitStack
     user_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    image_app: Any = None  # the image service's ASGI app (its internal ``/resolve`` too)
+    image_settings: Any = None  # its storage: what a vision path must read the uploads from
 
     @property
     def service(self) -> ChatService:
@@ -150,7 +152,8 @@ async def make_stack(chat_common: CommonSettings, chat_s3: str | None) -> AsyncI
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=BASE_URL)
             )
             double = assistant or ScriptedAssistant()
-            stack = Stack(chat_common, settings, chat_client, image_client, app, double, exits)
+            stack = Stack(chat_common, settings, chat_client, image_client, app, double, exits,
+                          image_app=image_app.app, image_settings=image_settings)  # fmt: skip
             if worker:
                 await stack.start_worker()
             return stack

@@ -40,9 +40,16 @@ async def test_send_stream_and_done_with_persistence(make_stack: StackFactory) -
     names = [f["event"] for f in events]
     assert names[0] == "queued"
     assert names[-1] == "done"
-    assert all("event" in f and "id" in f for f in events)
-    # Opened right after the 202: a fresh connection to a running job starts with a snapshot.
-    assert client_view(events) == answer_for("페트병 어떻게 버려요?")
+    # Every frame but a keepalive (sent when a loaded machine stalls the job past 15 s) has an id.
+    assert all("event" in f and ("id" in f or f["event"] == "keepalive") for f in events), events
+    events = [f for f in events if f["event"] != "keepalive"]
+    if any(f["event"] in ("token", "token_recovery") for f in events):
+        # Opened while the job ran: snapshot and live tokens rebuild the answer exactly once.
+        assert client_view(events) == answer_for("페트병 어떻게 버려요?")
+    else:
+        # The job was already over when the stream opened (the worker can beat the client): stage
+        # events and done only, done carrying the answer (docs/api.md, SSE step 6).
+        assert events[-1]["data"]["result"]["answer"] == answer_for("페트병 어떻게 버려요?")
     # The whole log, in order (a resume from 0 replays every event, tokens included).
     _, events = await stack.stream(job_id, "0")
     seqs = [int(f["id"]) for f in events]

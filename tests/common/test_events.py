@@ -60,6 +60,27 @@ async def db(common_settings: CommonSettings) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+class OtherBase(DeclarativeBase):
+    metadata = service_metadata("evtest2")
+
+
+class OtherOutbox(OutboxMixin, OtherBase):
+    pass
+
+
+@pytest.fixture
+async def other_db(common_settings: CommonSettings) -> AsyncIterator[Database]:
+    """A second producer: on PostgreSQL the same database (its own schema), as the services share one."""
+    database = Database(database_url_for("evtest2", common_settings.database_url, common_settings.data_dir), "evtest2")
+    async with database.engine.begin() as conn:
+        if not database.is_sqlite:
+            await conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS evtest2")
+        await conn.run_sync(OtherBase.metadata.drop_all)
+        await conn.run_sync(OtherBase.metadata.create_all)
+    yield database
+    await database.dispose()
+
+
 @pytest.fixture
 async def bus() -> AsyncIterator[EventBus]:
     if not REAL:
@@ -107,7 +128,9 @@ def tally_subscription(db: Database, fail_times: dict[str, int]) -> Subscription
     return tally.subscription(db, fail_times)
 
 
-async def eventually(check: Any, timeout: float = 15.0) -> None:
+async def eventually(check: Any, timeout: float = 90.0) -> None:
+    """Poll ``check`` until true. The deadline only bounds a failure: quorum-queue redeliveries and
+    dead-lettering on a loaded shared broker take seconds, which a tight deadline turned into failures."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
@@ -141,8 +164,11 @@ async def test_crash_mid_event_is_retried_and_lands_once(db: Database, bus: Even
     key = uuid.uuid4().hex
     fail = {key: 1}
     stop = asyncio.Event()
+    # The queue and its bindings exist before anything is published (on RabbitMQ an event published
+    # before its queue is bound is dropped, and how long the consumer task takes to bind is up to
+    # the machine's load): declared here, not hoped for after a sleep.
+    await bus.declare(tally.topology())
     consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
-    await asyncio.sleep(0.1)
     await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test"))
 
     async def landed() -> bool:
@@ -158,8 +184,11 @@ async def test_poison_event_is_dead_lettered_and_replayable(db: Database, bus: E
     key = uuid.uuid4().hex
     fail = {key: 10}  # more failures than deliveries allowed
     stop = asyncio.Event()
+    # The queue and its bindings exist before anything is published (on RabbitMQ an event published
+    # before its queue is bound is dropped, and how long the consumer task takes to bind is up to
+    # the machine's load): declared here, not hoped for after a sleep.
+    await bus.declare(tally.topology())
     consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
-    await asyncio.sleep(0.1)
     event = Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test")
     await bus.publish(event)
 
@@ -184,8 +213,11 @@ async def test_a_payload_not_matching_its_model_is_parked_at_once(db: Database, 
     key = uuid.uuid4().hex
     fail: dict[str, int] = {}
     stop = asyncio.Event()
+    # The queue and its bindings exist before anything is published (on RabbitMQ an event published
+    # before its queue is bound is dropped, and how long the consumer task takes to bind is up to
+    # the machine's load): declared here, not hoped for after a sleep.
+    await bus.declare(tally.topology())
     consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
-    await asyncio.sleep(0.1)
     broken = Event(str(uuid.uuid4()), "tally.bump", {"kee": key}, "", "test")  # no ``key``: never applicable
     await bus.publish(broken)
     await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": key}, "", "test"))
@@ -216,3 +248,27 @@ def test_every_consumer_declares_its_bindings_from_its_handlers() -> None:
 async def _inbox_size(db: Database, expected: int) -> bool:
     async with db.session() as session:
         return len((await session.execute(select(Inbox))).scalars().all()) == expected
+
+
+async def test_relay_finds_the_outboxes_holding_rows_and_publishes_each_row_once(
+    db: Database, other_db: Database, bus: EventBus
+) -> None:
+    """The idle probe (one query for every outbox of a database) must still see each new row."""
+    await bus.declare({"tally": ("tally.bump",)})
+    relay = OutboxRelay([OutboxSource("evtest", db, Outbox), OutboxSource("evtest2", other_db, OtherOutbox)], bus)
+    assert await relay.relay_once() == 0
+    async with other_db.session() as session:
+        OtherOutbox.emit(session, TallyBump(key="second"))
+    assert await relay.relay_once() == 1
+    assert await relay.relay_once() == 0
+    async with db.session() as session:
+        Outbox.emit(session, TallyBump(key="first"))
+    async with other_db.session() as session:
+        OtherOutbox.emit(session, TallyBump(key="second-again"))
+    assert await relay.relay_once() == 2
+    assert await relay.relay_once() == 0
+    for database, model in ((db, Outbox), (other_db, OtherOutbox)):
+        async with database.session() as session:
+            rows = (await session.execute(select(model))).scalars().all()
+        assert rows
+        assert all(row.published_at is not None for row in rows)

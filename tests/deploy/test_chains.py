@@ -14,18 +14,29 @@ from tests.deploy import chains, manifests
 from tests.deploy.manifests import ENVIRONMENTS, ROOT
 
 pytestmark = pytest.mark.infra
+scaffold = manifests.scaffold()
 
 # CommonSettings fields whose None selects an in-process adapter (services/common/config.py): a
 # production pod without one would run alone on SQLite / process memory without failing.
 EMBEDDED_FALLBACKS = {"DATABASE_URL", "REDIS_URL", "RABBITMQ_URL"}
 
 
+def owner(process: chains.Process) -> Any:
+    """The registry entry a process runs (``serve``/``migrate``/``worker consumers`` name it, a
+    ``worker <command>`` is the entry declaring that worker); None for the relay."""
+    match process.args:
+        case ["serve" | "migrate", name] | ["worker", "consumers", name]:
+            return SERVICES[name]
+        case ["worker", command]:
+            return next((e for e in SERVICES.values() if command in e.workers), None)
+    return None
+
+
 def needs(process: chains.Process) -> set[str]:
-    """The embedded fallbacks a process must not use: the bus only where it publishes or consumes
-    (an outbox, consumers, a worker, or scan's job queue), per services/registry.py."""
-    name = process.args[-1] if process.args[0] in {"serve", "migrate"} else None
-    entry = SERVICES.get(name) if name else None
-    uses_bus = entry is None or bool(entry.outbox or entry.consumers)
+    """The embedded fallbacks a process must not use: the bus only where its service publishes or
+    consumes (an outbox or consumers; scan's job queue goes with its outbox), and always for the relay."""
+    entry = owner(process)
+    uses_bus = entry is None or entry.uses_broker
     return EMBEDDED_FALLBACKS if uses_bus else EMBEDDED_FALLBACKS - {"RABBITMQ_URL"}
 
 
@@ -82,11 +93,42 @@ def test_every_setting_production_requires_is_provided(procs: dict[str, list[cha
     for process, errors in zip(procs[env], chains.settings_errors(jobs), strict=True):
         assert process.env.get("ENVIRONMENT") == "production", f"{process.label}: not a production pod"
         missing = sorted(v for v in needs(process) if not process.env.get(v))
-        if process.args[0] == "serve" and not process.env.get("JWKS_URL"):
+        if process.args[0] == "serve" and scaffold.uses_jwks(owner(process)) and not process.env.get("JWKS_URL"):
             missing.append("JWKS_URL")
         if missing:
             problems.append(f"{process.label}: {missing} unset (would fall back to an embedded adapter)")
         problems += [f"{process.label}: {cls}: {error}" for cls, error in errors.items()]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_broker_and_jwks_only_where_the_registry_entry_uses_them(
+    rendered: dict[str, Any], procs: dict[str, list[chains.Process]], env: str
+) -> None:
+    """Least privilege, derived like the scaffold does: RABBITMQ_URL and the broker egress only for a
+    service with an outbox or consumers; JWKS_URL and the JWKS egress only for an API with routes
+    that verify a user's token. A service that needs neither gets neither."""
+    policies = {
+        (p["metadata"]["namespace"], p["metadata"]["name"])
+        for p in chains.docs(rendered, f"workloads/network-policies/{env}")
+        if p["kind"] == "NetworkPolicy"
+    }
+    problems = []
+    for process in procs[env]:
+        entry = owner(process)
+        if entry is None:
+            continue
+        broker = entry.uses_broker
+        if bool(process.env.get("RABBITMQ_URL")) != broker:
+            problems.append(f"{process.label}: RABBITMQ_URL {'missing' if broker else 'given'}")
+        if process.args[0] == "serve":
+            jwks = scaffold.uses_jwks(entry)
+            if bool(process.env.get("JWKS_URL")) != jwks:
+                problems.append(f"{process.label}: JWKS_URL {'missing' if jwks else 'given'}")
+    for name, entry in SERVICES.items():
+        for policy, used in (("allow-rabbitmq", entry.uses_broker), ("allow-jwks", scaffold.uses_jwks(entry))):
+            if ((name, policy) in policies) != used:
+                problems.append(f"{name}: NetworkPolicy {policy} {'missing' if used else 'not needed'}")
     assert not problems, "\n".join(problems)
 
 
@@ -182,6 +224,32 @@ def _tf_list(env: str, name: str) -> list[str]:
     match = re.search(rf"^{name}\s*=\s*(\[.*?\])", _tfvars(env), re.M)
     assert match, f"{name} not in terraform/env/{env}.tfvars"
     return list(yaml.safe_load(match.group(1)))
+
+
+def _tf_value(env: str, name: str) -> str:
+    """A string variable: the environment's tfvars, else its default in terraform/variables.tf."""
+    match = re.search(rf'^{name}\s*=\s*"([^"]+)"', _tfvars(env), re.M)
+    if not match:
+        variables = (ROOT / "terraform/variables.tf").read_text()
+        match = re.search(rf'variable "{name}" \{{.*?default\s*=\s*"([^"]+)"', variables, re.S)
+    assert match, f"{name}: neither in terraform/env/{env}.tfvars nor defaulted"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_apis_trust_forwarded_headers_only_from_the_vpc_and_pod_network(
+    procs: dict[str, list[chains.Process]], env: str
+) -> None:
+    """The ALB (target-type instance) reaches a pod from a node's VPC address or, across nodes, from
+    the pod network: exactly those are trusted with X-Forwarded-For, never every peer, so the
+    client address of the per-address rate limits cannot be chosen by the client."""
+    expected = {_tf_value(env, "vpc_cidr"), _tf_value(env, "pod_cidr")}
+    assert set(scaffold.API_ENV_CONFIG[env]["FORWARDED_ALLOW_IPS"].split(",")) == expected, "the scaffold's value"
+    apis = [p for p in procs[env] if p.kind == "Deployment" and p.args[0] == "serve"]
+    assert {p.args[1] for p in apis} == set(SERVICES)
+    for process in apis:
+        trusted = process.env.get("FORWARDED_ALLOW_IPS", "")
+        assert set(trusted.split(",")) == expected, f"{process.label}: FORWARDED_ALLOW_IPS={trusted!r}"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -20,14 +20,20 @@ pytestmark = pytest.mark.infra
 NAME, PREFIX = "zeta", "/api/v1/zeta"
 # A registry entry (services/registry.py) with everything that adds a Deployment or a database link:
 # consumers, an outbox the relay reads, and two workers of its own.
+# Its app: any factory with routes that verify a user's token (scan's), which is what makes the
+# scaffold give it JWKS_URL and the JWKS egress.
 ENTRY = ServiceEntry(
     NAME,
     PREFIX,
-    "services.zeta.app:create_app",
+    "services.scan.app:create_app",
     outbox="services.zeta.models:Outbox",
     consumers="services.zeta.consumers",
     workers={"zeta-digest": "services.zeta.digest:run", "zeta-export": "services.zeta.export:run"},
 )
+# One that neither publishes nor consumes events and verifies no user's token (an app like info's,
+# a worker of its own): no broker, no JWKS, in its Secret, config or policies.
+QUIET, QUIET_PREFIX = "eta", "/api/v1/eta"
+QUIET_ENTRY = ServiceEntry(QUIET, QUIET_PREFIX, "services.info.app:create_app", workers={"eta-sync": "x:y"})
 FOLDERS = {
     NAME: ["serve", NAME],
     f"{NAME}-consumers": ["worker", "consumers", NAME],
@@ -41,7 +47,8 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
     root = tmp_path_factory.mktemp("scaffold")
     for part in (*manifests.TREES, "terraform"):
         shutil.copytree(ROOT / part, root / part, ignore=shutil.ignore_patterns(".terraform"))
-    return root, manifests.scaffold().scaffold_service(root, ENTRY)
+    writer = manifests.scaffold()
+    return root, writer.scaffold_service(root, ENTRY) + writer.scaffold_service(root, QUIET_ENTRY)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +158,10 @@ def test_terraform_parameters_stay_one_line_per_owner(tree: Path) -> None:
     """The scaffold rewrites terraform/ssm-parameters.json in its committed layout (a one-line diff)."""
     before = [line.rstrip(",") for line in (ROOT / "terraform/ssm-parameters.json").read_text().splitlines()]
     after = [line.rstrip(",") for line in (tree / "terraform/ssm-parameters.json").read_text().splitlines()]
-    assert [line for line in after if line not in before] == [f'  "{NAME}": ["database-password"]']
+    assert [line for line in after if line not in before] == [
+        f'  "{NAME}": ["database-password"]',
+        f'  "{QUIET}": ["database-password"]',
+    ]
     assert [line for line in before if line not in after] == []
 
 
@@ -166,3 +176,56 @@ def test_every_registered_service_is_already_scaffolded(tmp_path: Path) -> None:
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     changed = sorted(str(p.relative_to(tmp_path)) for p in after if before.get(p) != after[p])
     assert not changed, f"the scaffold would still write {changed}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_broker_and_jwks_follow_the_registry_entry(tree: Path, env: str) -> None:
+    """An outbox or consumers -> RABBITMQ_URL, the broker password and allow-rabbitmq; routes that
+    verify a user's token -> JWKS_URL and allow-jwks. The quiet service gets none of them (the info
+    service's case), and still reaches its database and DNS."""
+    scaffold = manifests.scaffold()
+    assert scaffold.uses_broker(ENTRY)
+    assert scaffold.uses_jwks(ENTRY)
+    assert not scaffold.uses_broker(QUIET_ENTRY)
+    assert not scaffold.uses_jwks(QUIET_ENTRY)
+    rendered = {
+        p: _render(tree, p)
+        for p in (
+            f"workloads/secrets/external-secrets/{env}",
+            f"workloads/network-policies/{env}",
+            f"workloads/domains/{NAME}/{env}",
+            f"workloads/domains/{QUIET}/{env}",
+            f"workloads/domains/eta-sync-worker/{env}",
+        )
+    }
+    assert chains.remote_keys(rendered, env) == chains.terraform_parameters(env, tree)
+    made = chains.secrets(rendered, env)
+    policies = {
+        ns: {
+            p["metadata"]["name"]
+            for p in rendered[f"workloads/network-policies/{env}"]
+            if p["metadata"]["namespace"] == ns
+        }
+        for ns in (NAME, QUIET)
+    }
+    assert {"allow-rabbitmq", "allow-jwks"} <= policies[NAME]
+    assert "RABBITMQ_URL" in made[(NAME, f"{NAME}-secrets")]
+    assert not {"allow-rabbitmq", "allow-jwks"} & policies[QUIET]
+    assert {"default-deny", "allow-dns", "allow-postgres", "allow-from-load-balancer"} <= policies[QUIET]
+    quiet_secret = made[(QUIET, f"{QUIET}-secrets")]
+    assert "RABBITMQ_URL" not in quiet_secret
+    assert set(quiet_secret) >= {"DATABASE_URL", "REDIS_URL", "INTERNAL_TOKEN"}
+    (external,) = [
+        o for o in rendered[f"workloads/secrets/external-secrets/{env}"] if o["metadata"]["name"] == f"{QUIET}-secrets"
+    ]
+    assert not [d for d in external["spec"]["data"] if "rabbitmq" in d["remoteRef"]["key"]]
+
+    def config(folder: str) -> dict[str, str]:
+        (cm,) = [o for o in rendered[f"workloads/domains/{folder}/{env}"] if o["kind"] == "ConfigMap"]
+        return dict(cm["data"])
+
+    assert config(NAME)["JWKS_URL"].startswith("http://auth.auth.svc.cluster.local/")
+    assert "JWKS_URL" not in config(QUIET)
+    assert "JWKS_URL" not in config("eta-sync-worker")
+    # An API's proxy-header trust is Terraform's networks of that environment (tests/deploy/test_chains.py).
+    assert config(NAME)["FORWARDED_ALLOW_IPS"] == scaffold.API_ENV_CONFIG[env]["FORWARDED_ALLOW_IPS"]

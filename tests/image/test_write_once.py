@@ -157,3 +157,31 @@ async def test_served_files_carry_the_verified_type_and_security_headers(
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_the_cdn_url_names_only_the_verified_copy(
+    image_client: httpx.AsyncClient, image_app: FastAPI, migrated: CommonSettings
+) -> None:
+    """docs/api.md, images: a ``cdn_url`` is not served before verification. The client's bytes land
+    under ``incoming/`` (never served: CloudFront may read only SERVED_PREFIXES, see
+    tests/infra/test_terraform.py); the key behind the ``cdn_url`` holds nothing until the
+    callback promotes exactly the checked bytes to it."""
+    from services.common.blobs import INCOMING
+    from services.image.service import SERVED_PREFIXES
+
+    headers = auth_headers(migrated)
+    store = service_of(image_app).store
+    for channel in ("scan", "chat", "my"):
+        issued = await upload_image(image_client, migrated, headers, channel=channel)
+        key = issued["key"]
+        assert key.split("/")[0] in SERVED_PREFIXES
+        assert not key.startswith(INCOMING)
+        assert urlsplit(issued["cdn_url"]).path.endswith(f"/{key}")
+        assert INCOMING not in urlsplit(issued["cdn_url"]).path
+        if not isinstance(store, LocalBlobStore):  # S3: the signed PUT writes the incoming copy only
+            assert urlsplit(issued["upload_url"]).path.endswith(f"/{INCOMING}{key}")
+        assert await store.head(key, incoming=True) is not None
+        assert await store.head(key) is None  # what the cdn_url would serve: nothing yet
+        verified = await image_client.post(f"/api/v1/images/{channel}/callback", json={"key": key}, headers=headers)
+        assert verified.status_code == 200, verified.text
+        assert await served(image_app, key) == (PNG, "image/png")

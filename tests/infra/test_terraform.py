@@ -554,3 +554,44 @@ def _assert_inventory_output(tree: Path, terraform_bin: str, env: dict[str, str]
     assert hostvars["api-1"]["eco2_calico_encapsulation"] == "VXLAN"
     assert re.fullmatch(r"aws:///ap-northeast-2[a-z]/i-[0-9a-f]+", hostvars["api-1"]["provider_id"])
     assert "ProxyJump=ubuntu@" in hostvars["api-1"]["ansible_ssh_common_args"]
+
+
+def test_cloudfront_reads_only_the_verified_prefixes() -> None:
+    """docs/api.md, images: a cdn_url is never served before verification. Client uploads land under
+    ``incoming/`` (services/common/blobs.py) and the image service promotes verified bytes to
+    ``<channel>/…``; CloudFront's only grant on the bucket (its OAC statement) names exactly the
+    prefixes the service serves, so ``<cdn>/incoming/<key>`` is a 403 and nothing else reads it."""
+    from services.common.blobs import INCOMING
+    from services.image.service import SERVED_PREFIXES
+
+    module = (TERRAFORM_DIR / "modules/s3-images/main.tf").read_text()
+    policy = re.search(r'data "aws_iam_policy_document" "images" \{(.*?)\n\}\n', module, re.S)
+    assert policy, "the images bucket policy document is gone"
+    statements = re.findall(r"statement \{(.*?)\n  \}", policy.group(1), re.S)
+    assert len(statements) == 1, "CloudFront's OAC statement is the bucket's only grant"
+    (statement,) = statements
+    assert re.search(r'actions\s*=\s*\["s3:GetObject"\]', statement)
+    assert '"cloudfront.amazonaws.com"' in statement
+    assert re.search(r'variable\s*=\s*"AWS:SourceArn"', statement), "only this distribution"
+    listed = re.search(
+        r"resources\s*=\s*\[for prefix in (\[[^\]]*\]) : \"\$\{aws_s3_bucket\.images\.arn\}/\$\{prefix\}/\*\"\]",
+        statement,
+    )
+    assert listed, "resources must be the bucket's served prefixes, one ARN pattern per prefix"
+    prefixes = json.loads(listed.group(1))
+    assert set(prefixes) == set(SERVED_PREFIXES)
+    assert INCOMING.rstrip("/") not in prefixes
+    # No other grant, anywhere in the module, reads the whole bucket.
+    assert not re.search(r'\$\{aws_s3_bucket\.images\.arn\}/\*"', module)
+    # The distribution's one origin is the bucket, through that access control.
+    distribution = re.search(r'resource "aws_cloudfront_distribution" "images" \{(.*?)\n\}\n', module, re.S)
+    assert distribution
+    assert distribution.group(1).count("origin {") == 1
+    assert "origin_access_control_id" in distribution.group(1)
+    # A read before verification is an error CloudFront must not cache past the promotion.
+    errors = re.search(
+        r'dynamic "custom_error_response" \{\s*for_each = toset\((\[[^\]]*\])\)(.*?)\n  \}', distribution.group(1), re.S
+    )
+    assert errors
+    assert set(json.loads(errors.group(1))) == {403, 404}
+    assert re.search(r"error_caching_min_ttl\s*=\s*0\b", errors.group(2))

@@ -43,11 +43,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_asgi(app: ASGIApp, port: int | None = None, *, lifespan: bool = False) -> Iterator[str]:
+def serve_asgi(app: ASGIApp, port: int | None = None, *, lifespan: bool = False, **options: Any) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 in a background thread; yields its base URL. With ``lifespan`` the
-    app's start-up runs first (the URL is yielded once it completed) and its shutdown at the end."""
+    app's start-up runs first (the URL is yielded once it completed) and its shutdown at the end;
+    ``options`` are more of uvicorn's (e.g. the proxy-header trust)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off", **options
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

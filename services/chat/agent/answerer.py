@@ -193,6 +193,9 @@ class Eco2Assistant:
         fallback: bool = False,
     ) -> Answer:
         sections: list[str] = []
+        if ctx.image_url and reading is None:  # the vision stage failed: say so in the answer itself
+            sections.append(offline.photo_unseen(vision_configured=self.vision is not None))
+        notes = len(sections)
         for question in routing.questions:
             stage = STAGE_OF[question.intent]
             await emit.stage(stage, "started", message=STAGE_MESSAGES[stage])
@@ -209,7 +212,7 @@ class Eco2Assistant:
         tip = await self._weather_tip(routing, caller, emit, str(ctx.job_id))
         if tip:
             sections.append(tip)
-        if len(sections) > 1:
+        if len(sections) - notes > 1:
             await emit.stage("aggregator", "started", message=STAGE_MESSAGES["aggregator"])
             await emit.stage("aggregator", "completed", result={"sections": len(sections)})
         body = "\n\n".join(s for s in sections if s)

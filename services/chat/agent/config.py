@@ -2,7 +2,9 @@
 can clash with the chat service's own settings).
 
 A model is used when ``CHAT_LLM_API_KEY`` and a model id (``CHAT_LLM_MODEL`` or an alias entry) are
-set; otherwise the offline answerer replies. ``CHAT_LLM_MODELS`` maps the client's aliases to real
+set; otherwise the offline answerer replies. A provider key that is empty or still a placeholder
+(Terraform's ``CHANGE_ME`` until an operator sets the SSM parameter) counts as unset, so a fresh
+deployment answers offline instead of failing at start-up. ``CHAT_LLM_MODELS`` maps the client's aliases to real
 model ids: ``gpt-5.2=gpt-4o-mini,gemini-3-flash-preview=gemini-2.0-flash`` or the JSON object form;
 an alias that is not mapped gets the default model ``CHAT_LLM_MODEL``.
 """
@@ -15,7 +17,13 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from services.common.config import CommonSettings, Environment, ServiceSettings, refuse_placeholder
+from services.common.config import (
+    PLACEHOLDER_SECRETS,
+    CommonSettings,
+    Environment,
+    ServiceSettings,
+    refuse_placeholder,
+)
 
 CLIENT_ALIASES = ("gpt-5.2", "gemini-3-flash-preview")
 
@@ -55,6 +63,16 @@ class AgentSettings(ServiceSettings):
     # Image generation: off by default; uses the LLM endpoint's images API with this model.
     image_generation_enabled: bool = False
     image_generation_model: str = "gpt-image-1"
+
+    @field_validator("llm_api_key", "weather_api_key", "search_api_key", mode="before")
+    @classmethod
+    def _placeholder_is_unset(cls, value: object) -> object:
+        """An empty value or the placeholder a fresh secret store holds (Terraform writes CHANGE_ME)
+        means "this provider is not configured": offline answers, not a key tried against a provider
+        (the same reading as info's provider keys)."""
+        if isinstance(value, str) and value.strip().lower().replace("_", "-") in PLACEHOLDER_SECRETS | {"change-me"}:
+            return None
+        return value
 
     @field_validator("llm_models", mode="before")
     @classmethod

@@ -216,6 +216,14 @@ def general(text: str) -> str:
     return CAPABILITIES
 
 
+def photo_unseen(*, vision_configured: bool) -> str:
+    """The first line of an answer to a message whose photo could not be looked at: the user should
+    know the answer comes from their words alone, not from the picture."""
+    if vision_configured:
+        return "📷 사진 속 물건을 알아보지 못해서, 적어 주신 글을 보고 답할게요."
+    return "📷 지금은 사진을 볼 수 있는 기능이 연결되어 있지 않아서, 적어 주신 글만 보고 답할게요."
+
+
 def unavailable(stage: str) -> str:
     what = {
         "location": "주변 장소",

@@ -2,8 +2,9 @@
 
 Each tool has a pydantic argument model (the model's JSON arguments are validated before anything
 runs; invalid arguments come back to the model as an error, never as an exception), a typed result,
-and the stage it reports under (docs/api.md §10.4). Both answer paths use the same tools: the
-tool-calling agent through their JSON schemas, the offline answerer by calling them directly.
+and the stage it reports under (docs/api.md, "SSE: scan and chat job streams" → "Events"). Both
+answer paths use the same tools: the tool-calling agent through their JSON schemas, the offline
+answerer by calling them directly.
 
 Tools read only the caller's data: the user id and the position come from the job (``Caller``),
 never from the model's arguments, so a prompt cannot make a tool read another user's characters or

@@ -190,6 +190,16 @@ resource "aws_cloudfront_distribution" "images" {
     response_headers_policy_id = aws_cloudfront_response_headers_policy.images[0].id
   }
 
+  # Before verification a cdn_url answers S3's 403 (the public key does not exist yet, and OAC may
+  # not list the bucket): not cached, so the image shows as soon as the upload is verified.
+  dynamic "custom_error_response" {
+    for_each = toset([403, 404])
+    content {
+      error_code            = custom_error_response.value
+      error_caching_min_ttl = 0
+    }
+  }
+
   restrictions {
     geo_restriction {
       restriction_type = "none"

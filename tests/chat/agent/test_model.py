@@ -182,6 +182,37 @@ async def test_no_model_reachable_falls_back(migrated: CommonSettings, services_
     assert "철스크랩" in answer.text
 
 
+@pytest.mark.parametrize("placeholder", ["CHANGE_ME", "change-me", "", "  "])
+def test_terraforms_placeholder_key_means_not_configured(placeholder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh deployment's SSM parameters hold CHANGE_ME until an operator sets them: a production
+    worker must start and answer offline, not refuse to start or send the placeholder to a provider."""
+    for name, value in {"ENVIRONMENT": "production", "CHAT_LLM_API_KEY": placeholder, "CHAT_LLM_MODEL": "gpt-4.1-mini",
+                        "CHAT_WEATHER_API_KEY": placeholder, "CHAT_SEARCH_API_KEY": placeholder}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    loaded = AgentSettings()
+    assert (loaded.llm_api_key, loaded.weather_api_key, loaded.search_api_key) == (None, None, None)
+    assert not loaded.uses_model
+
+
+def test_a_dev_prefixed_key_is_still_refused_in_production() -> None:
+    with pytest.raises(ValueError, match="CHAT_LLM_API_KEY"):
+        AgentSettings(environment="production", llm_api_key="dev-key", llm_model="m")
+
+
+async def test_placeholder_key_answers_offline_without_calling_the_model(
+    migrated: CommonSettings, services_http: httpx.AsyncClient, model_url: str, fake: FakeChatModel, location_db: Any
+) -> None:
+    built = build_assistant(migrated, settings(model_url, llm_api_key="CHANGE_ME"), http=services_http)
+    try:
+        assert built.llm is None
+        answer = await built.answer(ask("페트병 어떻게 버려요?"), RecordingEmitter())
+    finally:
+        await built.aclose()
+    assert not answer.fallback  # offline by configuration, not a failed model
+    assert "무색페트병으로 분리배출" in answer.text
+    assert fake.requests == []
+
+
 async def test_long_history_is_summarised_within_the_budget(agent: Eco2Assistant, fake: FakeChatModel) -> None:
     history = tuple(
         Turn("user" if i % 2 == 0 else "assistant", f"{i}번째 이야기 " + "가" * 500, None if i % 2 == 0 else "general")

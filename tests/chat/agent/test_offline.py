@@ -175,7 +175,9 @@ async def test_a_photo_without_a_vision_model_is_answered_from_the_text(assistan
     answer = await assistant.answer(ask("유리병 어떻게 버려요?", image_url="https://cdn.example/u/1.jpg"), emit)
     assert ("vision", "failed") in emit.stages()
     assert answer.intent == "waste"
-    assert "유리병" in answer.text
+    assert answer.text.startswith("📷 지금은 사진을 볼 수 있는 기능이 연결되어 있지 않아서")  # said, not only a stage
+    assert "유리병" in answer.text  # and the text is still answered
+    assert ("aggregator", "started") not in emit.stages()  # one question: the note is not a second answer
 
 
 async def test_location_service_down_fails_the_stage_not_the_job(migrated: CommonSettings) -> None:
