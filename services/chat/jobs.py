@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.chat.assistant import STAGES
@@ -28,7 +28,15 @@ from services.chat.conversations import append_message
 from services.chat.models import OPEN, TERMINAL, Chat, Job, Message
 from services.common.clock import iso_ms, utcnow
 from services.common.db import Database
-from services.common.jobs import TERMINAL_EVENT, Frame, JobEventLog, JobQueue, event_data
+from services.common.jobs import (
+    TERMINAL_EVENT,
+    Frame,
+    JobEventLog,
+    JobQueue,
+    event_data,
+    record_backlog,
+    record_job_duration,
+)
 from services.common.logging import get_logger
 
 log = get_logger("eco2.chat.jobs")
@@ -159,7 +167,7 @@ class ChatJobs:
             )
             if not stored.rowcount:  # type: ignore[attr-defined]
                 raise LostJob(str(job.id))  # rolls the assistant message back with it
-        job.status, job.outcome = "completed", outcome
+        job.status, job.outcome, job.completed_at = "completed", outcome, completed_at
         log.info("chat_job_finished", job_id=str(job.id), status="completed", intent=intent)
         await self.emit_done(job)
         await self.enqueue_next(job.chat_id)
@@ -180,18 +188,19 @@ class ChatJobs:
         condition = [Job.id == job.id, Job.status.in_(OPEN)]
         if owner is not None:
             condition.append(Job.lease_owner == owner)
+        completed_at = utcnow()
         async with self.db.session() as session:
             stored = await session.execute(
                 update(Job)
                 .where(*condition)
-                .values(status="failed", outcome=outcome, completed_at=utcnow(), lease_owner=None, lease_until=None)
+                .values(status="failed", outcome=outcome, completed_at=completed_at, lease_owner=None, lease_until=None)
             )
         if not stored.rowcount:  # type: ignore[attr-defined]
             fresh = await self.load(job.id)
             if fresh is not None:
                 await self.ensure_done(fresh)
             return
-        job.status, job.outcome = "failed", outcome
+        job.status, job.outcome, job.completed_at = "failed", outcome, completed_at
         log.info("chat_job_finished", job_id=str(job.id), status="failed", code=code)
         job_id = str(job.id)
         if stage is None and owner is None:
@@ -226,6 +235,8 @@ class ChatJobs:
             job_id, TERMINAL_EVENT, job.outcome["status"], 100, job.outcome["result"], job.outcome["message"]
         )
         await self.events.append(job_id, TERMINAL_EVENT, data)
+        # Chat's ``done`` result has no timestamps for the job observer: its end-to-end time comes from here.
+        record_job_duration("chat", job.outcome["status"], job.created_at, job.completed_at or utcnow())
 
     async def ensure_done(self, job: Job) -> Frame | None:
         """A finished job's ``done`` event, appended now if the log lacks it (a crash in between)."""
@@ -287,6 +298,9 @@ class ChatJobs:
             )
             if orphaned:
                 await session.execute(update(Job).where(Job.id.in_(orphaned)).values(enqueued_at=now))
+            # The backlog the chat pipeline dashboard and Eco2JobsStuckPastDeadline read.
+            oldest = await session.scalar(select(func.min(Job.created_at)).where(Job.status.in_(OPEN)))
+            record_backlog("chat", overdue=len(overdue), oldest_unfinished=oldest, now=now)
         for job in overdue:
             await self.fail(job, "CHAT_TIMEOUT")
         for job_id in orphaned:

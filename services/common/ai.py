@@ -25,7 +25,8 @@ import base64
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,7 @@ from services.common.knowledge import (
 from services.common.knowledge.classifier import CONFIDENT
 from services.common.logging import get_logger
 from services.common.metrics import MODEL_ERRORS, MODEL_LATENCY
-from services.common.tracing import SpanKind, mark_error, span
+from services.common.tracing import Span, SpanKind, mark_error, span
 
 log = get_logger("eco2.ai")
 
@@ -337,23 +338,8 @@ class OpenAICompatibleProvider(ModelProvider):
 
     async def _structured(self, kind: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any],
                           check: Callable[[Any], Any]) -> Any:  # fmt: skip
-        started = time.perf_counter()
-        outcome = "error"
-        with span(f"model {kind}", kind=SpanKind.CLIENT,
-                  attributes={"gen_ai.request.model": model, "eco2.provider": self.name}) as current:  # fmt: skip
-            try:
-                result = await self._attempts(kind, model, messages, schema, check)
-                outcome = "ok"
-                return result
-            except InvalidModelOutput:
-                outcome = "invalid_output"
-                mark_error(current, outcome)
-                raise
-            except ModelError:
-                mark_error(current, "model_error")
-                raise
-            finally:
-                MODEL_LATENCY(self.name, kind, outcome).observe(time.perf_counter() - started)
+        with model_call(self.name, kind, model):
+            return await self._attempts(kind, model, messages, schema, check)
 
     async def _attempts(self, kind: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any],
                         check: Callable[[Any], Any]) -> Any:  # fmt: skip
@@ -485,13 +471,47 @@ class OpenAICompatibleProvider(ModelProvider):
         return FinalAnswer(steps_object(steps), insufficiencies, answer)
 
 
+@contextmanager
+def model_call(provider: str, operation: str, model: str) -> Iterator[Span | None]:
+    """One call to a model, for every caller of the ``openai`` SDK (this provider, chat's agent): its
+    CLIENT span ``model <operation>`` (a child of the current stage's span) and
+    ``eco2_model_request_duration_seconds`` by outcome (ok, error, invalid_output, cancelled).
+
+    A failure leaving the block is counted in ``eco2_model_errors_total`` by kind (``_error_kind``);
+    a ``ModelError`` is this provider's own verdict, counted where it was made (per attempt)."""
+    started = time.perf_counter()
+    outcome = "cancelled"  # left as is only by a cancellation (a job's deadline, a lost lease)
+    with span(f"model {operation}", kind=SpanKind.CLIENT,
+              attributes={"gen_ai.request.model": model, "eco2.provider": provider}) as current:  # fmt: skip
+        try:
+            yield current
+            outcome = "ok"
+        except InvalidModelOutput:
+            outcome = "invalid_output"
+            mark_error(current, outcome)
+            raise
+        except ModelError:
+            outcome = "error"
+            mark_error(current, "model_error")
+            raise
+        except Exception as exc:
+            outcome = "error"
+            MODEL_ERRORS(provider, operation, _error_kind(exc)).inc()
+            mark_error(current, _error_kind(exc))
+            raise
+        finally:
+            MODEL_LATENCY(provider, operation, outcome).observe(time.perf_counter() - started)
+
+
 def _error_kind(exc: Exception) -> str:
-    """A bounded label for an SDK failure: timeout, connection, rate_limited, status_<code>, or other."""
+    """A bounded label for a failed call: timeout, connection, rate_limited, status_<code>, or other
+    (a stream broken off midway that the SDK does not wrap is the transport's: timeout or connection)."""
+    import httpx
     from openai import APIConnectionError, APIStatusError, APITimeoutError, RateLimitError
 
-    if isinstance(exc, APITimeoutError):
+    if isinstance(exc, APITimeoutError | httpx.TimeoutException):
         return "timeout"
-    if isinstance(exc, APIConnectionError):
+    if isinstance(exc, APIConnectionError | httpx.TransportError):
         return "connection"
     if isinstance(exc, RateLimitError):
         return "rate_limited"

@@ -1,13 +1,16 @@
 """Dashboards and alerts over metrics that exist: ``eco2 dev`` (every service and worker in one
 process, as a developer starts it) runs a smoke scenario — an upload, a scan through the worker and a
-model, its SSE stream, a location search, the news feed, the reward event through relay and
-consumers — and then its ``/metrics`` must export every ``eco2_*`` metric a dashboard panel or an
-alert names. The job metrics are shared by every job service (label ``service``), so a chat panel
-reads the names the scan exports; the scenario's own families must also carry samples."""
+model, its SSE stream, a chat message answered by the assistant and streamed to ``done``, a location
+search, the news feed, the reward event through relay and consumers — and then its ``/metrics`` must
+export every ``eco2_*`` metric a dashboard panel or an alert names. The scenario's own families must
+carry samples, and each job pipeline dashboard's series must exist for its service (a chat panel
+over ``service="chat"`` shows chat's own samples, not only the scan's)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -56,6 +59,20 @@ def fake_llm_url() -> Iterator[str]:
         yield f"{url}/v1"
 
 
+def pipeline_families(service: str) -> set[str]:
+    """The metrics the service's pipeline dashboard reads with ``service="<service>"``."""
+    board = json.loads((promql.DASHBOARDS / f"{service}-pipeline.json").read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    return {promql.base_name(n) for e in exprs if f'service="{service}"' in e for n in promql.names(e)}
+
+
+def sampled_for(text: str, service: str) -> set[str]:
+    """Families with a sample labelled ``service="<service>"`` (histogram suffixes folded)."""
+    label = re.compile(rf'[{{,]service="{re.escape(service)}"[,}}]')
+    return {promql.base_name(line.split("{", 1)[0]) for line in text.splitlines()
+            if line and not line.startswith("#") and label.search(line)}  # fmt: skip
+
+
 def scrape(text: str) -> tuple[set[str], set[str]]:
     """(families declared by ``# TYPE``, families with at least one sample), histogram suffixes folded."""
     declared, sampled = set(), set()
@@ -86,9 +103,24 @@ async def smoke(base: str, common: CommonSettings) -> None:
         assert result.json()["status"] == "completed", result.text
         stream = await client.get(f"/api/v1/scan/{job_id}/events", headers=headers)
         assert parse_sse(stream.text)[-1]["event"] == "done"
+        await chat_message(client, headers)
         near = await client.get("/api/v1/locations/centers", params={"lat": 37.5665, "lon": 126.978}, headers=headers)
         assert near.status_code == 200, near.text
         assert (await client.get("/api/v1/info/news", headers=headers)).status_code == 200
+
+
+async def chat_message(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    """A chat created, a question sent, its stream followed to ``done`` (the assistant's stages ran)."""
+    created = await client.post("/api/v1/chat", headers=headers)
+    assert created.status_code == 201, created.text
+    sent = await client.post(
+        f"/api/v1/chat/{created.json()['id']}/messages", json={"message": "페트병 어떻게 버려요?"}, headers=headers
+    )
+    assert sent.status_code == 202, sent.text
+    stream = await client.get(f"/api/v1/chat/{sent.json()['job_id']}/events", headers=headers)
+    done = parse_sse(stream.text)[-1]
+    assert done["event"] == "done", stream.text
+    assert done["data"]["status"] == "completed", done
 
 
 def test_every_metric_named_by_a_dashboard_or_alert_is_exported(tmp_path: Path, fake_llm_url: str) -> None:
@@ -98,13 +130,20 @@ def test_every_metric_named_by_a_dashboard_or_alert_is_exported(tmp_path: Path, 
     with eco2_dev(port, dev_environment(tmp_path), "--model-url", fake_llm_url, log=tmp_path / "dev.log"):
         asyncio.run(smoke(f"http://127.0.0.1:{port}", common))
         # The sweep (queue depth, overdue) and the reward event's relay pass come shortly after.
+        pipelines = {service: pipeline_families(service) for service in ("scan", "chat")}
         for _ in range(100):
-            declared, sampled = scrape(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
-            if sampled >= EXERCISED:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            declared, sampled = scrape(text)
+            by_service = {service: sampled_for(text, service) for service in pipelines}
+            if sampled >= EXERCISED and all(by_service[s] >= families for s, families in pipelines.items()):
                 break
             time.sleep(0.1)
     missing_samples = EXERCISED - sampled
     assert not missing_samples, f"the smoke scenario left these without a sample: {sorted(missing_samples)}"
+    assert pipelines["chat"] >= {"eco2_job_stage_duration_seconds", "eco2_jobs_finished_total"}
+    for service, families in pipelines.items():
+        empty = families - by_service[service]
+        assert not empty, f"the {service} pipeline dashboard reads series without a {service} sample: {sorted(empty)}"
     ours = {name for name in promql.referenced() if name.startswith("eco2_")}
     missing = {name for name in ours if promql.base_name(name) not in declared and name not in declared}
     where = {name: sorted(promql.referenced()[name]) for name in missing}

@@ -422,21 +422,66 @@ def ingress_routes(
     return routes
 
 
-def wait_ready(url: str, item: Running, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if item.popen.poll() is not None:
-            raise AssertionError(f"{item.process.label} exited:\n{item.log.read_text()[-3000:]}")
-        try:
-            answer = httpx.get(f"{url}/ready", timeout=2)
-            if answer.status_code == 200:
-                return
-            last = f"{answer.status_code} {answer.text}"
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.3)
-    raise AssertionError(f"{item.process.label} not ready ({last}):\n{item.log.read_text()[-3000:]}")
+# Start-up bound for every API at once. On a quiet machine they are ready in seconds; on a loaded CI
+# machine (2 cores shared with other jobs) a dozen Python processes importing the app took over 60 s.
+# A process that exits is reported at once whatever the bound: only a slow start waits this long.
+READY_SECONDS = float(os.environ.get("ECO2_REHEARSAL_READY_SECONDS", "300"))
+PROBE_SECONDS = 5.0  # one /ready answer (a loaded process may answer slowly, not wrongly)
+
+
+def _tail(item: Running, chars: int = 3000) -> str:
+    try:
+        return item.log.read_text(errors="replace")[-chars:]
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+def _exited(items: list[Running]) -> None:
+    """Fail at once if any process has exited: a crash is a start-up failure, never a slow start."""
+    for item in items:
+        code = item.popen.poll()
+        if code is not None:
+            raise AssertionError(f"{item.process.label} exited with {code} during start-up:\n{_tail(item)}")
+
+
+def wait_all_ready(items: list[Running], timeout: float | None = None, interval: float = 0.3) -> float:
+    """Wait until every process with a port answers 200 on ``/ready``; returns the seconds it took.
+
+    Every round checks every process (workers too) for an exit first. Missing the bound names each
+    process not yet ready, its last answer and its log tail, with the machine's load."""
+    bound = READY_SECONDS if timeout is None else timeout
+    started = time.monotonic()
+    pending = {id(item): item for item in items if item.port}
+    last = dict.fromkeys(pending, "no answer yet")
+    with httpx.Client(timeout=PROBE_SECONDS) as client:
+        while pending:
+            _exited(items)
+            for key, item in list(pending.items()):
+                try:
+                    answer = client.get(f"http://127.0.0.1:{item.port}/ready")
+                except httpx.HTTPError as exc:
+                    last[key] = repr(exc)
+                    continue
+                if answer.status_code == 200:
+                    del pending[key]
+                else:
+                    last[key] = f"{answer.status_code} {answer.text[:300]}"
+            if not pending:
+                break
+            waited = time.monotonic() - started
+            if waited > bound:
+                _exited(items)
+                load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+                report = "\n".join(
+                    f"--- {item.process.label} on :{item.port}: {last[key]}\n{_tail(item)}"
+                    for key, item in pending.items()
+                )
+                raise AssertionError(
+                    f"{len(pending)} process(es) not ready after {waited:.0f} s "
+                    f"(bound {bound:.0f} s, ECO2_REHEARSAL_READY_SECONDS; load average {load}):\n{report}"
+                )
+            time.sleep(interval)
+    return time.monotonic() - started
 
 
 __all__ = ["ExitStack", "re"]

@@ -130,9 +130,7 @@ def cluster(
         for process in (p for p in procs if p.kind == "Deployment"):
             rehearsal.start(process, ports.get(process.name))
         stack.callback(rehearsal.stop)
-        for item in rehearsal.running:
-            if item.port:
-                rs.wait_ready(f"http://127.0.0.1:{item.port}", item)
+        rs.wait_all_ready(rehearsal.running)
         time.sleep(1.0)  # workers attach their queues
         for item in rehearsal.running:
             assert item.popen.poll() is None, f"{item.process.label} exited:\n{item.log.read_text()[-3000:]}"

@@ -9,58 +9,21 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from services.common import tracing
 from tests.scan.conftest import StackFactory
 from tests.support.events import event_workers, eventually
-
-_EXPORTER = InMemorySpanExporter()
+from tests.support.tracing import descends as _descends
+from tests.support.tracing import one as _one
+from tests.support.tracing import parent_of as _parent_of
+from tests.support.tracing import recording
 
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """Tracing on for this test only (the provider is installed once per process)."""
-    if not any(p.span_exporter is _EXPORTER for p in _processors()):
-        tracing.enable_tracing("test", SimpleSpanProcessor(_EXPORTER))
-    tracing.STATE.enabled = True
-    _EXPORTER.clear()
-    try:
-        yield _EXPORTER
-    finally:
-        tracing.STATE.enabled = False
-
-
-def _processors() -> list[SimpleSpanProcessor]:
-    from opentelemetry import trace
-
-    provider = trace.get_tracer_provider()
-    active = getattr(provider, "_active_span_processor", None)
-    return [p for p in getattr(active, "_span_processors", ()) if isinstance(p, SimpleSpanProcessor)]
-
-
-def _one(spans: list[ReadableSpan], name: str) -> ReadableSpan:
-    found = [s for s in spans if s.name == name]
-    assert len(found) == 1, (name, sorted(s.name for s in spans))
-    return found[0]
-
-
-def _descends(child: ReadableSpan, ancestor: ReadableSpan, trace: list[ReadableSpan]) -> bool:
-    by_id = {s.context.span_id: s for s in trace if s.context is not None}
-    current: ReadableSpan | None = child
-    while current is not None and current.parent is not None:
-        if ancestor.context is not None and current.parent.span_id == ancestor.context.span_id:
-            return True
-        current = by_id.get(current.parent.span_id)
-    return False
-
-
-def _parent_of(child: ReadableSpan, parent: ReadableSpan) -> bool:
-    assert child.parent is not None, f"{child.name} has no parent"
-    assert parent.context is not None
-    return child.parent.span_id == parent.context.span_id
+    with recording() as exporter:
+        yield exporter
 
 
 async def test_a_scan_is_one_trace_from_request_to_reward(

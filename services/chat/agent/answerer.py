@@ -32,9 +32,12 @@ from services.chat.agent.tools import (
     collection_kind,
 )
 from services.chat.assistant import Answer, AskContext, AssistantUnavailable, Emitter
+from services.common.jobs import stage_span
 from services.common.logging import get_logger
 
 log = get_logger("eco2.chat.agent")
+
+SERVICE = "chat"  # the job service's label on stage metrics and spans (services/registry.py)
 
 STAGE_OF = {
     "waste": "waste_rag",
@@ -104,12 +107,16 @@ class Eco2Assistant:
 
     async def answer(self, ctx: AskContext, emit: Emitter) -> Answer:
         caller = Caller(ctx.user_id, ctx.location, ask=emit.ask_location)
+        job_id = str(ctx.job_id)
         await emit.stage("intent", "started", message=STAGE_MESSAGES["intent"])
-        hint = next((t.intent for t in reversed(ctx.history) if t.role == "assistant" and t.intent), None)
-        routing = self.router.route(ctx.message, history_hint=hint if hint in ("waste", "bulk_waste") else None)
-        reading = await self._vision(ctx, emit) if ctx.image_url else None
-        if reading is not None and routing.intent == "general":
-            routing = self.router.route(f"{reading.item} 어떻게 버려요?")
+        # Each stage's work runs in ``stage_span`` (latency histogram and span); like its events, the
+        # intent stage holds the vision stage of a photo message.
+        with stage_span(SERVICE, "intent", job_id):
+            hint = next((t.intent for t in reversed(ctx.history) if t.role == "assistant" and t.intent), None)
+            routing = self.router.route(ctx.message, history_hint=hint if hint in ("waste", "bulk_waste") else None)
+            reading = await self._vision(ctx, emit) if ctx.image_url else None
+            if reading is not None and routing.intent == "general":
+                routing = self.router.route(f"{reading.item} 어떻게 버려요?")
         await emit.stage("intent", "completed", result=routing.as_result())
         if self.llm is not None:
             try:
@@ -128,7 +135,8 @@ class Eco2Assistant:
             await emit.stage("vision", "failed", message="사진을 볼 수 있는 모델이 연결되어 있지 않아 글로만 답할게요.")
             return None
         try:
-            reading = await self.vision(ctx)
+            with stage_span(SERVICE, "vision", str(ctx.job_id)):
+                reading = await self.vision(ctx)
         except Exception as exc:  # any vision failure is not fatal: the text is answered
             log.warning("chat_vision_failed", error=repr(exc))
             reading = None
@@ -192,7 +200,8 @@ class Eco2Assistant:
             stage = STAGE_OF[question.intent]
             await emit.stage(stage, "started", message=STAGE_MESSAGES[stage])
             try:
-                result = await self.lookup(question.intent, question.text, caller, reading)
+                with stage_span(SERVICE, stage, str(ctx.job_id)):
+                    result = await self.lookup(question.intent, question.text, caller, reading)
             except ToolUnavailable as exc:
                 log.warning("tool_unavailable", stage=stage, error=str(exc))
                 await emit.stage(stage, "failed", message=offline.unavailable(stage))
@@ -200,7 +209,7 @@ class Eco2Assistant:
                 continue
             await emit.stage(stage, "completed", result=stage_result(result))
             sections.append(offline.section(question.intent, result, question.text))
-        tip = await self._weather_tip(routing, caller, emit)
+        tip = await self._weather_tip(routing, caller, emit, str(ctx.job_id))
         if tip:
             sections.append(tip)
         if len(sections) - notes > 1:
@@ -210,8 +219,9 @@ class Eco2Assistant:
         if prefix:
             body = "\n\n---\n연결이 끊겨서 여기부터는 이코의 기본 안내로 이어서 답할게요.\n\n" + body
         await emit.stage("answer", "started", message=STAGE_MESSAGES["answer"])
-        for delta in offline.chunks(body):
-            await emit.token(delta, node="answer")
+        with stage_span(SERVICE, "answer", str(ctx.job_id)):
+            for delta in offline.chunks(body):
+                await emit.token(delta, node="answer")
         await emit.stage("answer", "completed")
         if not (prefix + body).strip():
             raise AssistantUnavailable("empty answer")
@@ -222,7 +232,7 @@ class Eco2Assistant:
             fallback=fallback,
         )
 
-    async def _weather_tip(self, routing: Routing, caller: Caller, emit: Emitter) -> str:
+    async def _weather_tip(self, routing: Routing, caller: Caller, emit: Emitter, job_id: str) -> str:
         intents = routing.intents
         if self.toolbox.weather_provider is None or "weather" in intents:
             return ""
@@ -234,7 +244,8 @@ class Eco2Assistant:
         await emit.stage("weather", "started", message=STAGE_MESSAGES["weather"])
         try:
             food = any(q.intent == "waste" and "음식" in q.text for q in routing.questions)
-            result = await self.toolbox.weather(caller, NoArgs(), food_waste=food)
+            with stage_span(SERVICE, "weather", job_id):
+                result = await self.toolbox.weather(caller, NoArgs(), food_waste=food)
         except ToolUnavailable:
             await emit.stage("weather", "failed", message="날씨를 확인하지 못했어요.")
             return ""

@@ -23,20 +23,27 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from services.chat.agent.answerer import STAGE_MESSAGES, ModelFailed, VisionReading, stage_result
+from services.chat.agent.answerer import SERVICE, STAGE_MESSAGES, ModelFailed, VisionReading, stage_result
 from services.chat.agent.clients import ImageClient, ToolUnavailable
 from services.chat.agent.config import AgentSettings
 from services.chat.agent.intents import Routing
 from services.chat.agent.tools import TOOLS, Caller, Result, Toolbox, call_tool
 from services.chat.assistant import AskContext, Emitter, Turn
-from services.common.ai import OpenAICompatibleProvider, OpenAIConfig
+from services.common.ai import OpenAICompatibleProvider, OpenAIConfig, model_call
 from services.common.blobs import BlobSettings, BlobStore, create_blob_store
 from services.common.config import CommonSettings
+from services.common.jobs import stage_span
 from services.common.knowledge import KnowledgeBase
 from services.common.logging import get_logger
 from services.registry import SERVICES
 
 log = get_logger("eco2.chat.llm")
+
+# Labels of this agent's model calls (``ai.model_call``): the provider's name as the kernel's
+# OpenAI-compatible provider gives it, and one operation per SDK call.
+PROVIDER = "openai"
+CHAT_OPERATION = "chat"  # a streamed chat completion (with tools while rounds remain)
+IMAGE_OPERATION = "image_generation"
 
 SYSTEM_PROMPT = """너는 Eco² 앱의 마스코트이자 분리배출 도우미 '이코'야. 다른 12명의 캐릭터(페이피, 팩토리, 페티, 메탈리,
 비니, 글래시, 코튼, 플리, 일렉, 배리, 라이티, 폼이)는 너의 친구들이야.
@@ -151,7 +158,20 @@ class LlmAgent:
             {"role": "user", "content": f"{ctx.message}\n\n{note})"},
         ]
         model = self.settings.model_for(ctx.model)
+        job_id = str(ctx.job_id)
         emitted: list[str] = []
+        # The model's whole answer is the ``answer`` stage's work: its model calls and the lookup
+        # stages of the tools it calls nest in that span (a failed model answer: outcome failed).
+        with stage_span(SERVICE, "answer", job_id):
+            await self._rounds(model, messages, emit, caller, emitted, job_id)
+            text = "".join(emitted)
+            if not text.strip():
+                raise ModelFailed(text, "empty answer")
+        await emit.stage("answer", "completed")
+        return text
+
+    async def _rounds(self, model: str, messages: list[dict[str, Any]], emit: Emitter, caller: Caller,
+                      emitted: list[str], job_id: str) -> None:  # fmt: skip
         answer_started = False
         for round_ in range(self.settings.llm_max_tool_rounds + 1):
             with_tools = round_ < self.settings.llm_max_tool_rounds
@@ -165,7 +185,7 @@ class LlmAgent:
                 raise ModelFailed("".join(emitted), repr(exc)) from exc
             answer_started = answer_started or bool(content)
             if not calls:
-                break
+                return
             messages.append(
                 {
                     "role": "assistant",
@@ -177,15 +197,10 @@ class LlmAgent:
                 }
             )
             for call in calls:
-                result = await self._run_tool(call, caller, emit)
+                result = await self._run_tool(call, caller, emit, job_id)
                 messages.append(
                     {"role": "tool", "tool_call_id": call.id, "content": result.model_dump_json(exclude_none=True)}
                 )
-        text = "".join(emitted)
-        if not text.strip():
-            raise ModelFailed(text, "empty answer")
-        await emit.stage("answer", "completed")
-        return text
 
     async def _stream(
         self,
@@ -202,43 +217,46 @@ class LlmAgent:
         calls: dict[int, _Call] = {}
         content: list[str] = []
         started = time.perf_counter()
+        # The span and latency cover the whole stream: a streamed answer is one call until its end.
         async with self.slots:
-            # Typed loosely: the tool list and messages are plain dicts, the SDK's overloads want TypedDicts.
-            stream: Any = await self.client.chat.completions.create(
-                model=model,
-                messages=cast(Any, messages),
-                stream=True,
-                temperature=self.settings.llm_temperature,
-                **kwargs,
-            )
-            async for chunk in stream:
-                if not chunk.choices:
-                    continue
-                delta = chunk.choices[0].delta
-                if delta.content:
-                    if not answer_started:
-                        answer_started = True
-                        await emit.stage("answer", "started", message=STAGE_MESSAGES["answer"])
-                    emitted.append(delta.content)
-                    content.append(delta.content)
-                    await emit.token(delta.content, node="answer")
-                for part in delta.tool_calls or ():
-                    call = calls.setdefault(part.index, _Call())
-                    call.id = part.id or call.id
-                    if part.function is not None:
-                        call.name += part.function.name or ""
-                        call.arguments += part.function.arguments or ""
+            with model_call(PROVIDER, CHAT_OPERATION, model):
+                # Typed loosely: the tool list and messages are plain dicts, the SDK's overloads want TypedDicts.
+                stream: Any = await self.client.chat.completions.create(
+                    model=model,
+                    messages=cast(Any, messages),
+                    stream=True,
+                    temperature=self.settings.llm_temperature,
+                    **kwargs,
+                )
+                async for chunk in stream:
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta
+                    if delta.content:
+                        if not answer_started:
+                            answer_started = True
+                            await emit.stage("answer", "started", message=STAGE_MESSAGES["answer"])
+                        emitted.append(delta.content)
+                        content.append(delta.content)
+                        await emit.token(delta.content, node="answer")
+                    for part in delta.tool_calls or ():
+                        call = calls.setdefault(part.index, _Call())
+                        call.id = part.id or call.id
+                        if part.function is not None:
+                            call.name += part.function.name or ""
+                            call.arguments += part.function.arguments or ""
         log.info("model_stream", model=model, ms=round((time.perf_counter() - started) * 1000), tools=len(calls))
         for index, call in calls.items():
             call.id = call.id or f"call_{index}"
         return "".join(content), [calls[i] for i in sorted(calls)]
 
-    async def _run_tool(self, call: _Call, caller: Caller, emit: Emitter) -> Result:
+    async def _run_tool(self, call: _Call, caller: Caller, emit: Emitter, job_id: str) -> Result:
         tool = TOOLS.get(call.name)
         stage = tool.stage if tool else "general"
         await emit.stage(stage, "started", message=STAGE_MESSAGES.get(stage))
         try:
-            result = await call_tool(self.toolbox, caller, call.name, call.arguments)
+            with stage_span(SERVICE, stage, job_id):
+                result = await call_tool(self.toolbox, caller, call.name, call.arguments)
         except ToolUnavailable as exc:
             await emit.stage(stage, "failed", message="정보를 불러오지 못했어요.")
             return Result(ok=False, note=f"lookup unavailable: {exc}")
@@ -251,9 +269,10 @@ class LlmAgent:
         blobs = create_blob_store(common, BlobSettings(), SERVICES["image"].public_url(common.public_api_base_url))
 
         async def generate(prompt: str) -> str:
-            response = await self.client.images.generate(
-                model=self.settings.image_generation_model, prompt=prompt, n=1, size="1024x1024"
-            )
+            with model_call(PROVIDER, IMAGE_OPERATION, self.settings.image_generation_model):
+                response = await self.client.images.generate(
+                    model=self.settings.image_generation_model, prompt=prompt, n=1, size="1024x1024"
+                )
             images = response.data or []
             data = base64.b64decode(images[0].b64_json or "" if images else "")
             key = f"generated/{uuid.uuid4().hex}.png"

@@ -24,7 +24,7 @@ from services.common.jobs.eventlog import (
     create_job_log,
     event_data,
 )
-from services.common.jobs.observe import record_backlog, stage_span
+from services.common.jobs.observe import record_backlog, record_job_duration, stage_span
 from services.common.jobs.queue import JobHandler, JobQueue, MemoryJobQueue, RabbitJobQueue, create_job_queue
 from services.common.jobs.stream import (
     JobStreamResponse,
@@ -52,6 +52,7 @@ __all__ = [
     "event_data",
     "parse_last_event_id",
     "record_backlog",
+    "record_job_duration",
     "replay_all",
     "run_job_worker",
     "snapshot_tokens",

@@ -3,6 +3,8 @@
 ``JobObserver`` reads them off the job's own events, so a job service gets them unasked: the first
 ``queued`` event counts a submission, the terminal ``done`` (holding the result) counts the job by
 status and result code and observes its end-to-end time from the result's own timestamps.
+A job whose result does not carry its own timestamps (chat's contract has none) reports its
+end-to-end time with ``record_job_duration`` when it emits ``done``.
 ``stage_span`` wraps one stage's work: its latency and its trace span.
 """
 
@@ -53,6 +55,12 @@ class JobObserver:
             if took is not None:
                 JOB_DURATION(self.service, status).observe(max(0.0, took.total_seconds()))
         JOBS_FINISHED(self.service, status, code).inc()
+
+
+def record_job_duration(service: str, status: str, created_at: datetime, completed_at: datetime) -> None:
+    """``eco2_job_duration_seconds`` of a finished job, for a service whose ``done`` result lacks the
+    ``created_at``/``completed_at`` pair the observer reads (it is observed once either way)."""
+    JOB_DURATION(service, status).observe(max(0.0, (completed_at - created_at).total_seconds()))
 
 
 @contextmanager
