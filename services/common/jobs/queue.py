@@ -92,6 +92,14 @@ class MemoryJobQueue(JobQueue):
     async def enqueue(self, job_id: str) -> None:
         self.queue.put_nowait((job_id, 1, dict(inject())))
 
+    def _release(self, getter: asyncio.Future[tuple[str, int, dict[str, str]]]) -> None:
+        # A get left pending would take the next job and drop it (nobody reads its result); one that
+        # already holds a job goes back to the queue for another consumer.
+        if not getter.done():
+            getter.cancel()
+        elif not getter.cancelled():
+            self.queue.put_nowait(getter.result())
+
     async def depth(self) -> int | None:
         return self.queue.qsize()
 
@@ -100,10 +108,15 @@ class MemoryJobQueue(JobQueue):
             while not stop.is_set():
                 getter = asyncio.ensure_future(self.queue.get())
                 stopper = asyncio.ensure_future(stop.wait())
-                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
+                try:
+                    done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:  # the consumer was cancelled (a killed worker)
+                    self._release(getter)
+                    raise
+                finally:
+                    stopper.cancel()
                 if getter not in done:
-                    getter.cancel()
+                    self._release(getter)
                     return
                 job_id, delivery, headers = getter.result()
                 try:
