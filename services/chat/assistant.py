@@ -13,22 +13,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 # The ten intents (``done.result.intent``; docs/api.md, "SSE: scan and chat job streams" → "Events";
 # what each covers: docs/chat.md, "Routing"), exact strings.
-INTENTS = (
-    "waste",
-    "character",
-    "location",
-    "bulk_waste",
-    "recyclable_price",
-    "collection_point",
-    "weather",
-    "image_generation",
-    "web_search",
-    "general",
-)
 Intent = Literal[
     "waste",
     "character",
@@ -41,6 +29,7 @@ Intent = Literal[
     "web_search",
     "general",
 ]
+INTENTS: tuple[str, ...] = get_args(Intent)
 
 # The stage events an assistant may emit (docs/api.md, "SSE: scan and chat job streams" → "Events");
 # the runner emits queued, needs_input, token_recovery and done itself.
