@@ -65,11 +65,13 @@ async def test_a_token_is_verified_once_then_remembered(common_settings: CommonS
 async def test_a_remembered_token_still_expires(
     common_settings: CommonSettings, kv: KeyValueStore, clock: ClockControl
 ) -> None:
-    short = issuer(common_settings, access_ttl=1).issue(uuid.uuid4(), uuid.uuid4(), "dev", int(time.time()))
+    # JWT times are whole seconds: a 1 s lifetime can be over a few milliseconds after issue, so the
+    # token lives 10 s and the clock jumps past it.
+    short = issuer(common_settings, access_ttl=10).issue(uuid.uuid4(), uuid.uuid4(), "dev", int(time.time()))
     check = verifier(common_settings, kv)
     check.leeway = 0
     await check.verify_access(short.access)
-    clock.advance(2.1)
+    clock.advance(11.1)
     with pytest.raises(Unauthorized) as refused:
         await check.verify_access(short.access)
     assert refused.value.code == "TOKEN_EXPIRED"
