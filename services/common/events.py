@@ -23,12 +23,13 @@ import uuid
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import delete, exists, literal, select, union_all
+from sqlalchemy import delete, exists, literal, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +47,7 @@ from services.common.metrics import (
     OUTBOX_LAG,
     OUTBOX_PUBLISHED,
 )
+from services.common.outbox import OUTBOX_CHANNEL, on_outbox_commit
 from services.common.tracing import OUTBOX_TRACE_KEY, SpanKind, extract, inject, span
 
 if TYPE_CHECKING:  # imported when a broker URL is configured: embedded runs never load it
@@ -101,6 +103,8 @@ class DeadLetter:
 
 
 class EventBus(ABC):
+    concurrent_confirms = False  # True: publishes may be in flight together (their confirms awaited together)
+
     async def connect(self) -> None:
         return None
 
@@ -214,6 +218,8 @@ class RabbitBus(EventBus):
     consumer crashed without acking, and dead-letter a message past ``x-delivery-limit``: a poison
     event cannot loop forever, and a crash mid-event is simply a redelivery.
     """
+
+    concurrent_confirms = True
 
     def __init__(self, url: str, namespace: str = "eco2", max_deliveries: int = 5, prefetch: int = 32) -> None:
         self.url = url
@@ -538,21 +544,54 @@ class OutboxSource:
 
 @dataclass
 class OutboxRelay:
+    """Publishes outbox rows; wakes on the writers' commit notices, polls only as a safety net.
+
+    A pass over one outbox is one transaction: claim up to ``batch_size`` unpublished rows and mark
+    them (``UPDATE … RETURNING``, locked, skipping rows another relay holds), publish them all with
+    the confirms awaited together, un-mark any the broker did not confirm, commit. A relay that dies
+    mid-pass rolls back the marks, so the rows are published again (duplicates the inboxes absorb).
+    Rows are published in ``occurred_at`` order (one channel, so the broker receives them in order).
+
+    Notices: ``NOTIFY`` from the emitting transaction (PostgreSQL, any process; see ``outbox.py``)
+    and ``on_outbox_commit`` (this process, embedded mode). A notice names its outbox, so the pass
+    goes straight to it; the ``idle_interval`` poll (one ``EXISTS`` probe per database) only covers a
+    lost notice or a listener reconnecting. After a pass the relay waits ``min_gap`` before the next,
+    so that under load several commits share one pass.
+    """
+
     sources: Sequence[OutboxSource]
     bus: EventBus
     batch_size: int = 200
-    idle_interval: float = 0.2
+    idle_interval: float = 2.0
+    min_gap: float = 0.05
     retention: timedelta = timedelta(days=7)
+    purge_every: float = 3600.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _hinted: set[str] | None = None  # outboxes (schemas) named by notices since the last pass; None: probe all
 
-    def wake(self) -> None:
-        """Ask for a pass now (called after a commit that added outbox rows) instead of at the next poll."""
+    def wake(self, schema: str | None = None) -> None:
+        """Ask for a pass now (a commit added outbox rows) instead of at the next poll."""
+        if schema is None:
+            self._hinted = None
+        elif self._wake.is_set() and self._hinted is None:
+            pass  # a full pass is already due
+        else:
+            if not self._wake.is_set():
+                self._hinted = set()
+            assert self._hinted is not None
+            self._hinted.add(schema)
         self._wake.set()
 
-    async def relay_once(self) -> int:
+    async def relay_once(self, hinted: set[str] | None = None) -> int:
+        """One pass; ``hinted``: only the outboxes of these schemas (PostgreSQL), without the probe."""
         published = 0
         for group in self._groups():
-            pending = group if len(group) == 1 else await self._pending(group)
+            if group[0].db.is_sqlite:
+                pending = group  # in-process file: the claim itself is the probe
+            elif hinted is not None:
+                pending = [source for source in group if _schema(source) in hinted]
+            else:
+                pending = group if len(group) == 1 else await self._pending(group)
             for source in pending:
                 published += await self._relay_source(source)
         return published
@@ -580,37 +619,76 @@ class OutboxRelay:
         )
         async with group[0].db.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            found = (await conn.execute(probe)).scalars().all()
+            found = set((await conn.execute(probe)).scalars().all())
+        for index, source in enumerate(group):
+            if index not in found:
+                OUTBOX_LAG(source.producer).set(0.0)
         return [group[index] for index in sorted(found)]
 
     async def _relay_source(self, source: OutboxSource) -> int:
-        model = source.model
-        count = 0
-        async with source.db.session() as session:
-            query = select(model).where(model.published_at.is_(None)).order_by(model.occurred_at).limit(self.batch_size)
-            if not source.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)  # several relay replicas never double-send a row
-            rows = (await session.execute(query)).scalars().all()
-            # Rows come oldest first: the first one's age is the outbox's lag (0 when it is empty).
-            OUTBOX_LAG(source.producer).set((utcnow() - rows[0].occurred_at).total_seconds() if rows else 0.0)
-            for row in rows:
-                payload = dict(row.payload)
-                carried = payload.pop(OUTBOX_TRACE_KEY, None)  # the writer's trace; never sent in the payload
-                event = Event(str(row.id), row.type, payload, iso_ms(row.occurred_at), source.producer)
-                try:
-                    with span(f"{row.type} publish", kind=SpanKind.PRODUCER, parent=extract(carried),
-                              attributes={"messaging.message.id": event.id, "eco2.producer": source.producer}):  # fmt: skip
-                        await self.bus.publish(event)
-                except Exception as exc:
-                    # Keep what was confirmed; the rest stays unpublished and is retried next pass.
-                    OUTBOX_FAILURES(source.producer).inc()
-                    log.warning("relay_publish_failed", producer=source.producer, error=repr(exc))
-                    break
-                row.published_at = utcnow()
-                count += 1
+        table = source.model.__table__
+        c = table.c
+        oldest = select(c.id).where(c.published_at.is_(None)).order_by(c.occurred_at).limit(self.batch_size)
+        if not source.db.is_sqlite:
+            oldest = oldest.with_for_update(skip_locked=True)  # several relay replicas never double-send a row
+        now = utcnow()
+        claim = (
+            update(table)
+            .where(c.id.in_(oldest.scalar_subquery()))
+            .values(published_at=now)
+            .returning(c.id, c.type, c.payload, c.occurred_at)
+        )
+        async with source.db.engine.begin() as conn:
+            rows = sorted((await conn.execute(claim)).all(), key=lambda row: row.occurred_at)
+            # The first row's age is the outbox's lag (0 when it is empty).
+            OUTBOX_LAG(source.producer).set((now - rows[0].occurred_at).total_seconds() if rows else 0.0)
+            if not rows:
+                return 0
+            sent = await self._publish(source, rows)
+            unconfirmed = [row.id for row, ok in zip(rows, sent, strict=True) if not ok]
+            if unconfirmed:  # back to unpublished, retried next pass; the confirmed ones stay marked
+                await conn.execute(update(table).where(c.id.in_(unconfirmed)).values(published_at=None))
+        count = len(rows) - len(unconfirmed)
         if count:
             OUTBOX_PUBLISHED(source.producer).inc(count)
         return count
+
+    async def _publish(self, source: OutboxSource, rows: Sequence[Any]) -> list[bool]:
+        """Publish ``rows`` in order; which ones the bus confirmed."""
+
+        async def send(row: Any) -> None:
+            payload = dict(row.payload)
+            carried = payload.pop(OUTBOX_TRACE_KEY, None)  # the writer's trace; never sent in the payload
+            event = Event(str(row.id), row.type, payload, iso_ms(row.occurred_at), source.producer)
+            with span(f"{row.type} publish", kind=SpanKind.PRODUCER, parent=extract(carried),
+                      attributes={"messaging.message.id": event.id, "eco2.producer": source.producer}):  # fmt: skip
+                await self.bus.publish(event)
+
+        if self.bus.concurrent_confirms:
+            # Tasks start in order and the channel writes frames in order; the confirms come back together.
+            results = await asyncio.gather(*(send(row) for row in rows), return_exceptions=True)
+            failures = [result for result in results if isinstance(result, BaseException)]
+            sent = [not isinstance(result, BaseException) for result in results]
+        else:
+            sent, failures = [], []
+            for row in rows:
+                if failures:  # keep order: nothing after a failed row
+                    sent.append(False)
+                    continue
+                try:
+                    await send(row)
+                    sent.append(True)
+                except Exception as exc:
+                    failures.append(exc)
+                    sent.append(False)
+        if failures:
+            OUTBOX_FAILURES(source.producer).inc()
+            log.warning("relay_publish_failed", producer=source.producer, error=repr(failures[0]),
+                        unconfirmed=len(failures))  # fmt: skip
+            for failure in failures:
+                if not isinstance(failure, Exception):
+                    raise failure  # cancellation: the transaction rolls back, every row stays unpublished
+        return sent
 
     async def purge_published(self) -> None:
         cutoff = utcnow() - self.retention
@@ -621,23 +699,83 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
-        passes = 0
-        while not stop.is_set():
-            try:
-                published = await self.relay_once()
-                failures = 0
-                passes += 1
-                if passes % 3000 == 0:
-                    await self.purge_published()
-            except Exception as exc:
-                published = 0
-                failures += 1
-                log.warning("relay_pass_failed", error=repr(exc), failures=failures)
-            if published >= self.batch_size:
-                continue  # a backlog: keep draining
-            delay = self.idle_interval if failures == 0 else _backoff(min(failures, 7))
-            self._wake.clear()
-            await wait_any(delay, self._wake, stop)
+        loop = asyncio.get_running_loop()
+        last_purge = loop.time()
+        async with AsyncExitStack() as stack:
+            stack.callback(on_outbox_commit(self.wake))
+            listeners = [_Listener(group[0].db, self.wake) for group in self._groups() if not group[0].db.is_sqlite]
+            for listener in listeners:
+                stack.push_async_callback(listener.close)
+            hinted: set[str] | None = None
+            while not stop.is_set():
+                try:
+                    for listener in listeners:
+                        await listener.ensure()  # (re)subscribe before the pass: no commit falls in between
+                    published = await self.relay_once(hinted)
+                    failures = 0
+                    if loop.time() - last_purge > self.purge_every:
+                        last_purge = loop.time()
+                        await self.purge_published()
+                except Exception as exc:
+                    published = 0
+                    failures += 1
+                    log.warning("relay_pass_failed", error=repr(exc), failures=failures)
+                if published >= self.batch_size:
+                    hinted = None  # a backlog: keep draining, probing every outbox
+                    continue
+                if failures:
+                    await wait_any(_backoff(min(failures, 7)), stop)
+                    hinted = None
+                    continue
+                if published:
+                    await wait_any(self.min_gap, stop)  # let the next commits gather into one pass
+                await wait_any(self.idle_interval, self._wake, stop)
+                hinted = self._hinted if self._wake.is_set() else None
+                self._hinted = None
+                self._wake.clear()
+
+
+class _Listener:
+    """A connection ``LISTEN``ing for the writers' ``NOTIFY`` on one PostgreSQL database."""
+
+    def __init__(self, db: Database, wake: Callable[[str], None]) -> None:
+        self.db = db
+        self.wake = wake
+        self._conn: Any = None  # SQLAlchemy AsyncConnection held for the subscription
+        self._driver: Any = None  # its asyncpg connection
+
+    async def ensure(self) -> None:
+        if self._driver is not None and not self._driver.is_closed():
+            return
+        await self.close()
+        conn = await self.db.engine.connect()
+        try:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.add_listener(OUTBOX_CHANNEL, self._notified)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn, self._driver = conn, driver
+
+    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.wake(payload)
+
+    async def close(self) -> None:
+        conn, driver = self._conn, self._driver
+        self._conn = self._driver = None
+        if driver is not None and not driver.is_closed():
+            with contextlib.suppress(Exception):
+                await driver.remove_listener(OUTBOX_CHANNEL, self._notified)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()  # never hand a LISTENing connection back to the pool
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+def _schema(source: OutboxSource) -> str:
+    return str(source.model.__table__.schema or "")
 
 
 async def wait_any(timeout: float, *events: asyncio.Event) -> None:

@@ -3,17 +3,23 @@
 Each service that emits events declares ``class Outbox(OutboxMixin, Base)`` in its own schema and
 writes with ``Outbox.emit(session, SomeEvent(...))`` (the models are in ``domain_events.py``).
 Relaying rows to the bus and consuming them is the event kernel's job (``events.py``).
+
+A transaction that emitted tells the relay when it commits, so the relay need not poll often: on
+PostgreSQL with ``NOTIFY`` (delivered only if the transaction commits, to a relay in any process),
+and in this process through ``on_outbox_commit`` (embedded mode runs the relay as a task beside the
+writers).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, Index, String, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from services.common.clock import utcnow
 from services.common.db import UtcDateTime
@@ -49,4 +55,42 @@ class OutboxMixin:
             row.payload[OUTBOX_TRACE_KEY] = dict(trace)
         row.occurred_at = utcnow()
         session.add(row)
+        session.info.setdefault(_EMITTED, set()).add(cls.__table__.schema or "")  # type: ignore[attr-defined]
         return row
+
+
+# PostgreSQL channel the relay listens on; the payload is the outbox's schema (the producing service).
+OUTBOX_CHANNEL = "eco2_outbox"
+_EMITTED = "eco2_outbox_emitted"
+_commit_listeners: list[Callable[[str], None]] = []
+
+
+def on_outbox_commit(listener: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``listener(schema)`` after each commit in this process that added outbox rows; returns
+    the function that removes it."""
+    _commit_listeners.append(listener)
+    return lambda: _commit_listeners.remove(listener)
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_relay(session: Session) -> None:
+    schemas = session.info.get(_EMITTED)
+    if schemas and session.get_bind().dialect.name == "postgresql":
+        # One round trip in the emitting transaction: PostgreSQL delivers it at commit (never on
+        # rollback) and folds identical notifications of one transaction into one.
+        notify = select(*(func.pg_notify(OUTBOX_CHANNEL, schema) for schema in sorted(schemas)))
+        session.execute(notify)
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_local_relay(session: Session) -> None:
+    schemas = session.info.pop(_EMITTED, None)
+    if schemas:
+        for listener in list(_commit_listeners):
+            for schema in schemas:
+                listener(schema)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_EMITTED, None)
