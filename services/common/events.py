@@ -628,30 +628,35 @@ class OutboxRelay:
     async def _relay_source(self, source: OutboxSource) -> int:
         table = source.model.__table__
         c = table.c
+        columns = (c.id, c.type, c.payload, c.occurred_at)
         oldest = select(c.id).where(c.published_at.is_(None)).order_by(c.occurred_at).limit(self.batch_size)
-        if not source.db.is_sqlite:
-            oldest = oldest.with_for_update(skip_locked=True)  # several relay replicas never double-send a row
         now = utcnow()
-        claim = (
-            update(table)
-            .where(c.id.in_(oldest.scalar_subquery()))
-            .values(published_at=now)
-            .returning(c.id, c.type, c.payload, c.occurred_at)
-        )
         async with source.db.engine.begin() as conn:
-            rows = sorted((await conn.execute(claim)).all(), key=lambda row: row.occurred_at)
+            if source.db.is_sqlite:
+                # Embedded handlers write to this file while the relay publishes (the bus delivers
+                # in-process): no write lock until the end, so the rows are marked after publishing.
+                rows = (await conn.execute(select(*columns).where(c.id.in_(oldest.scalar_subquery())))).all()
+            else:
+                # Claimed and marked in one statement; several relay replicas never double-send a row.
+                locked = oldest.with_for_update(skip_locked=True).scalar_subquery()
+                claim = update(table).where(c.id.in_(locked)).values(published_at=now).returning(*columns)
+                rows = (await conn.execute(claim)).all()
+            rows = sorted(rows, key=lambda row: row.occurred_at)
             # The first row's age is the outbox's lag (0 when it is empty).
             OUTBOX_LAG(source.producer).set((now - rows[0].occurred_at).total_seconds() if rows else 0.0)
             if not rows:
                 return 0
             sent = await self._publish(source, rows)
-            unconfirmed = [row.id for row, ok in zip(rows, sent, strict=True) if not ok]
-            if unconfirmed:  # back to unpublished, retried next pass; the confirmed ones stay marked
+            confirmed = [row.id for row, ok in zip(rows, sent, strict=True) if ok]
+            if source.db.is_sqlite:
+                if confirmed:
+                    await conn.execute(update(table).where(c.id.in_(confirmed)).values(published_at=now))
+            elif len(confirmed) < len(rows):  # back to unpublished, retried next pass; the confirmed stay marked
+                unconfirmed = [row.id for row, ok in zip(rows, sent, strict=True) if not ok]
                 await conn.execute(update(table).where(c.id.in_(unconfirmed)).values(published_at=None))
-        count = len(rows) - len(unconfirmed)
-        if count:
-            OUTBOX_PUBLISHED(source.producer).inc(count)
-        return count
+        if confirmed:
+            OUTBOX_PUBLISHED(source.producer).inc(len(confirmed))
+        return len(confirmed)
 
     async def _publish(self, source: OutboxSource, rows: Sequence[Any]) -> list[bool]:
         """Publish ``rows`` in order; which ones the bus confirmed."""

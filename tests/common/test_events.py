@@ -272,3 +272,91 @@ async def test_relay_finds_the_outboxes_holding_rows_and_publishes_each_row_once
             rows = (await session.execute(select(model))).scalars().all()
         assert rows
         assert all(row.published_at is not None for row in rows)
+
+
+class FlakyBus(InProcessBus):
+    """Refuses the events whose key is in ``refuse``; records what it took, in order."""
+
+    def __init__(self, refuse: set[str], concurrent: bool) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.concurrent_confirms = concurrent
+        self.taken: list[str] = []
+
+    async def publish(self, event: Event) -> None:
+        await asyncio.sleep(0)
+        if event.payload["key"] in self.refuse:
+            raise ConnectionError("not confirmed")
+        self.taken.append(event.payload["key"])
+
+
+@pytest.mark.parametrize("concurrent", [True, False])
+async def test_a_pass_keeps_confirmed_rows_marked_and_leaves_the_rest_for_the_next(
+    db: Database, concurrent: bool
+) -> None:
+    keys = [f"k{n}" for n in range(4)]
+    async with db.session() as session:
+        for key in keys:
+            Outbox.emit(session, TallyBump(key=key))
+            await session.flush()  # distinct occurred_at order
+    bus = FlakyBus({"k1"}, concurrent)
+    relay = OutboxRelay([OutboxSource("evtest", db, Outbox)], bus)
+    # Confirms awaited together: all but the refused one are marked; in order: nothing after it.
+    assert await relay.relay_once() == (3 if concurrent else 1)
+    assert bus.taken == (["k0", "k2", "k3"] if concurrent else ["k0"])
+    bus.refuse.clear()
+    assert await relay.relay_once() == (1 if concurrent else 3)
+    assert sorted(bus.taken) == keys  # each once
+    assert await relay.relay_once() == 0
+    async with db.session() as session:
+        assert all(row.published_at is not None for row in (await session.execute(select(Outbox))).scalars())
+
+
+async def test_the_relay_wakes_on_a_commit_notice_not_its_poll(db: Database, bus: EventBus) -> None:
+    fail: dict[str, int] = {}
+    stop = asyncio.Event()
+    await bus.declare({"tally": ("tally.bump",)})
+    consumer = asyncio.create_task(bus.consume(tally_subscription(db, fail), stop))
+    relay = OutboxRelay([OutboxSource("evtest", db, Outbox)], bus, idle_interval=3600)
+    relaying = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(0.5)  # the first (probing) pass is over: from now on only a notice wakes it
+    key = uuid.uuid4().hex
+    async with db.session() as session:
+        Outbox.emit(session, TallyBump(key=key))
+    await eventually(lambda: _has(db, key), timeout=30)
+    async with db.session() as session:  # a rolled-back emit notifies nothing and publishes nothing
+        Outbox.emit(session, TallyBump(key="never"))
+        await session.rollback()
+    stop.set()
+    await asyncio.gather(relaying, consumer)
+
+
+async def _has(db: Database, key: str) -> bool:
+    return await count(db, key) == 1
+
+
+@pytest.mark.skipif(not REAL, reason="PostgreSQL NOTIFY")
+async def test_a_committed_emit_notifies_listeners_in_other_processes(db: Database) -> None:
+    """What a relay in another process hears: the ``NOTIFY`` of the emitting transaction, at commit only."""
+    from services.common.events import _Listener
+
+    heard: list[str] = []
+    listener = _Listener(db, heard.append)
+    await listener.ensure()
+    try:
+        async with db.session() as session:
+            Outbox.emit(session, TallyBump(key="a"))
+            await session.flush()
+            await session.rollback()
+        async with db.session() as session:
+            Outbox.emit(session, TallyBump(key="b"))
+            Outbox.emit(session, TallyBump(key="c"))
+        await eventually(lambda: _true(heard))
+        await asyncio.sleep(0.2)
+        assert heard == ["evtest"]  # once per transaction and outbox, none for the rollback
+    finally:
+        await listener.close()
+
+
+async def _true(values: list[str]) -> bool:
+    return bool(values)
