@@ -81,6 +81,7 @@ class Event:
 
 
 Handler = Callable[[Event], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Event]], Awaitable[None]]
 
 
 class PoisonEvent(Exception):
@@ -94,6 +95,9 @@ class Subscription:
     consumer: str
     event_types: tuple[str, ...]
     handler: Handler
+    # Applies several events in one transaction (all or nothing); the bus falls back to ``handler``
+    # one event at a time when it raises.
+    batch_handler: BatchHandler | None = None
 
 
 @dataclass
@@ -132,6 +136,10 @@ class EventBus(ABC):
 
     async def ping(self) -> None:
         return None
+
+
+# How long a consumer's first message of a burst waits for the others (aio-pika hands each its own task).
+BURST_WAIT = 0.005
 
 
 def _backoff(attempt: int) -> float:
@@ -303,7 +311,7 @@ class RabbitBus(EventBus):
         await channel.set_qos(prefetch_count=self.prefetch)
         queue = await channel.get_queue(self.queue_name(subscription.consumer))
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
+        async def deliver(message: AbstractIncomingMessage) -> None:
             name = subscription.consumer
             try:
                 event = Event.from_json(message.body)
@@ -338,7 +346,37 @@ class RabbitBus(EventBus):
                 return
             await message.ack()
 
+        burst: list[AbstractIncomingMessage] = []
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            if subscription.batch_handler is None:
+                await deliver(message)
+                return
+            # The messages arriving together (one relay pass, a backlog) share a transaction: the
+            # first waits a moment for the rest of the burst, then applies them all at once.
+            burst.append(message)
+            if len(burst) > 1:
+                return
+            await asyncio.sleep(BURST_WAIT)
+            batch = burst[:]
+            burst.clear()
+            if len(batch) > 1 and await self._apply_batch(subscription.batch_handler, batch):
+                return
+            for one in batch:  # alone, or the batch failed: each on its own, with its own retry and dead letter
+                await deliver(one)
+
         await consume_until_stopped(channel, queue, on_message, stop)
+
+    async def _apply_batch(self, apply: BatchHandler, messages: Sequence[AbstractIncomingMessage]) -> bool:
+        """Apply ``messages`` in one transaction and ack them after its commit; False if anything failed
+        (nothing was applied, nothing acked)."""
+        try:
+            await apply([Event.from_json(message.body) for message in messages])
+        except Exception:
+            return False
+        for message in messages:
+            await message.ack()
+        return True
 
     async def dead_letters(self, consumer: str) -> list[DeadLetter]:
         await self.connect()
@@ -441,11 +479,29 @@ class DeletedUserMixin:
 
 async def claim_event(session: AsyncSession, inbox: type[Any], consumer: str, event: Event) -> bool:
     """Record ``event`` as applied by ``consumer`` in the caller's transaction; False if it already was."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    values = {"consumer": consumer, "event_id": event.id, "event_type": event.type, "processed_at": utcnow()}
-    result = await session.execute(insert(inbox).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(await claim_events(session, inbox, consumer, [event]))
+
+
+async def claim_events(session: AsyncSession, inbox: type[Any], consumer: str, events: Sequence[Event]) -> set[str]:
+    """Record ``events`` as applied by ``consumer`` in one statement; the ids not recorded before."""
+    now = utcnow()
+    rows = [{"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in events]
+    statement = _claim_statement(inbox, session.get_bind().dialect.name)
+    result = await session.execute(statement, rows[0] if len(rows) == 1 else rows)
+    return set(result.scalars().all())
+
+
+_claims: dict[tuple[type[Any], str], Any] = {}
+
+
+def _claim_statement(inbox: type[Any], dialect: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING event_id``, built once per inbox (a new statement
+    object per message is compiled-cache lookups and construction that cost more than the insert)."""
+    key = (inbox, dialect)
+    if key not in _claims:
+        insert, table = (pg_insert if dialect == "postgresql" else sqlite_insert), inbox.__table__
+        _claims[key] = insert(table).on_conflict_do_nothing().returning(table.c.event_id)
+    return _claims[key]
 
 
 Context = TypeVar("Context")
@@ -514,22 +570,30 @@ class Consumer(Generic[Context]):
             EVENT_LAG(self.name),
         )
 
-        async def handle(envelope: Event) -> None:
-            event = self.parse(envelope)
+        async def apply(envelopes: Sequence[Event]) -> None:
+            events = [self.parse(envelope) for envelope in envelopes]  # PoisonEvent before any write
+            first: list[bool] = []
             async with db.session() as session:
-                claimed = await claim_event(session, self.inbox, self.name, envelope)
-                if claimed:
-                    await self.handlers[type(event)](context, session, event)
-            if claimed:
-                applied.inc()
-                lag.observe(_age(envelope.occurred_at))
-            else:
-                duplicate.inc()
-            hook = self.after_commit.get(type(event))
-            if hook is not None:
-                await hook(context, event)
+                claimed = await claim_events(session, self.inbox, self.name, envelopes)
+                for envelope, event in zip(envelopes, events, strict=True):
+                    first.append(envelope.id in claimed)
+                    claimed.discard(envelope.id)  # the same id twice in one batch is applied once
+                    if first[-1]:
+                        await self.handlers[type(event)](context, session, event)
+            for envelope, event, fresh in zip(envelopes, events, first, strict=True):
+                if fresh:
+                    applied.inc()
+                    lag.observe(_age(envelope.occurred_at))
+                else:
+                    duplicate.inc()
+                hook = self.after_commit.get(type(event))
+                if hook is not None:
+                    await hook(context, event)
 
-        return Subscription(self.name, self.event_types, handle)
+        async def handle(envelope: Event) -> None:
+            await apply([envelope])
+
+        return Subscription(self.name, self.event_types, handle, apply)
 
 
 # ------------------------------------------------------------------------------------------- relay

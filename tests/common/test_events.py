@@ -360,3 +360,25 @@ async def test_a_committed_emit_notifies_listeners_in_other_processes(db: Databa
 
 async def _true(values: list[str]) -> bool:
     return bool(values)
+
+
+async def test_a_batch_is_applied_in_one_transaction_once_per_event_id(db: Database) -> None:
+    subscription = tally_subscription(db, {"bad": 1})
+    assert subscription.batch_handler is not None
+    first, second = (envelope_of(TallyBump(key=key)) for key in ("one", "two"))
+    await subscription.batch_handler([first, second, first])  # the same id twice in a batch: once
+    await subscription.batch_handler([second])  # a redelivery: nothing
+    assert (await count(db, "one"), await count(db, "two")) == (1, 1)
+    failing = envelope_of(TallyBump(key="bad"))
+    third = envelope_of(TallyBump(key="three"))
+    with pytest.raises(RuntimeError):  # one handler fails: the whole batch rolls back
+        await subscription.batch_handler([third, failing])
+    assert await count(db, "three") == 0
+    await subscription.handler(third)  # what the bus then does: each alone
+    await subscription.handler(failing)
+    assert (await count(db, "three"), await count(db, "bad")) == (1, 1)
+    assert await _inbox_size(db, 4)
+
+
+def envelope_of(event: DomainEvent) -> Event:
+    return Event(str(uuid.uuid4()), event.name, event.payload(), "2026-01-01T00:00:00.000Z", "evtest")
