@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -29,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import delete, exists, literal, select, union_all, update
+from sqlalchemy import bindparam, delete, exists, literal, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -627,7 +628,7 @@ class OutboxRelay:
     bus: EventBus
     batch_size: int = 200
     idle_interval: float = 2.0
-    min_gap: float = 0.05
+    min_gap: float = 0.1
     retention: timedelta = timedelta(days=7)
     purge_every: float = 3600.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -690,21 +691,10 @@ class OutboxRelay:
         return [group[index] for index in sorted(found)]
 
     async def _relay_source(self, source: OutboxSource) -> int:
-        table = source.model.__table__
-        c = table.c
-        columns = (c.id, c.type, c.payload, c.occurred_at)
-        oldest = select(c.id).where(c.published_at.is_(None)).order_by(c.occurred_at).limit(self.batch_size)
+        take, mark = _relay_statements(source.model.__table__, self.batch_size, source.db.is_sqlite)
         now = utcnow()
         async with source.db.engine.begin() as conn:
-            if source.db.is_sqlite:
-                # Embedded handlers write to this file while the relay publishes (the bus delivers
-                # in-process): no write lock until the end, so the rows are marked after publishing.
-                rows = (await conn.execute(select(*columns).where(c.id.in_(oldest.scalar_subquery())))).all()
-            else:
-                # Claimed and marked in one statement; several relay replicas never double-send a row.
-                locked = oldest.with_for_update(skip_locked=True).scalar_subquery()
-                claim = update(table).where(c.id.in_(locked)).values(published_at=now).returning(*columns)
-                rows = (await conn.execute(claim)).all()
+            rows = (await conn.execute(take, {"now": now})).all()
             rows = sorted(rows, key=lambda row: row.occurred_at)
             # The first row's age is the outbox's lag (0 when it is empty).
             OUTBOX_LAG(source.producer).set((now - rows[0].occurred_at).total_seconds() if rows else 0.0)
@@ -714,10 +704,10 @@ class OutboxRelay:
             confirmed = [row.id for row, ok in zip(rows, sent, strict=True) if ok]
             if source.db.is_sqlite:
                 if confirmed:
-                    await conn.execute(update(table).where(c.id.in_(confirmed)).values(published_at=now))
+                    await conn.execute(mark, {"ids": confirmed, "now": now})
             elif len(confirmed) < len(rows):  # back to unpublished, retried next pass; the confirmed stay marked
                 unconfirmed = [row.id for row, ok in zip(rows, sent, strict=True) if not ok]
-                await conn.execute(update(table).where(c.id.in_(unconfirmed)).values(published_at=None))
+                await conn.execute(mark, {"ids": unconfirmed, "now": None})
         if confirmed:
             OUTBOX_PUBLISHED(source.producer).inc(len(confirmed))
         return len(confirmed)
@@ -841,6 +831,25 @@ class _Listener:
                 await conn.invalidate()  # never hand a LISTENing connection back to the pool
             with contextlib.suppress(Exception):
                 await conn.close()
+
+
+@functools.cache
+def _relay_statements(table: Any, batch_size: int, sqlite: bool) -> tuple[Any, Any]:
+    """An outbox's claim (rows to publish, oldest first) and mark (``published_at`` of ``ids``),
+    built once: a relay pass then costs its round trips, not statement construction."""
+    c = table.c
+    columns = (c.id, c.type, c.payload, c.occurred_at)
+    oldest = select(c.id).where(c.published_at.is_(None)).order_by(c.occurred_at).limit(batch_size)
+    now = bindparam("now", type_=c.published_at.type)
+    mark = update(table).where(c.id.in_(bindparam("ids", expanding=True, type_=c.id.type))).values(published_at=now)
+    if sqlite:
+        # Embedded handlers write to this file while the relay publishes (the bus delivers in-process):
+        # no write lock until the end, so the rows are read here and marked after publishing.
+        return select(*columns).where(c.id.in_(oldest.scalar_subquery())), mark
+    # Claimed and marked in one statement; several relay replicas never double-send a row (a
+    # publish the broker does not confirm is un-marked before the commit).
+    locked = oldest.with_for_update(skip_locked=True).scalar_subquery()
+    return update(table).where(c.id.in_(locked)).values(published_at=now).returning(*columns), mark
 
 
 def _schema(source: OutboxSource) -> str:

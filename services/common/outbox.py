@@ -12,12 +12,13 @@ writers).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import JSON, Index, String, event, func, select
+from sqlalchemy import JSON, Index, String, event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
@@ -77,9 +78,17 @@ def _notify_relay(session: Session) -> None:
     schemas = session.info.get(_EMITTED)
     if schemas and session.get_bind().dialect.name == "postgresql":
         # One round trip in the emitting transaction: PostgreSQL delivers it at commit (never on
-        # rollback) and folds identical notifications of one transaction into one.
-        notify = select(*(func.pg_notify(OUTBOX_CHANNEL, schema) for schema in sorted(schemas)))
-        session.execute(notify)
+        # rollback) and folds identical notifications of one transaction into one. The schemas are
+        # the models' own names, not input, so the statement is a constant per outbox.
+        for schema in schemas:
+            session.connection().exec_driver_sql(_notify_sql(schema))
+
+
+@functools.cache
+def _notify_sql(schema: str) -> str:
+    if not schema.isidentifier():
+        raise ValueError(f"outbox schema {schema!r} is not an identifier")
+    return f"NOTIFY {OUTBOX_CHANNEL}, '{schema}'"
 
 
 @event.listens_for(Session, "after_commit")
