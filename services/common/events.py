@@ -616,6 +616,7 @@ class OutboxRelay:
     the confirms awaited together, un-mark any the broker did not confirm, commit. A relay that dies
     mid-pass rolls back the marks, so the rows are published again (duplicates the inboxes absorb).
     Rows are published in ``occurred_at`` order (one channel, so the broker receives them in order).
+    Embedded (SQLite) reads the rows first and marks them after publishing (``_relay_statements``).
 
     Notices: ``NOTIFY`` from the emitting transaction (PostgreSQL, any process; see ``outbox.py``)
     and ``on_outbox_commit`` (this process, embedded mode). A notice names its outbox, so the pass
