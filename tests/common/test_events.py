@@ -382,3 +382,29 @@ async def test_a_batch_is_applied_in_one_transaction_once_per_event_id(db: Datab
 
 def envelope_of(event: DomainEvent) -> Event:
     return Event(str(uuid.uuid4()), event.name, event.payload(), "2026-01-01T00:00:00.000Z", "evtest")
+
+
+class DyingBus(FlakyBus):
+    """The relay's process dies while the third publish is in flight (its task is cancelled)."""
+
+    async def publish(self, event: Event) -> None:
+        if event.payload["key"] == "k2":
+            raise asyncio.CancelledError
+        await super().publish(event)
+
+
+@pytest.mark.parametrize("concurrent", [True, False])
+async def test_a_relay_dying_mid_pass_leaves_every_row_of_the_pass_to_publish_again(
+    db: Database, concurrent: bool
+) -> None:
+    async with db.session() as session:
+        for n in range(4):
+            Outbox.emit(session, TallyBump(key=f"k{n}"))
+            await session.flush()
+    with pytest.raises(asyncio.CancelledError):
+        await OutboxRelay([OutboxSource("evtest", db, Outbox)], DyingBus(set(), concurrent)).relay_once()
+    async with db.session() as session:  # the pass's marks rolled back with it: nothing is lost
+        assert all(row.published_at is None for row in (await session.execute(select(Outbox))).scalars())
+    again = FlakyBus(set(), concurrent)
+    assert await OutboxRelay([OutboxSource("evtest", db, Outbox)], again).relay_once() == 4
+    assert again.taken == ["k0", "k1", "k2", "k3"]  # in order; k0/k1 twice overall: the inboxes absorb that
