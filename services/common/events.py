@@ -581,6 +581,8 @@ class Consumer(Generic[Context]):
                     claimed.discard(envelope.id)  # the same id twice in one batch is applied once
                     if first[-1]:
                         await self.handlers[type(event)](context, session, event)
+                        if len(envelopes) > 1:
+                            await session.flush()  # the next handler sees this one's writes, as if alone
             for envelope, event, fresh in zip(envelopes, events, first, strict=True):
                 if fresh:
                     applied.inc()
