@@ -248,6 +248,9 @@ class OpenAIConfig:
     output_attempts: int = 2  # schema/taxonomy violations
     max_concurrency: int = 64
     temperature: float = 0.0
+    # The SDK's HTTP transport: "aiohttp" (the SDK's ``DefaultAioHttpClient``, the ``openai[aiohttp]``
+    # extra) costs less CPU per call than "httpx" (the SDK's default); docs/dependencies.md.
+    transport: str = "aiohttp"
 
 
 @dataclass
@@ -266,6 +269,7 @@ class OpenAICompatibleProvider(ModelProvider):
             api_key=self.config.api_key,
             timeout=self.config.timeout_seconds,
             max_retries=self.config.max_retries,
+            http_client=_http_client(self.config),
         )
         self._slots = asyncio.Semaphore(self.config.max_concurrency)
 
@@ -501,6 +505,20 @@ def model_call(provider: str, operation: str, model: str) -> Iterator[Span | Non
             raise
         finally:
             MODEL_LATENCY(provider, operation, outcome).observe(time.perf_counter() - started)
+
+
+def _http_client(config: OpenAIConfig) -> Any:
+    """The SDK's own async HTTP client (its defaults: redirects, timeout), on the configured transport,
+    with one kept-alive connection per call slot: the SDK's default keeps 100, so past 100 calls in
+    flight every call would open (and then drop) a connection of its own."""
+    import httpx2
+    from openai import DefaultAioHttpClient, DefaultAsyncHttpxClient
+
+    slots = config.max_concurrency
+    limits = httpx2.Limits(max_connections=slots, max_keepalive_connections=slots, keepalive_expiry=30)
+    if config.transport == "aiohttp":
+        return DefaultAioHttpClient(limits=limits)
+    return DefaultAsyncHttpxClient(limits=limits)
 
 
 def _error_kind(exc: Exception) -> str:
