@@ -521,12 +521,30 @@ def _http_client(config: OpenAIConfig) -> Any:
     return DefaultAsyncHttpxClient(limits=limits)
 
 
+def _refused(exc: BaseException) -> bool:
+    """A connection that could not be made or broke, under the aiohttp transport: its exception map
+    turns every ``ClientConnectionError`` (a refused connect too) into a connect *timeout*, which the
+    SDK reports as ``APITimeoutError``; the cause chain still says what happened."""
+    import aiohttp
+
+    cause = exc.__cause__
+    for _ in range(4):
+        if cause is None:
+            return False
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def _error_kind(exc: Exception) -> str:
     """A bounded label for a failed call: timeout, connection, rate_limited, status_<code>, or other
     (a stream broken off midway that the SDK does not wrap is the transport's: timeout or connection)."""
     import httpx
     from openai import APIConnectionError, APIStatusError, APITimeoutError, RateLimitError
 
+    if _refused(exc):
+        return "connection"
     if isinstance(exc, APITimeoutError | httpx.TimeoutException):
         return "timeout"
     if isinstance(exc, APIConnectionError | httpx.TransportError):
