@@ -69,7 +69,9 @@ async def bench_model(calls: int, concurrency: int, image: bytes) -> None:
     from services.common.knowledge.base import knowledge_base
 
     port = free_port()
-    server = spawn("-m", "tests.support.fake_openai", "--port", str(port), "--vision-latency", "0", "--answer-latency", "0")
+    server = spawn(
+        "-m", "tests.support.fake_openai", "--port", str(port), "--vision-latency", "0", "--answer-latency", "0"
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/models")
         kb = knowledge_base()
@@ -123,7 +125,12 @@ async def bench_s3(calls: int, concurrency: int, image: bytes) -> None:
             await measure("boto3 get_object in a thread", lambda i: asyncio.to_thread(
                 lambda: s3.get_object(Bucket=bucket, Key=keys[i % 64])["Body"].read()), calls, concurrency)  # fmt: skip
             await measure("S3BlobStore.read (this branch)", lambda i: store.read(keys[i % 64]), calls, concurrency)
-            await measure("  of which: signing the GET URL", lambda i: asyncio.sleep(0, store.presign_get(keys[i % 64])), calls, concurrency)
+            await measure(
+                "  of which: signing the GET URL",
+                lambda i: asyncio.sleep(0, store.presign_get(keys[i % 64])),
+                calls,
+                concurrency,
+            )
         finally:
             await store.close()
     finally:
