@@ -515,7 +515,8 @@ def _http_client(config: OpenAIConfig) -> Any:
     from openai import DefaultAioHttpClient, DefaultAsyncHttpxClient
 
     slots = config.max_concurrency
-    limits = httpx2.Limits(max_connections=slots, max_keepalive_connections=slots, keepalive_expiry=30)
+    # Idle connections expire after the SDK's (and httpx's) 5 s, within common servers' keep-alive.
+    limits = httpx2.Limits(max_connections=slots, max_keepalive_connections=slots, keepalive_expiry=5.0)
     if config.transport == "aiohttp":
         return DefaultAioHttpClient(limits=limits)
     return DefaultAsyncHttpxClient(limits=limits)

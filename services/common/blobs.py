@@ -202,7 +202,7 @@ class S3BlobStore(BlobStore):
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=30, sock_connect=5),
-                connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+                connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=5),
                 auto_decompress=False,
             )
         headers = {}
