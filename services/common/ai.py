@@ -249,7 +249,7 @@ class OpenAIConfig:
     max_concurrency: int = 64
     temperature: float = 0.0
     # The SDK's HTTP transport: "aiohttp" (the SDK's ``DefaultAioHttpClient``, the ``openai[aiohttp]``
-    # extra) costs less CPU per call than "httpx" (the SDK's default); docs/dependencies.md.
+    # extra) costs less CPU per call than "httpx" (the SDK's default); docs/kernel.md, HTTP clients.
     transport: str = "aiohttp"
 
 
