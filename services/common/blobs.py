@@ -16,7 +16,7 @@ boto3 is synchronous; every call runs in a worker thread so the event loop never
 except the hot read (a scan's image, once per job): its GET URL is signed locally by boto3 (no I/O
 while the credentials need no refresh) and fetched on the event loop with one shared aiohttp session,
 which costs a fraction of the CPU of ``get_object`` in a thread (bench/clients.py, docs/benchmarks.md).
-Any answer but the object, a 404 or a 412 (a 5xx, 403, a broken connection) is left to boto3's
+Any answer but the object, a missing key or a 412 (a 5xx, 403, a broken connection) is left to boto3's
 ``get_object``: its retries and its errors stay the contract of ``read``.
 """
 
@@ -215,8 +215,8 @@ class S3BlobStore(BlobStore):
             async with self._session.get(url, headers=headers, allow_redirects=False) as response:
                 if response.status in (200, 206):
                     return bytes(await response.read())
-                if response.status == 404:
-                    return None
+                if response.status == 404 and b"<Code>NoSuchKey</Code>" in await response.read():
+                    return None  # a missing bucket (NoSuchBucket) is an error, as from boto3
                 if response.status == 412:
                     raise ObjectChanged(key)
         except (aiohttp.ClientError, TimeoutError) as exc:
