@@ -67,7 +67,6 @@ async def scan_components(
             kb=kb,
             blobs=create_blob_store(common, blob_settings or BlobSettings(), image_api),
             http=http,
-            character_base=settings.character_base(common),
             internal_token=common.internal_token,
         )
         yield ScanService(pipeline, queue, limiter, settings.image_base(common))
