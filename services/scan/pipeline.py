@@ -221,7 +221,8 @@ class ScanPipeline:
             if stage in CHECKPOINT_AFTER:
                 await self._save_checkpoint(job, checkpoint, stage, stage_progress)
         pending.append(("reward", event_data(job_id, "reward", "started", progress)))
-        await self._complete(job, checkpoint, pending)
+        with stage_span("scan", "reward", job_id):  # the outbox row carries this span's context
+            await self._complete(job, checkpoint, pending)
 
     async def _reemit_missing(self, job: Job, checkpoint: dict[str, Any]) -> None:
         """After a crash: stages whose output is stored but whose ``completed`` never went out."""
