@@ -28,6 +28,7 @@ from services.common.logging import get_logger
 
 log = get_logger("eco2.character")
 
+
 async def erase_user(session: AsyncSession, user_id: uuid.UUID, deleted_at: datetime) -> None:
     await session.execute(delete(Ownership).where(Ownership.user_id == user_id))
     await session.execute(delete(RewardDecision).where(RewardDecision.user_id == user_id))

@@ -240,7 +240,9 @@ class ScanPipeline:
     async def _guarded_update(self, job: Job, **values: Any) -> None:
         """Write only while the job is unfinished: a finished job is never reopened by a late delivery."""
         async with self.db.autocommit() as conn:
-            updated = await conn.execute(update(JOBS).where(JOBS.c.id == job.id, JOBS.c.status.in_(OPEN)).values(**values))
+            updated = await conn.execute(
+                update(JOBS).where(JOBS.c.id == job.id, JOBS.c.status.in_(OPEN)).values(**values)
+            )
         if not updated.rowcount:
             raise AlreadyFinished(str(job.id))
 
@@ -428,7 +430,7 @@ class ScanPipeline:
             seen = {(f.event, _status(f)) for f in frames}
             checkpoint = job.checkpoint or {}
             for stage, progress in STAGES:
-                if (stage, "completed") in seen or stage not in checkpoint and stage != "reward":
+                if (stage, "completed") in seen or (stage not in checkpoint and stage != "reward"):
                     continue
                 output = job.result.get("reward") if stage == "reward" else self._event_result(stage, checkpoint[stage])
                 before.append((stage, event_data(job_id, stage, "completed", progress, output)))

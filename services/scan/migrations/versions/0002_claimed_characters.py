@@ -8,6 +8,8 @@ service never reads (docs/scan.md, reward).
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 revision = "0002"
 down_revision = "0001"
@@ -23,14 +25,37 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "character_code", name=op.f("pk_claimed_characters")),
         schema="scan",
     )
-    # SQLite has no schemas (the runner's translation does not reach raw SQL); ON CONFLICT keeps the
-    # earliest job per (user, character) thanks to the ORDER BY.
-    prefix = "" if op.get_bind().dialect.name == "sqlite" else "scan."
+    # SQLite has no schemas (the runner's schema translation does not reach these DML statements).
+    # ON CONFLICT keeps the earliest job per (user, character), thanks to the ORDER BY.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    schema = None if sqlite else "scan"
+    jobs = sa.table(
+        "jobs",
+        sa.column("id", sa.Uuid),
+        sa.column("user_id", sa.Uuid),
+        sa.column("status", sa.String),
+        sa.column("reward_character", sa.String),
+        sa.column("completed_at", sa.DateTime(timezone=True)),
+        schema=schema,
+    )
+    claims = sa.table(
+        "claimed_characters",
+        sa.column("user_id", sa.Uuid),
+        sa.column("character_code", sa.String),
+        sa.column("job_id", sa.Uuid),
+        sa.column("claimed_at", sa.DateTime(timezone=True)),
+        schema=schema,
+    )
+    earlier = (
+        sa.select(jobs.c.user_id, jobs.c.reward_character, jobs.c.id, jobs.c.completed_at)
+        .where(jobs.c.status == "completed", jobs.c.reward_character.is_not(None), jobs.c.completed_at.is_not(None))
+        .order_by(jobs.c.completed_at)
+    )
+    insert = sqlite_insert if sqlite else pg_insert
     op.execute(
-        f"INSERT INTO {prefix}claimed_characters (user_id, character_code, job_id, claimed_at) "
-        f"SELECT user_id, reward_character, id, completed_at FROM {prefix}jobs "
-        "WHERE status = 'completed' AND reward_character IS NOT NULL AND completed_at IS NOT NULL "
-        "ORDER BY completed_at ON CONFLICT DO NOTHING"
+        insert(claims)
+        .from_select(["user_id", "character_code", "job_id", "claimed_at"], earlier)
+        .on_conflict_do_nothing()
     )
 
 
