@@ -1,4 +1,4 @@
-"""Events the my service applies: accounts and logins (auth), rewards (character).
+"""Events the my service applies: accounts and logins (auth), rewards (scan).
 
 Every handler is idempotent twice over: the inbox skips an event id seen before, and every write is
 an upsert on a natural key, so even the same fact arriving under another event id changes nothing.
