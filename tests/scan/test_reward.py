@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import func, select
 
 from services.common.clock import utcnow
+from services.common.db import Database, database_url_for
 from services.common.domain_events import UserDeleted
 from services.common.runtime import ServiceRuntime
+from services.my.models import OwnedCharacter, PointEntry
 from services.scan import consumers
 from services.scan.models import ClaimedCharacter, Job, Outbox
 from tests.scan.conftest import Stack, StackFactory
-from tests.support.events import envelope
+from tests.support.events import envelope, event_workers, eventually
 
 
 async def granted_events(stack: Stack) -> list[dict[str, Any]]:
@@ -126,3 +128,32 @@ async def test_ownership_outlives_the_job(make_stack: StackFactory) -> None:
         await session.delete(job)
     again = await stack.result((await stack.submit("라벨 뗀 생수병")).json()["job_id"])
     assert (again["reward"]["received"], again["reward"]["already_owned"]) == (False, True)
+
+
+async def test_the_users_ledger_receives_the_reward(make_stack: StackFactory) -> None:
+    """End to end through the real outbox, relay, bus and the my consumer: owned copy and ledger, once."""
+    stack = await make_stack()
+    async with event_workers(stack.common, consumers=("my",)) as workers:
+        first = await stack.result((await stack.submit("라벨 뗀 생수병")).json()["job_id"])
+        again = await stack.result((await stack.submit("라벨 뗀 생수병")).json()["job_id"])
+        assert (first["reward"]["points_awarded"], again["reward"]["points_awarded"]) == (60, 10)
+        workers.relay.wake()
+        my_db = Database(database_url_for("my", stack.common.database_url, stack.common.data_dir), "my")
+        try:
+
+            async def ledger() -> tuple[int, int, int]:
+                async with my_db.session() as session:
+                    mine = PointEntry.user_id == stack.user_id
+                    entries = await session.scalar(select(func.count()).where(mine))
+                    balance = await session.scalar(select(func.coalesce(func.sum(PointEntry.delta), 0)).where(mine))
+                    owned = await session.scalar(select(func.count()).where(OwnedCharacter.user_id == stack.user_id))
+                return int(entries or 0), int(balance or 0), int(owned or 0)
+
+            async def applied() -> bool:
+                return await ledger() == (3, 70, 1)  # scan_reward ×2 + character_collected; 페티 owned
+
+            await eventually(applied)
+            await asyncio.sleep(0.5)
+            assert await ledger() == (3, 70, 1)
+        finally:
+            await my_db.dispose()
