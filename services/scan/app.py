@@ -69,7 +69,6 @@ async def scan_components(
             kb=kb,
             blobs=blobs,
             http=http,
-            character_base=settings.character_base(common),
             internal_token=common.internal_token,
         )
         yield ScanService(pipeline, queue, limiter, settings.image_base(common))
