@@ -1,10 +1,10 @@
-"""Benchmark: the event path alone — ``eco2 worker relay`` and ``eco2 worker consumers character`` in
-real mode (own database and queue names on the local servers, as bench/scan_load.py), fed by this
-process with ``scan.completed`` rows in scan's outbox at ``--rate`` per second for ``--seconds``
-(one transaction per event, as the scan worker writes them).
+"""Benchmark: the event path alone — ``eco2 worker relay`` and ``eco2 worker consumers my`` in real
+mode (own database and queue names on the local servers, as bench/scan_load.py), fed by this process
+with ``scan.reward_granted`` rows (the per-scan event) in scan's outbox at ``--rate`` per second for
+``--seconds`` (one transaction per event, as the scan worker writes them).
 
 Prints the relay's and the consumers' CPU per event (user + system, ``/proc``, between 20 % and 90 %
-of the run) and the latency from the outbox row's ``occurred_at`` to the character inbox's
+of the run) and the latency from the outbox row's ``occurred_at`` to the my service's inbox
 ``processed_at`` (p50/p95/max). Needs a few PostgreSQL connections instead of the ≈ 45 of the full
 stack. For a before/after, run it in both trees at the same time (copy it into the older tree).
 
@@ -30,16 +30,15 @@ LATENCY = """
 SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY ms),
        max(ms)
 FROM (SELECT extract(epoch FROM i.processed_at - o.occurred_at) * 1000 AS ms
-      FROM character.inbox i JOIN scan.outbox o ON replace(o.id::text, '-', '') = replace(i.event_id, '-', '')) t
+      FROM my.inbox i JOIN scan.outbox o ON replace(o.id::text, '-', '') = replace(i.event_id, '-', '')) t
 """
 
 
 async def feed(env: Env, rate: float, seconds: float) -> None:
     from sqlalchemy import text
 
-    from services.common.clock import utcnow
     from services.common.db import Database
-    from services.common.domain_events import ScanCompleted
+    from services.common.domain_events import ScanRewardGranted, reward_points
     from services.scan.models import Outbox
 
     db = Database(env.vars["DATABASE_URL"], "scan", pool_size=2)
@@ -51,9 +50,10 @@ async def feed(env: Env, rate: float, seconds: float) -> None:
             if elapsed > seconds * at and name not in marks:
                 marks[name] = ({k: cpu_seconds(p.pid) for k, p in env.procs.items()}, sent)
         async with db.session() as session:
-            event = ScanCompleted(user_id=users[sent % len(users)], job_id=uuid.uuid4(), major_category="재활용폐기물",
-                                  middle_category="종이", minor_category="신문지", rule_found=True,
-                                  completed_at=utcnow())  # fmt: skip
+            received = sent < len(users)  # each user's first scan collects the character
+            event = ScanRewardGranted(user_id=users[sent % len(users)], job_id=uuid.uuid4(), character_code="paper",
+                                      character_name="페이피", received=received,
+                                      points=reward_points(received))  # fmt: skip
             Outbox.emit(session, event)
         sent += 1
         await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
@@ -64,7 +64,7 @@ async def feed(env: Env, rate: float, seconds: float) -> None:
           f"consumers {per['consumers']:.2f} ms")  # fmt: skip
     async with db.engine.connect() as conn:
         count, p50, p95, worst = (await conn.execute(text(LATENCY))).one()
-    print(f"outbox → character inbox ({count} events): p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {worst:.0f} ms")
+    print(f"outbox → my inbox ({count} events): p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {worst:.0f} ms")
     await db.dispose()
 
 
@@ -76,7 +76,7 @@ def main() -> None:
     env = Env(worker_concurrency=10, vision=0.0, answer=0.0, rate_per_window=1000)
     try:
         env.create_database()
-        for name, command in (("relay", ["worker", "relay"]), ("consumers", ["worker", "consumers", "character"])):
+        for name, command in (("relay", ["worker", "relay"]), ("consumers", ["worker", "consumers", "my"])):
             log = (env.data_dir / f"{name}.log").open("wb")
             env.procs[name] = subprocess.Popen([eco2(), *command], cwd=ROOT, env=env.env(), stdout=log, stderr=log)
         time.sleep(4)  # both attached (events written earlier would wait in the outbox anyway)
