@@ -7,7 +7,6 @@ import hashlib
 import json
 import typing
 import uuid
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,8 +14,9 @@ from typing import Any
 import httpx
 from sqlalchemy import Table, Text, cast, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.autocommit import single_statement
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import BadRequest, Conflict, NotFound
@@ -81,7 +81,6 @@ class ScanService:
     limiter: RateLimiter
     image_base: str
     _images: ImageResolver | None = None
-    _autocommit_engine: AsyncEngine | None = None
 
     @property
     def settings(self) -> ScanSettings:
@@ -104,18 +103,6 @@ class ScanService:
         return self.pipeline.internal_token
 
     # --------------------------------------------------------------------------------- submit
-
-    def _autocommit(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A pooled connection for one statement: no ``BEGIN``/``COMMIT`` round trips around it.
-
-        Core, not an ORM session: the unit of work (identity map, flush, state tracking) costs more
-        CPU than a single-row insert or read itself (docs/benchmarks.md, issue 19). SQLite keeps
-        its default (pysqlite's implicit transactions), committed by ``engine.begin``."""
-        if self.db.is_sqlite:
-            return self.db.engine.begin()
-        if self._autocommit_engine is None:  # the same pool, its connections checked out in autocommit
-            self._autocommit_engine = self.db.engine.execution_options(isolation_level="AUTOCOMMIT")
-        return self._autocommit_engine.connect()
 
     async def submit(self, user_id: uuid.UUID, body: ScanRequest, idempotency_key: str | None) -> SubmitResponse:
         model = body.model or self.settings.allowed_models[0]
@@ -155,7 +142,7 @@ class ScanService:
         )
         try:
             if idempotency_key is None:
-                async with self._autocommit() as conn:  # one statement: its own transaction
+                async with single_statement(self.db) as conn:  # one statement: its own transaction
                     await conn.execute(insert(JOBS), row)
             else:
                 async with self.db.engine.begin() as conn:  # the job and its key commit together
@@ -182,7 +169,7 @@ class ScanService:
         return submit_response(job_id)
 
     async def _replay(self, user_id: uuid.UUID, key: str, digest: str) -> SubmitResponse | None:
-        async with self._autocommit() as conn:
+        async with single_statement(self.db) as conn:
             record = (
                 await conn.execute(
                     select(KEYS.c.request_hash, KEYS.c.job_id, KEYS.c.created_at).where(
@@ -227,7 +214,7 @@ class ScanService:
         columns: list[Any] = [JOBS.c.user_id, JOBS.c.status, JOBS.c.completed_at]
         if with_result:
             columns += _RESULT_COLUMNS
-        async with self._autocommit() as conn:
+        async with single_statement(self.db) as conn:
             row = (await conn.execute(select(*columns).where(JOBS.c.id == key))).first()
         retained = utcnow() - timedelta(seconds=self.settings.retention_seconds)
         if row is None or row.user_id != user_id or (row.completed_at is not None and row.completed_at < retained):
@@ -264,7 +251,7 @@ class ScanService:
         }
 
     async def owned_job_unchecked(self, job_id: uuid.UUID) -> JobView:
-        async with self._autocommit() as conn:
+        async with single_statement(self.db) as conn:
             row = (await conn.execute(select(JOBS.c.status, *_RESULT_COLUMNS).where(JOBS.c.id == job_id))).one()
         return JobView(job_id, row.status, row.deadline_at, row.progress, row.checkpoint or {}, row.result_json)
 
