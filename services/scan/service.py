@@ -108,7 +108,8 @@ class ScanService:
         model = body.model or self.settings.allowed_models[0]
         if model not in self.settings.allowed_models:
             raise BadRequest(f"unknown model {model!r}", "UNSUPPORTED_MODEL")
-        digest = request_hash(body, model)
+        # Only a keyed request is compared with an earlier one.
+        digest = request_hash(body, model) if idempotency_key is not None else ""
         if idempotency_key is not None:
             replay = await self._replay(user_id, idempotency_key, digest)
             if replay is not None:
