@@ -1,8 +1,8 @@
 """Shared set-up for the scan benchmarks: a real-mode stack of separate processes on this machine.
 
 Processes: the API (image, scan and character apps behind the dev gateway's prefix dispatcher, no
-background workers), ``eco2 worker scan``, ``eco2 worker relay`` and ``eco2 worker consumers character``
-(the project's processes, whose CPU the load benchmark counts), the fake OpenAI-compatible model server
+background workers), ``eco2 worker scan``, ``eco2 worker relay`` and ``eco2 worker consumers character my``
+(the project's processes, whose CPU the load benchmark counts; ``my`` applies ``scan.reward_granted``), the fake OpenAI-compatible model server
 (tests/support/fake_openai.py) and moto's S3 server (harness, not counted). PostgreSQL, Redis and RabbitMQ are the local
 servers (URLs from ECO2_BENCH_PG_ADMIN_URL / _REDIS_URL / _RABBITMQ_URL or the test defaults); the
 benchmark gets its own database, key prefix and queue names and removes them afterwards.
@@ -156,7 +156,7 @@ class Env:
         for name, args in (
             ("worker", ["worker", "scan"]),
             ("relay", ["worker", "relay"]),
-            ("consumers", ["worker", "consumers", "character"]),
+            ("consumers", ["worker", "consumers", "character", "my"]),
         ):
             if name in self.procs and self.procs[name].poll() is None:
                 continue  # still running (the fault run restarts only the worker it killed)
@@ -191,7 +191,7 @@ class Env:
             await client.aclose()
             connection = await aio_pika.connect_robust(RABBIT)
             async with connection.channel() as channel:
-                for name in ("scan.jobs", "scan.jobs.dlq", "character", "character.dlq"):
+                for name in ("scan.jobs", "scan.jobs.dlq", "character", "character.dlq", "my", "my.dlq"):
                     await channel.queue_delete(f"{self.vars['EVENTS_NAMESPACE']}.{name}")
                 for exchange in ("events", "dlx"):
                     await channel.exchange_delete(f"{self.vars['EVENTS_NAMESPACE']}.{exchange}")

@@ -132,10 +132,25 @@ async def follow(
     return seen
 
 
+def repeated(followed: Followed) -> collections.Counter[str]:
+    """Extra copies, by ``event:status``, of a finished stage's ``completed`` or of ``vision started``
+    (a second vision run); empty when nothing ran twice."""
+    copies = collections.Counter(
+        f"{e}:{s}" for e, s in followed.events if s == "completed" or (e, s) == ("vision", "started")
+    )
+    return collections.Counter({key: count - 1 for key, count in copies.items() if count > 1})
+
+
 def stage_repeats(followed: Followed) -> int:
-    completed = collections.Counter(event for event, status in followed.events if status == "completed")
-    vision_runs = sum(1 for event, status in followed.events if (event, status) == ("vision", "started"))
-    return sum(count - 1 for count in completed.values() if count > 1) + max(0, vision_runs - 1)
+    return sum(repeated(followed).values())
+
+
+def repeats_line(results: list[Followed]) -> str:
+    """``finished_stage_repeats=N``, naming which events repeated when any did."""
+    extra: collections.Counter[str] = collections.Counter()
+    for followed in results:
+        extra.update(repeated(followed))
+    return f"finished_stage_repeats={sum(extra.values())}" + (f" {dict(extra)}" if extra else "")
 
 
 async def prepared_users(env: Env, count: int) -> tuple[list[dict[str, str]], list[str]]:
@@ -179,7 +194,7 @@ async def worker_kill(env: Env, servers: Servers, jobs: int) -> Outcome:
     repeats = sum(stage_repeats(f) for f in results)
     lost = len(job_urls) - completed
     outcome.lines += [f"jobs={len(job_urls)}/{jobs} accepted", f"interrupted_mid_answer={interrupted}",
-                      f"completed={completed}", f"finished_stage_repeats={repeats}", f"lost={lost}"]  # fmt: skip
+                      f"completed={completed}", repeats_line(results), f"lost={lost}"]  # fmt: skip
     outcome.check(len(job_urls) == jobs, "a submission was refused")
     outcome.check(interrupted > 0, "the kill hit no running job")
     outcome.check(repeats == 0, "a finished stage ran again")
@@ -299,7 +314,7 @@ async def redis_restart(env: Env, servers: Servers, jobs: int) -> Outcome:
     reconnects = sum(sum(f.resets.values()) for f in results)
     repeats = sum(stage_repeats(f) for f in results)
     outcome.lines += [f"streams={len(job_urls)}/{jobs}", f"redis_down={back - began:.1f}s",
-                      f"stream_reconnects={reconnects}", f"done={done}", f"finished_stage_repeats={repeats}",
+                      f"stream_reconnects={reconnects}", f"done={done}", repeats_line(results),
                       f"lost={len(job_urls) - done}"]  # fmt: skip
     outcome.check(len(job_urls) == jobs, "a submission was refused")
     outcome.check(done == len(job_urls), "a stream never saw done")

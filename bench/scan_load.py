@@ -4,7 +4,7 @@ set to vision 4.5 s / answer 6.7 s.
 
 Prints completion %, submit latency p50/p95, pipeline overhead (submit → ``done`` received, minus the
 model time) p50/p99, errors by kind, and **CPU per completed scan**: user + system CPU time of every
-project process (API replicas, scan worker, relay, character consumers — not the fake model, moto or
+project process (API replicas, scan worker, relay, character + my consumers — not the fake model, moto or
 the shared servers), read from ``/proc`` once a second, over the steady-state window between the 10th
 and 90th percentile of completions (the whole run's figure beside it), with the per-process split
 and the load average. CPU per scan is the figure that stays meaningful on a shared, loaded machine.

@@ -66,11 +66,9 @@ def test_workers_and_commands_resolve() -> None:
 
 
 def test_internal_urls_come_from_the_entry() -> None:
-    character = SERVICES["character"]
-    assert character.internal_prefix == "/internal/v1/character"
-    assert character.internal_url("http://character:8000/", "/rewards") == (
-        "http://character:8000/internal/v1/character/rewards"
-    )
+    image = SERVICES["image"]
+    assert image.internal_prefix == "/internal/v1/images"
+    assert image.internal_url("http://image:8000/", "/resolve") == "http://image:8000/internal/v1/images/resolve"
     assert SERVICES["my"].public_url("https://api.eco2.test", "/me") == "https://api.eco2.test/api/v1/users/me"
 
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.character.config import CharacterSettings
-from services.character.router import internal, router
+from services.character.router import router
 from services.common.app import ServiceApp
 from services.common.runtime import ServiceRuntime
 from services.registry import SERVICES
@@ -25,7 +25,6 @@ create_app = ServiceApp(
     SERVICES["character"],
     CharacterSettings,
     routers=[router],
-    internal=[internal],
     lifespan=lifespan,
-    description="The character catalog and scan rewards.",
+    description="The character catalog.",
 )

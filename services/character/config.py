@@ -15,8 +15,6 @@ class CharacterSettings(ServiceSettings):
     cdn_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("CHARACTER_CDN_BASE_URL", "CDN_BASE_URL", "cdn_base_url")
     )
-    # An operator can switch the reward feature off (no scan is then eligible; docs/api.md, scan: reward).
-    rewards_enabled: bool = True
     catalog_max_age_seconds: int = 300
 
     @field_validator("cdn_base_url")

@@ -1,4 +1,4 @@
-"""Events the character service applies: finished scans (rewards) and deleted accounts."""
+"""Events the character service applies: deleted accounts (the ownership rows written by earlier releases)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.character.config import CharacterSettings
 from services.character.models import Inbox
-from services.character.service import ScanOutcome, decide, erase_user
-from services.common.domain_events import ScanCompleted, UserDeleted
+from services.character.service import erase_user
+from services.common.domain_events import UserDeleted
 from services.common.events import Consumer, Subscription
 from services.common.runtime import ServiceRuntime
 
 consumer: Consumer[CharacterSettings] = Consumer("character", Inbox)
-
-
-@consumer.on(ScanCompleted)
-async def decide_reward(settings: CharacterSettings, session: AsyncSession, event: ScanCompleted) -> None:
-    # Same decision as the internal endpoint; a job decided there is only recalled here.
-    await decide(session, ScanOutcome.of(event), rewards_enabled=settings.rewards_enabled)
 
 
 @consumer.on(UserDeleted)

@@ -1,6 +1,5 @@
-"""HTTP layer of the character service: the public catalog (docs/api.md, character) and the internal reward
-endpoint the scan service calls (``/internal/...``: never routed by the public ingress, not in the
-public OpenAPI schema)."""
+"""HTTP layer of the character service: the public catalog (docs/api.md, character). Rewards are decided by
+the scan pipeline in its own transaction (services/scan/reward.py); this service has no internal route."""
 
 from __future__ import annotations
 
@@ -8,12 +7,10 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from services.character.schemas import CatalogCharacter, RewardRequest, RewardResponse
-from services.character.service import ScanOutcome, catalog, decide
-from services.common.deps import SessionDep
+from services.character.schemas import CatalogCharacter
+from services.character.service import catalog
 
 router = APIRouter(tags=["character"])
-internal = APIRouter()  # mounted behind the internal token (services.common.app)
 
 
 @router.get("/catalog", response_model=list[CatalogCharacter])
@@ -26,9 +23,3 @@ async def get_catalog(request: Request) -> Response:
     return Response(
         state.catalog_body, media_type="application/json", headers={"Cache-Control": f"public, max-age={max_age}"}
     )
-
-
-@internal.post("/rewards", response_model=RewardResponse)
-async def reward(body: RewardRequest, request: Request, session: SessionDep) -> RewardResponse:
-    decision = await decide(session, ScanOutcome.of(body), rewards_enabled=request.app.state.settings.rewards_enabled)
-    return RewardResponse.model_validate(decision.to_dict())

@@ -248,6 +248,9 @@ class OpenAIConfig:
     output_attempts: int = 2  # schema/taxonomy violations
     max_concurrency: int = 64
     temperature: float = 0.0
+    # The SDK's HTTP transport: "aiohttp" (the SDK's ``DefaultAioHttpClient``, the ``openai[aiohttp]``
+    # extra) costs less CPU per call than "httpx" (the SDK's default); docs/kernel.md, HTTP clients.
+    transport: str = "aiohttp"
 
 
 @dataclass
@@ -266,6 +269,7 @@ class OpenAICompatibleProvider(ModelProvider):
             api_key=self.config.api_key,
             timeout=self.config.timeout_seconds,
             max_retries=self.config.max_retries,
+            http_client=_http_client(self.config),
         )
         self._slots = asyncio.Semaphore(self.config.max_concurrency)
 
@@ -503,12 +507,45 @@ def model_call(provider: str, operation: str, model: str) -> Iterator[Span | Non
             MODEL_LATENCY(provider, operation, outcome).observe(time.perf_counter() - started)
 
 
+def _http_client(config: OpenAIConfig) -> Any:
+    """The SDK's own async HTTP client (its defaults: redirects, timeout), on the configured transport,
+    with one kept-alive connection per call slot: the SDK's default keeps 100, so past 100 calls in
+    flight every call would open (and then drop) a connection of its own."""
+    import httpx2
+    from openai import DefaultAioHttpClient, DefaultAsyncHttpxClient
+
+    slots = config.max_concurrency
+    # Idle connections expire after the SDK's (and httpx's) 5 s, within common servers' keep-alive.
+    limits = httpx2.Limits(max_connections=slots, max_keepalive_connections=slots, keepalive_expiry=5.0)
+    if config.transport == "aiohttp":
+        return DefaultAioHttpClient(limits=limits)
+    return DefaultAsyncHttpxClient(limits=limits)
+
+
+def _refused(exc: BaseException) -> bool:
+    """A connection that could not be made or broke, under the aiohttp transport: its exception map
+    turns every ``ClientConnectionError`` (a refused connect too) into a connect *timeout*, which the
+    SDK reports as ``APITimeoutError``; the cause chain still says what happened."""
+    import aiohttp
+
+    cause = exc.__cause__
+    for _ in range(4):
+        if cause is None:
+            return False
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def _error_kind(exc: Exception) -> str:
     """A bounded label for a failed call: timeout, connection, rate_limited, status_<code>, or other
     (a stream broken off midway that the SDK does not wrap is the transport's: timeout or connection)."""
     import httpx
     from openai import APIConnectionError, APIStatusError, APITimeoutError, RateLimitError
 
+    if _refused(exc):
+        return "connection"
     if isinstance(exc, APITimeoutError | httpx.TimeoutException):
         return "timeout"
     if isinstance(exc, APIConnectionError | httpx.TransportError):

@@ -18,7 +18,7 @@ from sqlalchemy import DateTime, MetaData, event, exc, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from services.common.metrics import track_pool
@@ -57,10 +57,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def upsert(session: AsyncSession, model: Any) -> Any:
-    """``INSERT`` for the session's dialect, with ``on_conflict_do_nothing``/``do_update`` available
-    (both backends spell upserts the same way; the generic ``insert`` has neither)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def upsert(target: AsyncSession | AsyncConnection, model: Any) -> Any:
+    """``INSERT`` for the dialect of a session or connection, with ``on_conflict_do_nothing``/``do_update``
+    available (both backends spell upserts the same way; the generic ``insert`` has neither)."""
+    dialect = target.dialect if isinstance(target, AsyncConnection) else target.get_bind().dialect
+    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
     return insert(model)
 
 
@@ -101,6 +102,24 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for single statements without a transaction: on PostgreSQL one round trip
+        per statement instead of ``BEGIN`` + statement + ``COMMIT`` (and no ORM unit of work). SQLite
+        (embedded) commits after the block instead: its driver opens transactions by itself."""
+        async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                yield conn
+                await conn.commit()
+            else:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A Core transaction: committed when the block ends normally, rolled back on any error."""
+        async with self.engine.begin() as conn:
+            yield conn
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -27,7 +27,6 @@ class EventName(StrEnum):
     USER_CREATED = "user.created"
     USER_LOGGED_IN = "user.logged_in"
     USER_DELETED = "user.deleted"
-    SCAN_COMPLETED = "scan.completed"
     SCAN_REWARD_GRANTED = "scan.reward_granted"
 
 
@@ -74,29 +73,6 @@ class UserDeleted(DomainEvent):
     deleted_at: Timestamp
 
 
-class FinishedScan(BaseModel):
-    """What a finished scan tells the character service: the body of the internal reward call and
-    the payload of ``scan.completed``."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    user_id: uuid.UUID
-    job_id: uuid.UUID
-    major_category: str
-    middle_category: str
-    minor_category: str | None = None
-    rule_found: StrictBool
-    insufficiencies: list[str] = []
-
-
-class ScanCompleted(DomainEvent, FinishedScan):
-    """scan → character: a finished scan, to decide its reward."""
-
-    name = EventName.SCAN_COMPLETED
-
-    completed_at: Timestamp
-
-
 # Points of one eligible scan (docs/api.md, users → points): every eligible scan earns the scan reward, a scan that
 # grants a character the user did not own earns the collection bonus on top.
 SCAN_REWARD_POINTS = 10
@@ -109,7 +85,8 @@ def reward_points(received: bool) -> int:
 
 
 class ScanRewardGranted(DomainEvent):
-    """character → my: the reward decided for one scan job (ownership copy and ledger entries)."""
+    """scan → my: the reward the scan pipeline decided for one eligible job, in the transaction that stored
+    its result (ownership copy and ledger entries)."""
 
     name = EventName.SCAN_REWARD_GRANTED
 
@@ -131,5 +108,5 @@ class ScanRewardGranted(DomainEvent):
 
 
 MODELS: dict[str, type[DomainEvent]] = {
-    model.name: model for model in (UserCreated, UserLoggedIn, UserDeleted, ScanCompleted, ScanRewardGranted)
+    model.name: model for model in (UserCreated, UserLoggedIn, UserDeleted, ScanRewardGranted)
 }

@@ -1,4 +1,4 @@
-"""Events the my service applies: accounts and logins (auth), rewards (character).
+"""Events the my service applies: accounts and logins (auth), rewards (scan).
 
 Every handler is idempotent twice over: the inbox skips an event id seen before, and every write is
 an upsert on a natural key, so even the same fact arriving under another event id changes nothing.
@@ -116,7 +116,7 @@ async def reward_granted(ctx: Context, session: AsyncSession, event: ScanRewardG
     known = {c.code for c in characters()}
     if event.received and event.character_code in known:
         await grant_character(session, user_id, event.character_code, "scan", now)
-    # The points are the character service's decision: recorded as the event states them.
+    # The points are the scan pipeline's decision: recorded as the event states them.
     await add_points(session, user_id, event.job_id, SCAN_REWARD, event.scan_points, name, now)
     if event.received:
         await add_points(session, user_id, event.job_id, CHARACTER_COLLECTED, event.collected_points, name, now)

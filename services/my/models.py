@@ -45,7 +45,7 @@ class Profile(Base):
 
 
 class OwnedCharacter(Base):
-    """This service's copy of a user's collection (the character service decides grants)."""
+    """This service's copy of a user's collection (the scan pipeline decides grants)."""
 
     __tablename__ = "owned_characters"
 

@@ -59,15 +59,16 @@ async def scan_components(
         closing(queue.close)
         limiter = create_rate_limiter(common, SERVICE.name, settings.rate_limit())
         closing(limiter.close)
+        blobs = create_blob_store(common, blob_settings or BlobSettings(), image_api)
+        closing(blobs.close)
         pipeline = ScanPipeline(
             settings=settings,
             db=db,
             events=events,
             provider=provider,
             kb=kb,
-            blobs=create_blob_store(common, blob_settings or BlobSettings(), image_api),
+            blobs=blobs,
             http=http,
-            character_base=settings.character_base(common),
             internal_token=common.internal_token,
         )
         yield ScanService(pipeline, queue, limiter, settings.image_base(common))

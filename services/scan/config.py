@@ -29,13 +29,12 @@ class ScanSettings(ServiceSettings):
     llm_output_attempts: int = 2
     llm_max_concurrency: int = 256
 
-    # Internal calls: the image service (allow-list + first-use verification) and the character
-    # service (reward). Unset → PUBLIC_API_BASE_URL, where the dev gateway serves every service.
+    # Internal call: the image service (allow-list + first-use verification). Unset →
+    # PUBLIC_API_BASE_URL, where the dev gateway serves every service.
     image_service_url: str | None = None
-    character_service_url: str | None = None
-    reward_timeout_seconds: float = 2.0
-    reward_attempts: int = 2
     image_timeout_seconds: float = 5.0
+    # An operator can switch the reward feature off: no scan is then eligible (docs/api.md, scan: reward).
+    rewards_enabled: bool = True
 
     rate_per_window: int = 6
     rate_window_seconds: float = 60.0
@@ -92,6 +91,3 @@ class ScanSettings(ServiceSettings):
 
     def image_base(self, common: CommonSettings) -> str:
         return (self.image_service_url or common.public_api_base_url).rstrip("/")
-
-    def character_base(self, common: CommonSettings) -> str:
-        return (self.character_service_url or common.public_api_base_url).rstrip("/")

@@ -1,4 +1,5 @@
-"""Events the scan service applies: ``user.deleted`` erases jobs, results, event logs, idempotency keys."""
+"""Events the scan service applies: ``user.deleted`` erases jobs, results, event logs, idempotency keys and
+the user's claimed characters."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from services.common.jobs import JobEventLog, create_job_log
 from services.common.runtime import ServiceRuntime
 from services.scan.config import ScanSettings
 from services.scan.models import Inbox
+from services.scan.reward import erase_claims
 from services.scan.service import erase_user
 
 consumer: Consumer[JobEventLog] = Consumer("scan", Inbox)
@@ -18,6 +20,7 @@ consumer: Consumer[JobEventLog] = Consumer("scan", Inbox)
 @consumer.on(UserDeleted)
 async def erase_jobs(events: JobEventLog, session: AsyncSession, event: UserDeleted) -> None:
     await erase_user(session, events, event.user_id)
+    await erase_claims(session, event.user_id)
 
 
 EVENT_TYPES = consumer.topology()

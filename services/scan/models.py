@@ -1,4 +1,5 @@
-"""Tables of the scan schema: jobs (state, stage checkpoints, result), idempotency keys, outbox, inbox."""
+"""Tables of the scan schema: jobs (state, stage checkpoints, result), claimed characters, idempotency keys,
+outbox, inbox."""
 
 from __future__ import annotations
 
@@ -49,6 +50,20 @@ class Job(Base):
     deadline_at: Mapped[datetime] = mapped_column(UtcDateTime)
     enqueued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+
+
+class ClaimedCharacter(Base):
+    """The characters a user collected by scanning, one row per (user, character): the job whose
+    finishing transaction inserted the row granted it (``received``), every later job finds it
+    (``already_owned``). Not purged with jobs — ownership outlives a job's 26 h retention; erased on
+    ``user.deleted``."""
+
+    __tablename__ = "claimed_characters"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    character_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column()
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class IdempotencyKey(Base):

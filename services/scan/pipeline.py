@@ -3,8 +3,12 @@
 Durability rules (docs/api.md, scan: pipeline and result):
 - each finished stage's output is written to the job's ``checkpoint`` before its ``completed`` event,
   so a redelivered job (worker crash) skips stages that already ran and only re-emits a missing
-  ``completed`` event;
-- the result is stored — with ``scan.completed`` in the same transaction — before ``done``;
+  ``completed`` event; vision + rule share one checkpoint, and answer + reward are stored with the
+  result (the reward is decided instantly, in the finishing transaction: ``reward.py``);
+- the result is stored — with the character claim and ``scan.reward_granted`` in the same
+  transaction — before ``done``;
+- every write is one Core statement on an autocommit connection (one round trip, no ORM unit of
+  work), except the eligible finish, which is one short transaction;
 - storing a terminal result is a compare-and-set on the job's status, so a worker and the deadline
   sweeper can race and exactly one of them finishes the job;
 - every job ends within its deadline: the pipeline runs under a timeout, and the sweeper fails jobs
@@ -20,8 +24,8 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Table, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.ai import (
     Classification,
@@ -35,26 +39,25 @@ from services.common.ai import (
 from services.common.blobs import BlobStore
 from services.common.clock import iso_ms, utcnow
 from services.common.db import Database
-from services.common.domain_events import FinishedScan, ScanCompleted, reward_points
 from services.common.errors import dependency_unavailable
-from services.common.internal import internal_headers
 from services.common.jobs import Frame, JobEventLog, event_data, stage_span
-from services.common.knowledge import RECYCLABLE, KnowledgeBase, character_for_middle
+from services.common.knowledge import KnowledgeBase
 from services.common.logging import get_logger
-from services.registry import SERVICES
 from services.scan.config import ScanSettings
-from services.scan.models import TERMINAL, Job, Outbox
+from services.scan.models import TERMINAL, Job
+from services.scan.reward import claim, eligible_character, emit, granted, reward_object
 
 log = get_logger("eco2.scan.pipeline")
 
 STAGES = (("vision", 25), ("rule", 50), ("answer", 75), ("reward", 100))
-# Stages that wait on something slow (a model, the character service): their ``started`` is sent
-# before they run. The rule lookup is instant and rides with vision.
-SLOW_STAGES = frozenset({"vision", "answer", "reward"})
-# One durable checkpoint per slow stage: after rule (vision + rule together) and after answer; the
-# reward is stored with the result in the finishing transaction. Every stage before a slow one is
-# therefore stored before its ``completed`` event goes out.
-CHECKPOINT_AFTER = frozenset({"rule", "answer"})
+# Stages that wait on a model: their ``started`` is sent before they run. The rule lookup is instant
+# and rides with vision; the reward is instant and rides with the result.
+SLOW_STAGES = frozenset({"vision", "answer"})
+# The one checkpoint before the finish: after rule (vision + rule together). Answer and reward are
+# stored with the result, so every stage is stored before its ``completed`` event goes out.
+CHECKPOINT_AFTER = frozenset({"rule"})
+JOBS: Table = Job.__table__  # type: ignore[assignment]
+OPEN = ("queued", "processing")
 PROGRESS = {"queued": 0, **dict(STAGES), "done": 100}
 STAGE_MESSAGES = {
     "queued": "요청을 접수했어요.",
@@ -120,8 +123,7 @@ class ScanPipeline:
     provider: ModelProvider
     kb: KnowledgeBase
     blobs: BlobStore
-    http: httpx.AsyncClient
-    character_base: str
+    http: httpx.AsyncClient  # the image service's resolve call (ScanService); the pipeline itself calls no service
     internal_token: str
 
     # ------------------------------------------------------------------------------- entry
@@ -168,19 +170,21 @@ class ScanPipeline:
         key = self._key(job_id)
         if key is None:
             return None
-        async with self.db.session() as session:
-            return await session.get(Job, key)
+        async with self.db.autocommit() as conn:
+            return _job((await conn.execute(select(JOBS).where(JOBS.c.id == key))).first())
 
     async def _claim(self, job_id: str) -> Job | None:
-        """Load the job and, if nobody started it, mark it ``processing`` — one statement in the usual
-        case (the sweeper re-enqueues only jobs no worker has started)."""
+        """Load the job and, if nobody started it, mark it ``processing`` — one autocommit statement in
+        the usual case (the sweeper re-enqueues only jobs no worker has started)."""
         key = self._key(job_id)
         if key is None:
             return None
-        async with self.db.session() as session:
-            claim = update(Job).where(Job.id == key, Job.status == "queued").values(status="processing")
-            job = (await session.execute(claim.returning(Job))).scalar_one_or_none()
-            return job if job is not None else await session.get(Job, key)
+        async with self.db.autocommit() as conn:
+            claimed = update(JOBS).where(JOBS.c.id == key, JOBS.c.status == "queued").values(status="processing")
+            row = (await conn.execute(claimed.returning(*JOBS.c))).first()
+            if row is None:
+                row = (await conn.execute(select(JOBS).where(JOBS.c.id == key))).first()
+        return _job(row)
 
     @staticmethod
     def _current_stage(job: Job) -> str:
@@ -191,15 +195,15 @@ class ScanPipeline:
     async def _run_stages(self, job: Job) -> None:
         """Run the stages not in the checkpoint. Events are written in batches (one log round trip):
         a stage's ``started`` goes out before a slow stage runs, and a ``completed`` only once the
-        stage's output is durable — in the checkpoint (one commit for vision + rule, one for answer)
-        or, for reward, in the result that ``_complete`` stores."""
+        stage's output is durable — in the checkpoint (one write for vision + rule) or, for answer and
+        reward, in the result that ``_complete`` stores."""
         job_id = str(job.id)
         checkpoint = dict(job.checkpoint or {})
         if checkpoint:
             await self._reemit_missing(job, checkpoint)
         pending: list[tuple[str, dict[str, Any]]] = []
         progress = 0
-        for stage, stage_progress in STAGES:
+        for stage, stage_progress in STAGES[:-1]:
             if stage in checkpoint:
                 progress = stage_progress
                 continue
@@ -216,7 +220,9 @@ class ScanPipeline:
             pending.append((stage, event_data(job_id, stage, "completed", progress, result)))
             if stage in CHECKPOINT_AFTER:
                 await self._save_checkpoint(job, checkpoint, stage, stage_progress)
-        await self._complete(job, checkpoint, pending)
+        pending.append(("reward", event_data(job_id, "reward", "started", progress)))
+        with stage_span("scan", "reward", job_id):  # the outbox row carries this span's context
+            await self._complete(job, checkpoint, pending)
 
     async def _reemit_missing(self, job: Job, checkpoint: dict[str, Any]) -> None:
         """After a crash: stages whose output is stored but whose ``completed`` never went out."""
@@ -233,11 +239,11 @@ class ScanPipeline:
 
     async def _guarded_update(self, job: Job, **values: Any) -> None:
         """Write only while the job is unfinished: a finished job is never reopened by a late delivery."""
-        async with self.db.session() as session:
-            updated = await session.execute(
-                update(Job).where(Job.id == job.id, Job.status.in_(("queued", "processing"))).values(**values)
+        async with self.db.autocommit() as conn:
+            updated = await conn.execute(
+                update(JOBS).where(JOBS.c.id == job.id, JOBS.c.status.in_(OPEN)).values(**values)
             )
-        if not updated.rowcount:  # type: ignore[attr-defined]
+        if not updated.rowcount:
             raise AlreadyFinished(str(job.id))
 
     @staticmethod
@@ -293,100 +299,63 @@ class ScanPipeline:
             answer = compose_answer(self.kb, c, rule)
         return answer.as_dict()
 
-    async def _reward(self, job: Job, checkpoint: dict[str, Any]) -> dict[str, Any]:
-        c = self._classification(checkpoint)
-        rule_found = checkpoint["rule"]["key"] is not None
-        insufficiencies = [i for i in checkpoint["answer"]["insufficiencies"] if str(i).strip()]
-        eligible = c.major == RECYCLABLE and c.middle in self.kb.middles and rule_found and not insufficiencies
-        if not eligible:
-            return {"reward": None, "source": "not_eligible"}
-        request = self._finished(job, c, rule_found, insufficiencies).model_dump(mode="json")
-        for attempt in range(self.settings.reward_attempts):
-            try:
-                response = await self.http.post(
-                    SERVICES["character"].internal_url(self.character_base, "/rewards"),
-                    json=request,
-                    headers=internal_headers(self.internal_token),
-                    timeout=self.settings.reward_timeout_seconds,
-                )
-                if response.status_code == 200:
-                    body = response.json()
-                    reward = _reward_fields(body["reward"]) if body.get("eligible") and body.get("reward") else None
-                    return {"reward": reward, "source": "character"}
-                log.warning("reward_call_refused", job_id=str(job.id), status=response.status_code)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-                log.warning("reward_call_failed", job_id=str(job.id), attempt=attempt + 1, error=repr(exc))
-            await asyncio.sleep(0.1 * (attempt + 1))
-        # Character is unreachable: finish the scan with the reward it will grant. scan.completed
-        # (outbox) makes character decide by job id later, exactly once.
-        return {"reward": await self._local_reward(job, c), "source": "pending"}
-
-    @staticmethod
-    def _finished(job: Job, c: Classification, rule_found: bool, insufficiencies: list[str]) -> FinishedScan:
-        return FinishedScan(
-            user_id=job.user_id,
-            job_id=job.id,
-            major_category=c.major,
-            middle_category=c.middle,
-            minor_category=c.minor,
-            rule_found=rule_found,
-            insufficiencies=insufficiencies,
-        )
-
-    async def _local_reward(self, job: Job, c: Classification) -> dict[str, Any] | None:
-        character = character_for_middle(c.middle)
-        if character is None:
-            return None
-        async with self.db.session() as session:
-            owned = await session.scalar(
-                select(Job.id)
-                .where(Job.user_id == job.user_id, Job.reward_character == character.code, Job.id != job.id)
-                .limit(1)
-            )
-        received = owned is None
-        return {
-            "name": character.name,
-            "dialog": character.dialog,
-            "match_reason": f"{c.middle}>{c.minor}",
-            "type": character.type,
-            "received": received,
-            "already_owned": not received,
-            "points_awarded": reward_points(received),
-        }
-
     # ---------------------------------------------------------------------------- finishing
 
     async def _complete(self, job: Job, checkpoint: dict[str, Any], pending: list[tuple[str, dict[str, Any]]]) -> None:
-        """Store the result (with the reward and ``scan.completed``), then send ``pending`` and ``done``."""
+        """Decide the reward and store it with the answer and the result — one transaction with the
+        character claim and ``scan.reward_granted`` when eligible, one autocommit statement otherwise —
+        then send ``pending`` (answer ``completed``, reward ``started``), reward ``completed`` and ``done``."""
         c = self._classification(checkpoint)
         key = checkpoint["rule"]["key"]
         rule = self.kb.rules.get(key) if key else None
-        reward = checkpoint["reward"]["reward"]
+        character = eligible_character(self.kb, checkpoint, enabled=self.settings.rewards_enabled)
         completed_at = utcnow()
-        result = {
-            "job_id": str(job.id),
-            "task_id": str(job.id),
-            "status": "completed",
-            "message": COMPLETED_MESSAGE,
-            "pipeline_result": {
-                "classification_result": checkpoint["vision"],
-                "disposal_rules": rule.as_dict() if rule else None,
-                "final_answer": checkpoint["answer"],
-            },
-            "reward": reward,
-            "error": None,
-            "created_at": iso_ms(job.created_at),
-            "completed_at": iso_ms(completed_at),
-        }
-        character = character_for_middle(c.middle) if reward else None
-        finished = self._finished(job, c, rule is not None, list(checkpoint["answer"]["insufficiencies"]))
-        event = ScanCompleted(**finished.model_dump(), completed_at=completed_at)
 
-        async def outbox(session: AsyncSession) -> None:
-            Outbox.emit(session, event)
+        def stored(reward: dict[str, Any] | None) -> dict[str, Any]:
+            result = {
+                "job_id": str(job.id),
+                "task_id": str(job.id),
+                "status": "completed",
+                "message": COMPLETED_MESSAGE,
+                "pipeline_result": {
+                    "classification_result": checkpoint["vision"],
+                    "disposal_rules": rule.as_dict() if rule else None,
+                    "final_answer": checkpoint["answer"],
+                },
+                "reward": reward,
+                "error": None,
+                "created_at": iso_ms(job.created_at),
+                "completed_at": iso_ms(completed_at),
+            }
+            return {
+                "status": "completed",
+                "stage": "reward",
+                "result": result,
+                "completed_at": completed_at,
+                "reward_character": character.code if reward and character else None,
+                "progress": 100,
+                "checkpoint": {**checkpoint, "reward": {"reward": reward}},
+            }
 
-        reward_character = character.code if character else None
-        await self._finish(job, "completed", result, completed_at, reward_character, outbox, pending, checkpoint)
+        if character is None:
+            values = stored(None)
+            async with self.db.autocommit() as conn:
+                won = await self._store(conn, job, values)
+        else:
+            try:
+                async with self.db.transaction() as conn:
+                    received = await claim(conn, job.user_id, character.code, job.id)
+                    values = stored(reward_object(character, c, received))
+                    if not await self._store(conn, job, values):
+                        raise AlreadyFinished(str(job.id))  # rolls the claim back: nothing granted
+                    await emit(conn, granted(job.user_id, job.id, character, received))
+                won = True
+            except AlreadyFinished:
+                won = False
+        if won:
+            reward = values["result"]["reward"]
+            pending.append(("reward", event_data(str(job.id), "reward", "completed", 100, reward)))
+        await self._finished(job, won, values, pending)
 
     async def fail(self, job: Job, code: str, message: str | None = None, *, stage: str | None = None,
                    reason: str | None = None) -> None:  # fmt: skip
@@ -403,40 +372,38 @@ class ScanPipeline:
             except Exception as exc:  # best effort: the result must still be stored and `done` tried
                 log.warning("stage_failed_event_not_written", job_id=job_id, error=repr(exc))
         completed_at = utcnow()
-        result = failed_result(job, code, message, completed_at, reason)
-        await self._finish(job, "failed", result, completed_at, None, None)
+        values = {
+            "status": "failed",
+            "result": failed_result(job, code, message, completed_at, reason),
+            "completed_at": completed_at,
+            "reward_character": None,
+            "progress": 100,
+        }
+        async with self.db.autocommit() as conn:
+            won = await self._store(conn, job, values)
+        await self._finished(job, won, values, [])
 
-    async def _finish(self, job: Job, status: str, result: dict[str, Any], completed_at: datetime,
-                      reward_character: str | None, extra: Any,
-                      pending: list[tuple[str, dict[str, Any]]] | None = None,
-                      checkpoint: dict[str, Any] | None = None) -> None:  # fmt: skip
-        # The reward's checkpoint rides with the result: one commit stores both.
-        stored_checkpoint = {} if checkpoint is None else {"checkpoint": checkpoint}
-        async with self.db.session() as session:
-            stored = await session.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.status.in_(("queued", "processing")))
-                .values(
-                    status=status,
-                    result=result,
-                    completed_at=completed_at,
-                    reward_character=reward_character,
-                    progress=100,
-                    **stored_checkpoint,
-                )
-            )
-            won = bool(stored.rowcount)  # type: ignore[attr-defined]
-            if won and extra is not None:
-                await extra(session)
+    @staticmethod
+    async def _store(conn: AsyncConnection, job: Job, values: dict[str, Any]) -> bool:
+        """The terminal compare-and-set: ``True`` iff the job was still unfinished and is now stored."""
+        stored = await conn.execute(update(JOBS).where(JOBS.c.id == job.id, JOBS.c.status.in_(OPEN)).values(**values))
+        return bool(stored.rowcount)
+
+    async def _finished(self, job: Job, won: bool, values: dict[str, Any],
+                        pending: list[tuple[str, dict[str, Any]]]) -> None:  # fmt: skip
         if not won:
-            # Someone else (the sweeper, another delivery) finished it first; their result stands.
+            # Someone else (the sweeper, another delivery) finished it first, or the job was erased
+            # (account deleted): their result stands, nothing of this run was stored.
             fresh = await self._load(str(job.id))
             if fresh is not None:
                 await self.ensure_done(fresh)
             return
-        job.status, job.result = status, result
-        log.info("scan_job_finished", job_id=str(job.id), status=status, code=(result.get("error") or {}).get("code"))
-        await self._emit_done(job, pending or [])
+        job.status, job.result = values["status"], values["result"]
+        if "checkpoint" in values:
+            job.checkpoint = values["checkpoint"]
+        log.info("scan_job_finished", job_id=str(job.id), status=job.status,
+                 code=(job.result.get("error") or {}).get("code"))  # fmt: skip
+        await self._emit_done(job, pending)
 
     async def _emit_done(self, job: Job, before: list[tuple[str, dict[str, Any]]]) -> Frame:
         """``done`` (after ``before``, events whose outputs the stored result holds), in one append."""
@@ -455,27 +422,26 @@ class ScanPipeline:
         done = next((f for f in reversed(frames) if f.event == "done"), None)
         if done is not None:
             return done
-        before = []
-        if job.status == "completed" and not any(f.event == "reward" and _status(f) == "completed" for f in frames):
-            # A crash between storing the result and sending its events: the reward is in the result.
+        before: list[tuple[str, dict[str, Any]]] = []
+        if job.status == "completed":
+            # A crash between storing the result and sending its events: the answer and the reward are
+            # stored with the result (the checkpoint), so their missing ``completed`` events go out now.
             job_id = str(job.id)
-            before.append(("reward", event_data(job_id, "reward", "completed", 100, job.result.get("reward"))))
+            seen = {(f.event, _status(f)) for f in frames}
+            checkpoint = job.checkpoint or {}
+            for stage, progress in STAGES:
+                if (stage, "completed") in seen or (stage not in checkpoint and stage != "reward"):
+                    continue
+                output = job.result.get("reward") if stage == "reward" else self._event_result(stage, checkpoint[stage])
+                before.append((stage, event_data(job_id, stage, "completed", progress, output)))
         await self._emit_done(job, before)
         frames = await self.events.read(str(job.id))
         return next((f for f in reversed(frames) if f.event == "done"), None)
 
 
-def _reward_fields(reward: dict[str, Any]) -> dict[str, Any]:
-    """Exactly the reward object of docs/api.md (scan: reward), whatever else the character service returns."""
-    return {
-        "name": reward["name"],
-        "dialog": reward["dialog"],
-        "match_reason": reward["match_reason"],
-        "type": reward["type"],
-        "received": bool(reward["received"]),
-        "already_owned": bool(reward["already_owned"]),
-        "points_awarded": int(reward["points_awarded"]),
-    }
+def _job(row: Row[Any] | None) -> Job | None:
+    """A detached ``Job`` from a Core row (the same attributes the service and the sweeper pass in)."""
+    return None if row is None else Job(**row._mapping)
 
 
 def _status(frame: Frame) -> str:

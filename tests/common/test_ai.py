@@ -188,3 +188,26 @@ def test_compose_no_rule() -> None:
     answer = compose_answer(knowledge_base(), Classification("미분류", "미분류", "미분류"), None)
     assert answer.disposal_steps == {}
     assert answer.insufficiencies == ["이 품목에 맞는 배출 규정을 찾지 못했어요."]
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_failure_kinds_on_either_transport(fake: tuple[FakeOpenAI, str], transport: str) -> None:
+    """A refused connection counts as ``connection`` and a slow answer as ``timeout``, on the aiohttp
+    transport (whose exception map calls both a timeout) as on httpx."""
+    from services.common.ai import _error_kind
+    from tests.support.servers import free_port
+
+    server, url = fake
+    server.latency["answer"] = 2.0
+    kinds = []
+    for base in (f"http://127.0.0.1:{free_port()}/v1", url):
+        config = OpenAIConfig(base, "sk-test", ("vlm-a",), timeout_seconds=0.3, max_retries=0, transport=transport)
+        model = OpenAICompatibleProvider(knowledge_base(), config)
+        try:
+            with pytest.raises(ModelError) as caught:
+                await model._attempts("answer", "vlm-a", [{"role": "user", "content": "x"}], {}, lambda raw: raw)
+            assert isinstance(caught.value.__cause__, Exception)
+            kinds.append(_error_kind(caught.value.__cause__))
+        finally:
+            await model.close()
+    assert kinds == ["connection", "timeout"]

@@ -1,9 +1,9 @@
-"""Fault run (real mode only): a burst of 500 scan outcomes for 50 users while RabbitMQ goes away.
+"""Fault run (real mode only): the reward events of 500 scan outcomes for 50 users while RabbitMQ goes away.
 
 The broker is a private RabbitMQ node of this test (``tests/support/private.py``: its own node name,
 ports and data; the shared broker on 5672 is never touched). Its application is stopped part-way
 through the burst (``rabbitmqctl stop_app``) for a few seconds and started again — always, even if
-the test fails. Afterwards every reward decision, every ownership row and every ledger entry must be
+the test fails. Afterwards every reward event, every owned character and every ledger entry must be
 present exactly once. The counts are printed (``pytest -s`` shows them; CI keeps them in the log).
 """
 
@@ -19,14 +19,19 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from services.character.models import Outbox as CharacterOutbox
-from services.character.models import Ownership, RewardDecision
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for
-from services.common.domain_events import ScanCompleted
+from services.common.domain_events import ScanRewardGranted
 from services.my.models import OwnedCharacter, PointEntry
 from services.workers import dead_letters
-from tests.support.events import delete_broker_objects, emit_scan, event_workers, fake_scan_producer, scan_completed
+from tests.support.events import (
+    ScanOutbox,
+    delete_broker_objects,
+    emit_scan,
+    event_workers,
+    fake_scan_producer,
+    scan_reward,
+)
 from tests.support.private import PrivateRabbit, private_rabbitmq
 
 pytestmark = [pytest.mark.real_only, pytest.mark.slow]
@@ -81,9 +86,10 @@ def broker_outage_after(broker: PrivateRabbit, delay: float) -> Iterator[dict[st
             broker.start()
 
 
-def plan() -> tuple[list[ScanCompleted], dict[uuid.UUID, tuple[int, int]]]:
-    """500 outcomes and, per user, (eligible jobs, distinct characters collected)."""
-    outcomes: list[ScanCompleted] = []
+def plan() -> tuple[list[ScanRewardGranted], dict[uuid.UUID, tuple[int, int]]]:
+    """500 outcomes and, per user, (eligible jobs, distinct characters collected). Only eligible
+    outcomes produce an event; the scan pipeline decides ``received`` (first of that character)."""
+    outcomes: list[ScanRewardGranted] = []
     expected: dict[uuid.UUID, tuple[int, int]] = {}
     for u in range(USERS):
         user = uuid.uuid4()
@@ -91,12 +97,8 @@ def plan() -> tuple[list[ScanCompleted], dict[uuid.UUID, tuple[int, int]]]:
         for j in range(JOBS_PER_USER):
             middle = MIDDLES[(u + j * (u % 3 + 1)) % len(MIDDLES)]  # some users scan the same thing twice
             prepared = (u + j) % 4 != 0  # every fourth outcome has something left to fix
-            outcomes.append(
-                scan_completed(
-                    user, middle=middle, minor="", insufficiencies=[] if prepared else ["라벨을 떼어 주세요"]
-                )
-            )
             if prepared:
+                outcomes.append(scan_reward(user, middle=middle, received=middle not in collected))
                 eligible += 1
                 collected.add(middle)
         expected[user] = (eligible, len(collected))
@@ -118,29 +120,28 @@ async def test_no_reward_is_lost_or_doubled_when_the_broker_goes_away(
     outcomes, expected = plan()
     users = list(expected)
     my_db = Database(database_url_for("my", common.database_url, common.data_dir), "my")
-    character_db = Database(database_url_for("character", common.database_url, common.data_dir), "character")
     started = time.monotonic()
     try:
         async with (
             fake_scan_producer(common) as (scan_db, scan_source),
-            event_workers(common, consumers=("character", "my"), extra_sources=[scan_source]),
+            event_workers(common, consumers=("my",), extra_sources=[scan_source]),
         ):
             with broker_outage_after(broker, delay=1.0) as timings:
-                for batch in range(10):  # the burst: 50 outcomes every 0.25 s, the outage lands inside it
-                    await emit_scan(scan_db, *outcomes[batch * 50 : (batch + 1) * 50])
+                for batch in range(10):  # the burst: a tenth of the outcomes every 0.25 s, the outage lands inside it
+                    size = -(-len(outcomes) // 10)
+                    await emit_scan(scan_db, *outcomes[batch * size : (batch + 1) * size])
                     await asyncio.sleep(0.25)
                 deadline = time.monotonic() + 100
                 while await ledger_rows(my_db, users) < sum(e + c for e, c in expected.values()):
                     assert time.monotonic() < deadline, "rewards still missing 100 s after the burst"
                     await asyncio.sleep(0.5)
             await asyncio.sleep(2.0)  # anything doubled would have landed by now
-            parked = [len(await dead_letters(common, consumer)) for consumer in ("character", "my")]
+            parked = [len(await dead_letters(common, consumer)) for consumer in ("my",)]
+            reward_events = await scan_events(scan_db, users)
 
-        decisions, eligible_decisions, ownership, reward_events = await character_counts(character_db, users)
         entries, per_key_max, balance, owned = await my_counts(my_db, users)
     finally:
         await my_db.dispose()
-        await character_db.dispose()
         await delete_broker_objects(common)
 
     want_eligible = sum(e for e, _ in expected.values())
@@ -153,21 +154,15 @@ async def test_no_reward_is_lost_or_doubled_when_the_broker_goes_away(
         f" outcomes={len(outcomes)} users={USERS}"
         f" broker_down={timings.get('started_at', 0) - timings.get('stopped_at', 0):.1f}s"
         f" total={time.monotonic() - started:.1f}s\n"
-        f"  character: decisions={decisions}/{len(outcomes)} eligible={eligible_decisions}/{want_eligible}"
-        f" ownership={ownership}/{want_collected} reward_events={reward_events}/{want_eligible}\n"
+        f"  scan: reward_events={reward_events}/{want_eligible}\n"
         f"  my: ledger={entries}/{want_entries} owned={owned}/{want_collected}"
         f" balance={balance}/{10 * want_eligible + 50 * want_collected}\n"
         f"  dead_letters={sum(parked)} lost={lost} doubled={doubled}"
     )
-    assert (decisions, eligible_decisions, ownership, reward_events) == (
-        len(outcomes),
-        want_eligible,
-        want_collected,
-        want_eligible,
-    )
+    assert reward_events == want_eligible
     assert (entries, owned, balance) == (want_entries, want_collected, 10 * want_eligible + 50 * want_collected)
     assert per_key_max == 1
-    assert parked == [0, 0]
+    assert parked == [0]
     assert lost == doubled == 0
 
 
@@ -176,25 +171,11 @@ async def ledger_rows(db: Database, users: list[uuid.UUID]) -> int:
         return int(await session.scalar(select(func.count()).where(PointEntry.user_id.in_(users))) or 0)
 
 
-async def character_counts(db: Database, users: list[uuid.UUID]) -> tuple[int, int, int, int]:
+async def scan_events(db: Database, users: list[uuid.UUID]) -> int:
     wanted = {str(u) for u in users}
     async with db.session() as session:
-        decisions = await session.scalar(select(func.count()).where(RewardDecision.user_id.in_(users)))
-        eligible = await session.scalar(
-            select(func.count()).where(RewardDecision.user_id.in_(users), RewardDecision.eligible.is_(True))
-        )
-        ownership = await session.scalar(select(func.count()).where(Ownership.user_id.in_(users)))
-        payloads = (
-            (
-                await session.execute(
-                    select(CharacterOutbox.payload).where(CharacterOutbox.type == "scan.reward_granted")
-                )
-            )
-            .scalars()
-            .all()
-        )
-    events = sum(1 for p in payloads if p["user_id"] in wanted)
-    return int(decisions or 0), int(eligible or 0), int(ownership or 0), events
+        payloads = (await session.execute(select(ScanOutbox.payload))).scalars().all()
+    return sum(1 for p in payloads if p["user_id"] in wanted)
 
 
 async def my_counts(db: Database, users: list[uuid.UUID]) -> tuple[int, int, int, int]:

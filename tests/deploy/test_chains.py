@@ -205,12 +205,13 @@ def test_every_call_reaches_a_service_through_the_policies(
     assert not problems, "\n".join(problems)
 
 
-def test_scan_calls_image_and_character_inside_the_cluster(procs: dict[str, list[chains.Process]]) -> None:
-    """Not through the public URL (the ingress does not route /internal)."""
+def test_scan_calls_image_inside_the_cluster(procs: dict[str, list[chains.Process]]) -> None:
+    """Not through the public URL (the ingress does not route /internal). The reward needs no call:
+    scan decides it in its own transaction (docs/scan.md)."""
     for process in procs["prod"]:
         if process.args in (["serve", "scan"], ["worker", "scan"]):
-            for variable in ("SCAN_IMAGE_SERVICE_URL", "SCAN_CHARACTER_SERVICE_URL"):
-                assert process.env[variable].endswith(".svc.cluster.local"), f"{process.label}: {variable}"
+            assert process.env["SCAN_IMAGE_SERVICE_URL"].endswith(".svc.cluster.local"), process.label
+            assert "SCAN_CHARACTER_SERVICE_URL" not in process.env, process.label
 
 
 # --- other links -----------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ COUNTED = {
     "ledger entries": "SELECT count(*) FROM my.point_ledger",
     "points": "SELECT coalesce(sum(delta), 0) FROM my.point_ledger",
     "scan jobs": "SELECT count(*) FROM scan.jobs",
-    "reward decisions": "SELECT count(*) FROM character.reward_decisions",
+    "claimed characters": "SELECT count(*) FROM scan.claimed_characters",
     "inbox rows": "SELECT (SELECT count(*) FROM auth.inbox) + (SELECT count(*) FROM my.inbox)"
     " + (SELECT count(*) FROM character.inbox) + (SELECT count(*) FROM scan.inbox)",
 }

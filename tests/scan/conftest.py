@@ -1,5 +1,5 @@
-"""The scan service wired for tests: image service in-process (ASGI), the character reward endpoint
-and the model API as local HTTP servers on real sockets, the worker as a task of the test's loop.
+"""The scan service wired for tests: image service in-process (ASGI), the model API as a local HTTP
+server on a real socket, the worker as a task of the test's loop.
 
 Real mode: PostgreSQL, Redis Streams, a RabbitMQ work queue named for this test session (deleted at
 the end; the broker is shared) and moto's S3 server."""
@@ -18,7 +18,6 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from services.character.app import create_app as create_character_app
 from services.common.config import CommonSettings
 from services.common.jobs import RabbitJobQueue, create_job_queue
 from services.image.app import create_app as create_image_app
@@ -29,7 +28,6 @@ from services.scan.service import ScanService
 from services.scan.worker import run_scan_worker
 from tests.conftest import REAL
 from tests.support.clients import BASE_URL
-from tests.support.fake_character import FakeCharacter
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.images import PNG, local_settings, moto_s3, s3_settings, upload_image
 from tests.support.servers import serve_asgi
@@ -37,7 +35,6 @@ from tests.support.sse import parse_sse
 from tests.support.tokens import auth_headers
 
 IMAGE_HOST = "http://image.internal"
-CHARACTER_HOST = "http://character.internal"
 
 
 @pytest.fixture(scope="session")
@@ -71,13 +68,6 @@ def scan_s3() -> Iterator[str | None]:
 
 
 @pytest.fixture(scope="session")
-def fake_character() -> Iterator[tuple[FakeCharacter, str]]:
-    fake = FakeCharacter()
-    with serve_asgi(fake.app()) as url:
-        yield fake, url
-
-
-@pytest.fixture(scope="session")
 def fake_llm() -> Iterator[tuple[FakeOpenAI, str]]:
     fake = FakeOpenAI()
     with serve_asgi(fake.app()) as url:
@@ -92,7 +82,6 @@ class Stack:
     scan: httpx.AsyncClient
     image: httpx.AsyncClient
     app: FastAPI
-    character: FakeCharacter
     llm: FakeOpenAI
     user_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
@@ -143,24 +132,20 @@ StackFactory = Callable[..., Awaitable[Stack]]
 async def make_stack(
     scan_common: CommonSettings,
     scan_s3: str | None,
-    fake_character: tuple[FakeCharacter, str],
     fake_llm: tuple[FakeOpenAI, str],
 ) -> AsyncIterator[StackFactory]:
     """``await make_stack(worker=True, model=False, **scan_setting_overrides)``."""
     async with contextlib.AsyncExitStack() as exit_stack:
-        character, character_url = fake_character
         llm, llm_url = fake_llm
 
         async def build(*, worker: bool = True, model: bool = False, image: dict[str, Any] | None = None,
-                        real_character: bool = False, **overrides: Any) -> Stack:  # fmt: skip
-            character.down = False
+                        **overrides: Any) -> Stack:  # fmt: skip
             llm.latency = {"classification": 0.0, "answer": 0.0}
             llm.fail_next.clear()
             llm.invalid_next.clear()
             image_settings = s3_settings(scan_s3, **(image or {})) if scan_s3 else local_settings(**(image or {}))
             values: dict[str, Any] = {
                 "image_service_url": IMAGE_HOST,
-                "character_service_url": character_url,
                 "sweep_interval_seconds": 0.2,
                 "worker_concurrency": 16,
             }
@@ -172,14 +157,6 @@ async def make_stack(
                 LifespanManager(create_image_app(common=scan_common, settings=image_settings))
             )
             mounts: dict[str, httpx.AsyncBaseTransport] = {IMAGE_HOST: httpx.ASGITransport(app=image_app.app)}
-            if real_character:
-                # The character service's own app and database, called in-process over ASGI.
-                character_app = await exit_stack.enter_async_context(
-                    LifespanManager(create_character_app(common=scan_common))
-                )
-                mounts[CHARACTER_HOST] = httpx.ASGITransport(app=character_app.app)
-                values["character_service_url"] = CHARACTER_HOST
-                settings = ScanSettings(environment="test", **values)
             http = await exit_stack.enter_async_context(httpx.AsyncClient(mounts=mounts))
             image_client = await exit_stack.enter_async_context(
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=image_app.app), base_url=BASE_URL)
@@ -191,7 +168,7 @@ async def make_stack(
             )
             if worker:
                 await start_worker(exit_stack, scan_common, settings, http, image_settings)
-            return Stack(scan_common, settings, image_settings, scan_client, image_client, app, character, llm)
+            return Stack(scan_common, settings, image_settings, scan_client, image_client, app, llm)
 
         yield build
 

@@ -91,26 +91,30 @@ async def test_photo_with_hint_to_guidance_and_reward(make_stack: StackFactory) 
         True,
         10,
     )
-    # scan.completed went into the outbox with the result.
+    # scan.reward_granted went into the outbox with the result, once per job.
     db = stack.service.db
     async with db.session() as session:
-        rows = (await session.execute(select(Outbox).where(Outbox.type == "scan.completed"))).scalars().all()
-    payload = next(r.payload for r in rows if r.payload["job_id"] == job_id)
-    assert payload["user_id"] == str(stack.user_id)
-    assert payload["middle_category"] == "무색페트병"
-    assert payload["rule_found"] is True
-    assert payload["insufficiencies"] == []
+        rows = (await session.execute(select(Outbox).where(Outbox.type == "scan.reward_granted"))).scalars().all()
+    payloads = {r.payload["job_id"]: r.payload for r in rows if r.payload["user_id"] == str(stack.user_id)}
+    assert {k: v for k, v in payloads[job_id].items() if k != "_trace"} == {
+        "user_id": str(stack.user_id),
+        "job_id": job_id,
+        "character_code": "char-petty",
+        "character_name": "페티",
+        "received": True,
+        "points": 60,
+    }
+    assert (payloads[again["job_id"]]["received"], payloads[again["job_id"]]["points"]) == (False, 10)
+    assert len(payloads) == 2
 
 
 async def test_insufficiency_means_no_reward(make_stack: StackFactory) -> None:
     stack = await make_stack()
-    calls = len(stack.character.calls)
     result = await stack.result((await stack.submit("라벨 안 뗀 생수병")).json()["job_id"])
     assert result["status"] == "completed"
     assert result["pipeline_result"]["final_answer"]["insufficiencies"] == ["겉에 붙은 비닐 라벨을 떼어 주세요."]
     assert "reward" in result
     assert result["reward"] is None
-    assert len(stack.character.calls) == calls  # not eligible: character is not asked
 
 
 async def test_unknown_item_apologises(make_stack: StackFactory) -> None:

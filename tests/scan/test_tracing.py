@@ -1,7 +1,7 @@
 """One trace follows a scan end to end: the submitting request, the job's delivery from the work queue
 (RabbitMQ in real mode, trace context in the message headers), each pipeline stage, the model calls,
-the reward call to the character service, the outbox row of ``scan.completed``, the relay's publish
-and the character consumer. Asserted span by span, parent by parent, with an in-memory exporter."""
+the reward decided in the finishing transaction with the outbox row of ``scan.reward_granted``, the
+relay's publish and the my consumer. Asserted span by span, parent by parent, with an in-memory exporter."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def spans() -> Iterator[InMemorySpanExporter]:
 async def test_a_scan_is_one_trace_from_request_to_reward(
     make_stack: StackFactory, spans: InMemorySpanExporter
 ) -> None:
-    stack = await make_stack(model=True, real_character=True)
-    async with event_workers(stack.common, consumers=("character",)):
+    stack = await make_stack(model=True)
+    async with event_workers(stack.common, consumers=("my",)):
         submitted = await stack.submit()
         assert submitted.status_code == 202, submitted.text
         job_id = submitted.json()["job_id"]
@@ -48,7 +48,7 @@ async def test_a_scan_is_one_trace_from_request_to_reward(
         async def consumed() -> bool:
             # Both event hops end in other tasks (relay passes, the broker): wait for their spans.
             names = {s.name for s in trace_of_job()}
-            return {"scan.completed consume character", "scan.reward_granted publish"} <= names
+            return {"scan.reward_granted consume my", "scan.reward_granted publish"} <= names
 
         await eventually(consumed)
     trace = trace_of_job()
@@ -70,16 +70,11 @@ async def test_a_scan_is_one_trace_from_request_to_reward(
     assert classification.kind is SpanKind.CLIENT
     assert _parent_of(classification, stages["vision"])
     assert _parent_of(_one(trace, "model answer"), stages["answer"])
-    # The reward call crossed HTTP to the character service: its server span continues the trace.
-    reward_call = _one(trace, "POST /internal/v1/character/rewards")
-    assert reward_call.kind is SpanKind.SERVER
-    assert _parent_of(reward_call, stages["reward"])
-    # Inside it, the character service's own outbox → relay → broker hop for its reward event.
-    assert _one(trace, "scan.reward_granted publish").kind is SpanKind.PRODUCER
-    # scan.completed went through the outbox (context kept on the row) and the broker (message headers).
-    publish = _one(trace, "scan.completed publish")
+    # scan.reward_granted went through the outbox (context kept on the row, written inside the reward
+    # stage) and the broker (message headers) to the my service.
+    publish = _one(trace, "scan.reward_granted publish")
     assert publish.kind is SpanKind.PRODUCER
-    assert _parent_of(publish, job)
-    consume = _one(trace, "scan.completed consume character")
+    assert _parent_of(publish, stages["reward"])
+    consume = _one(trace, "scan.reward_granted consume my")
     assert consume.kind is SpanKind.CONSUMER
     assert _parent_of(consume, publish)

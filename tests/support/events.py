@@ -15,8 +15,9 @@ from sqlalchemy.orm import DeclarativeBase
 from services.common.clock import iso_ms, utcnow
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for, service_metadata
-from services.common.domain_events import DomainEvent, ScanCompleted
+from services.common.domain_events import DomainEvent, ScanRewardGranted, reward_points
 from services.common.events import Event, EventBus, OutboxRelay, OutboxSource, new_event_id
+from services.common.knowledge import character_for_middle
 from services.common.outbox import OutboxMixin
 from services.registry import SERVICES
 from services.workers import event_bus, outbox_sources, run_consumers, topology
@@ -99,7 +100,7 @@ class ScanBase(DeclarativeBase):
 
 
 class ScanOutbox(OutboxMixin, ScanBase):
-    """The outbox a scan service writes ``scan.completed`` to (the real one is built elsewhere)."""
+    """The outbox a scan service writes ``scan.reward_granted`` to (the real one is built elsewhere)."""
 
 
 @asynccontextmanager
@@ -115,30 +116,23 @@ async def fake_scan_producer(common: CommonSettings) -> AsyncIterator[tuple[Data
         await db.dispose()
 
 
-def scan_completed(
-    user_id: uuid.UUID,
-    job_id: uuid.UUID | None = None,
-    *,
-    middle: str = "종이",
-    minor: str = "신문지",
-    major: str = "재활용폐기물",
-    rule_found: bool = True,
-    insufficiencies: Sequence[str] = (),
-) -> ScanCompleted:
-    """A ``scan.completed`` event as the scan service emits it."""
-    return ScanCompleted(
+def scan_reward(
+    user_id: uuid.UUID, job_id: uuid.UUID | None = None, *, middle: str = "종이", received: bool = True
+) -> ScanRewardGranted:
+    """A ``scan.reward_granted`` event as the scan pipeline emits it for an eligible scan of ``middle``."""
+    character = character_for_middle(middle)
+    assert character is not None, middle
+    return ScanRewardGranted(
         user_id=user_id,
         job_id=job_id or uuid.uuid4(),
-        major_category=major,
-        middle_category=middle,
-        minor_category=minor,
-        rule_found=rule_found,
-        insufficiencies=list(insufficiencies),
-        completed_at=utcnow(),
+        character_code=character.code,
+        character_name=character.name,
+        received=received,
+        points=reward_points(received),
     )
 
 
-async def emit_scan(db: Database, *events: ScanCompleted) -> None:
+async def emit_scan(db: Database, *events: DomainEvent) -> None:
     async with db.session() as session:
         for event in events:
             ScanOutbox.emit(session, event)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 if TYPE_CHECKING:  # the real adapter's client is imported when used: embedded runs never load it
     import redis.asyncio as aioredis
@@ -63,7 +64,7 @@ def event_data(job_id: str, stage: str, status: str, progress: int, result: Any 
 
 
 def _with_seq(seq: int, data: dict[str, Any]) -> str:
-    return json.dumps({"seq": seq, **data}, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps({"seq": seq, **data}).decode()
 
 
 class Subscription:
@@ -254,9 +255,9 @@ class RedisJobEventLog(JobEventLog):
         for event, data in events:
             self.observer.appended(job_id, event, data)
         first = "1" if events[0][0] == FIRST_EVENT else "0"
-        args: list[str | int] = [int(self.retention_seconds * 1000), job_id, first]
+        args: list[str | int | bytes] = [int(self.retention_seconds * 1000), job_id, first]
         for event, data in events:
-            args += (event, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+            args += (event, orjson.dumps(data))  # compact UTF-8 JSON, as bytes the client sends as they are
         seqs: Any = await self._append(keys=self._keys(job_id), args=args)
         return [int(seq) for seq in seqs]
 
