@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.autocommit import single_statement
 from services.common.blobs import KEY_PATTERN, BlobInfo, BlobStore, ObjectChanged, create_blob_store
 from services.common.clock import utcnow
 from services.common.config import CommonSettings
@@ -246,7 +245,7 @@ class ImageService:
         verified (a verified upload is never re-checked). ``None``: the full path decides (unknown
         key, someone else's upload, pending — the first use verifies it — or rejected)."""
         key = self.key_from_url(url)
-        async with single_statement(db) as conn:
+        async with db.autocommit() as conn:
             row = (await conn.execute(select(*_RESOLVE_COLUMNS).where(UPLOADS.c.key == key))).first()
         if row is None or row.user_id != user_id or row.status != "verified":
             return None

@@ -16,7 +16,6 @@ from sqlalchemy import Table, Text, cast, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.autocommit import single_statement
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import BadRequest, Conflict, NotFound
@@ -143,10 +142,10 @@ class ScanService:
         )
         try:
             if idempotency_key is None:
-                async with single_statement(self.db) as conn:  # one statement: its own transaction
+                async with self.db.autocommit() as conn:  # one statement: its own transaction
                     await conn.execute(insert(JOBS), row)
             else:
-                async with self.db.engine.begin() as conn:  # the job and its key commit together
+                async with self.db.transaction() as conn:  # the job and its key commit together
                     await conn.execute(insert(JOBS), row)
                     await conn.execute(
                         insert(KEYS),
@@ -170,7 +169,7 @@ class ScanService:
         return submit_response(job_id)
 
     async def _replay(self, user_id: uuid.UUID, key: str, digest: str) -> SubmitResponse | None:
-        async with single_statement(self.db) as conn:
+        async with self.db.autocommit() as conn:
             record = (
                 await conn.execute(
                     select(KEYS.c.request_hash, KEYS.c.job_id, KEYS.c.created_at).where(
@@ -215,7 +214,7 @@ class ScanService:
         columns: list[Any] = [JOBS.c.user_id, JOBS.c.status, JOBS.c.completed_at]
         if with_result:
             columns += _RESULT_COLUMNS
-        async with single_statement(self.db) as conn:
+        async with self.db.autocommit() as conn:
             row = (await conn.execute(select(*columns).where(JOBS.c.id == key))).first()
         retained = utcnow() - timedelta(seconds=self.settings.retention_seconds)
         if row is None or row.user_id != user_id or (row.completed_at is not None and row.completed_at < retained):
@@ -252,7 +251,7 @@ class ScanService:
         }
 
     async def owned_job_unchecked(self, job_id: uuid.UUID) -> JobView:
-        async with single_statement(self.db) as conn:
+        async with self.db.autocommit() as conn:
             row = (await conn.execute(select(JOBS.c.status, *_RESULT_COLUMNS).where(JOBS.c.id == job_id))).one()
         return JobView(job_id, row.status, row.deadline_at, row.progress, row.checkpoint or {}, row.result_json)
 
