@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from services.common.blobs import FILE_SECURITY_HEADERS, KEY_PATTERN, LocalBlobStore
-from services.common.deps import CurrentUser, SessionDep
+from services.common.deps import CurrentUser, RuntimeDep, SessionDep
 from services.common.errors import NotFound, error_response, responses
 from services.common.logging import get_logger
 from services.image.schemas import CallbackRequest, ResolveRequest, UploadRequest, UploadResponse, VerifiedImage
@@ -59,9 +59,16 @@ async def upload_callback(
 
 
 @internal.post("/resolve", response_model=VerifiedImage)
-async def resolve(body: ResolveRequest, session: SessionDep, service: ServiceDep) -> VerifiedImage:
+async def resolve(body: ResolveRequest, runtime: RuntimeDep, service: ServiceDep) -> Response:
     """For scan and chat: is ``image_url`` one of ours, and is the object a verified image?"""
-    return await service.resolve(session, body.image_url, body.user_id)
+    db = runtime.db
+    assert db is not None
+    # A verified upload of this user (every scan of a photo after its callback): one read, no session.
+    image = await service.resolve_verified(db, body.image_url, body.user_id)
+    if image is None:  # first use (verify now), or refused: the full path, in a unit of work
+        async with db.session() as session:
+            image = await service.resolve(session, body.image_url, body.user_id)
+    return JSONResponse(image.model_dump())
 
 
 def _local(service: ImageService) -> LocalBlobStore:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import typing
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.blobs import KEY_PATTERN, BlobInfo, BlobStore, ObjectChanged, create_blob_store
@@ -26,6 +27,14 @@ from services.registry import SERVICES
 log = get_logger("eco2.image")
 
 CHANNELS = ("scan", "chat", "my")
+UPLOADS = typing.cast(Table, Upload.__table__)
+_RESOLVE_COLUMNS = (
+    UPLOADS.c.user_id,
+    UPLOADS.c.status,
+    UPLOADS.c.channel,
+    UPLOADS.c.content_type,
+    UPLOADS.c.size_bytes,
+)
 # Key prefixes of verified (or service-written) objects: the only ones the CDN may read
 # (terraform/modules/s3-images, CloudFront's bucket policy); client bytes land under ``incoming/``.
 SERVED_PREFIXES = (*CHANNELS, "generated")
@@ -230,6 +239,23 @@ class ImageService:
         if not KEY_PATTERN.match(key):
             raise refused
         return key
+
+    async def resolve_verified(self, db: Database, url: str, user_id: uuid.UUID) -> VerifiedImage | None:
+        """The common case of ``resolve`` in one autocommit read: the user's own upload, already
+        verified (a verified upload is never re-checked). ``None``: the full path decides (unknown
+        key, someone else's upload, pending — the first use verifies it — or rejected)."""
+        key = self.key_from_url(url)
+        async with db.autocommit() as conn:
+            row = (await conn.execute(select(*_RESOLVE_COLUMNS).where(UPLOADS.c.key == key))).first()
+        if row is None or row.user_id != user_id or row.status != "verified":
+            return None
+        return VerifiedImage(
+            key=key,
+            channel=row.channel,
+            cdn_url=self.store.public_url(key),
+            content_type=row.content_type,
+            size_bytes=row.size_bytes or 0,
+        )
 
     async def resolve(self, session: AsyncSession, url: str, user_id: uuid.UUID) -> VerifiedImage:
         key = self.key_from_url(url)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.common.deps import CurrentUser, SessionDep, StreamUser
+from services.common.deps import CurrentUser, StreamUser
 from services.common.errors import responses
 from services.common.jobs import JobStreamResponse, parse_last_event_id
 from services.scan.models import TERMINAL
@@ -43,28 +43,25 @@ IdempotencyHeader = Annotated[
     ),
 )
 async def submit(
-    body: ScanRequest,
-    user: CurrentUser,
-    session: SessionDep,
-    service: ServiceDep,
-    idempotency_key: IdempotencyHeader = None,
-) -> SubmitResponse:
-    return await service.submit(session, user.user_id, body, idempotency_key)
+    body: ScanRequest, user: CurrentUser, service: ServiceDep, idempotency_key: IdempotencyHeader = None
+) -> Response:
+    # Returned as a response (the model above documents it): no second validation pass of our own output.
+    accepted = await service.submit(user.user_id, body, idempotency_key)
+    return JSONResponse(accepted.model_dump(), status_code=202)
 
 
 @router.get("/{job_id}/events", responses=responses((404, "JOB_NOT_FOUND")))
 async def events(
     job_id: str,
     user: StreamUser,
-    session: SessionDep,
     service: ServiceDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
-    job = await service.owned_job(session, user.user_id, job_id)  # 404 before any stream starts
-    await session.close()  # a stream can last minutes; it must not hold a database connection
+    # 404 before any stream starts; the read's connection goes back to the pool before streaming.
+    job = await service.owned_job(user.user_id, job_id)
     return JobStreamResponse(
         service.events,
-        str(job.id),
+        str(job.id),  # canonical form: the log is keyed by it
         parse_last_event_id(last_event_id),
         keepalive_seconds=service.settings.sse_keepalive_seconds,
         max_seconds=service.settings.sse_max_seconds,
@@ -78,8 +75,8 @@ async def events(
     response_model=ScanResult,
     responses={202: {"model": ProcessingResponse}, **responses((404, "JOB_NOT_FOUND"))},
 )
-async def result(job_id: str, user: CurrentUser, session: SessionDep, service: ServiceDep) -> Response:
-    job = await service.owned_job(session, user.user_id, job_id)
-    status, body = await service.result_view(job)
-    headers = {"Retry-After": "2"} if status == 202 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+async def result(job_id: str, user: CurrentUser, service: ServiceDep) -> Response:
+    status, body = await service.result_view(await service.owned_job(user.user_id, job_id, with_result=True))
+    if isinstance(body, bytes):  # the stored result's JSON text, sent as stored
+        return Response(body, status_code=status, media_type="application/json")
+    return JSONResponse(body, status_code=status, headers={"Retry-After": "2"})

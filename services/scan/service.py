@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, Text, cast, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,27 @@ from services.scan.pipeline import STAGE_MESSAGES, STAGES, ScanPipeline
 from services.scan.schemas import ScanRequest, SubmitResponse
 
 log = get_logger("eco2.scan")
+JOBS = typing.cast(Table, Job.__table__)
+KEYS = typing.cast(Table, IdempotencyKey.__table__)
+# What the result endpoint reads besides the status; the result as its stored JSON text.
+_RESULT_COLUMNS = (
+    JOBS.c.deadline_at,
+    JOBS.c.progress,
+    JOBS.c.checkpoint,
+    cast(JOBS.c.result, Text).label("result_json"),
+)
+
+
+@dataclass(slots=True)
+class JobView:
+    """What the stream and result endpoints read of a job (``ScanService.owned_job``)."""
+
+    id: uuid.UUID
+    status: str
+    deadline_at: datetime | None = None
+    progress: int = 0
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    result: str | None = None  # the stored JSON text
 
 
 def request_hash(body: ScanRequest, model: str) -> str:
@@ -81,15 +103,14 @@ class ScanService:
 
     # --------------------------------------------------------------------------------- submit
 
-    async def submit(
-        self, session: AsyncSession, user_id: uuid.UUID, body: ScanRequest, idempotency_key: str | None
-    ) -> SubmitResponse:
+    async def submit(self, user_id: uuid.UUID, body: ScanRequest, idempotency_key: str | None) -> SubmitResponse:
         model = body.model or self.settings.allowed_models[0]
         if model not in self.settings.allowed_models:
             raise BadRequest(f"unknown model {model!r}", "UNSUPPORTED_MODEL")
-        digest = request_hash(body, model)
+        # Only a keyed request is compared with an earlier one.
+        digest = request_hash(body, model) if idempotency_key is not None else ""
         if idempotency_key is not None:
-            replay = await self._replay(session, user_id, idempotency_key, digest)
+            replay = await self._replay(user_id, idempotency_key, digest)
             if replay is not None:
                 return replay  # no new job, no rate-limit cost
         # The image is checked first so that a refused request (400) does not use up the user's quota.
@@ -97,58 +118,75 @@ class ScanService:
         await self.limiter.enforce(str(user_id))
 
         now = utcnow()
-        job = Job(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            image_url=body.image_url,
-            image_key=image["key"],
-            image_type=image["content_type"],
-            user_input=body.user_input,
-            model=model,
-            status="queued",
-            stage="queued",
-            progress=0,
-            checkpoint={},
-            created_at=now,
-            deadline_at=now + timedelta(seconds=self.settings.job_deadline_seconds),
-            enqueued_at=now,
-        )
-        session.add(job)
-        if idempotency_key is not None:
-            session.add(
-                IdempotencyKey(user_id=user_id, key=idempotency_key, request_hash=digest, job_id=job.id, created_at=now)
-            )
-        job_id = str(job.id)
+        job_id = uuid.uuid4()
+        row = {
+            "id": job_id,
+            "user_id": user_id,
+            "image_url": body.image_url,
+            "image_key": image["key"],
+            "image_type": image["content_type"],
+            "user_input": body.user_input,
+            "model": model,
+            "status": "queued",
+            "stage": "queued",
+            "progress": 0,
+            "checkpoint": {},
+            "created_at": now,
+            "deadline_at": now + timedelta(seconds=self.settings.job_deadline_seconds),
+            "enqueued_at": now,
+        }  # result, reward_character, completed_at: SQL NULL (a JSON column would store None as 'null')
         # The queued event is stored before the job row commits: a stream opened right after the
-        # 202 finds it, and a failed commit leaves only an invisible log that expires.
+        # 202 finds it, and a failed insert leaves only an invisible log that expires.
         await self.events.append(
-            job_id, "queued", event_data(job_id, "queued", "completed", 0, None, STAGE_MESSAGES["queued"])
+            str(job_id), "queued", event_data(str(job_id), "queued", "completed", 0, None, STAGE_MESSAGES["queued"])
         )
         try:
-            await session.commit()
+            if idempotency_key is None:
+                async with self.db.autocommit() as conn:  # one statement: its own transaction
+                    await conn.execute(insert(JOBS), row)
+            else:
+                async with self.db.transaction() as conn:  # the job and its key commit together
+                    await conn.execute(insert(JOBS), row)
+                    await conn.execute(
+                        insert(KEYS),
+                        {"user_id": user_id, "key": idempotency_key, "request_hash": digest, "job_id": job_id,
+                         "created_at": now},
+                    )  # fmt: skip
         except IntegrityError:
-            await session.rollback()
-            assert idempotency_key is not None  # the only unique key a concurrent request can take
-            await self.events.delete(job_id)
-            replay = await self._replay(session, user_id, idempotency_key, digest)
+            await self.events.delete(str(job_id))
+            if idempotency_key is None:
+                raise
+            # The only unique key a concurrent request can take: that request's job is the answer.
+            replay = await self._replay(user_id, idempotency_key, digest)
             if replay is None:
                 raise
             return replay
         try:
-            await self.queue.enqueue(job_id)
+            await self.queue.enqueue(str(job_id))
         except Exception as exc:
             # Accepted anyway: the sweeper re-enqueues jobs still queued after a while.
-            log.warning("scan_enqueue_failed", job_id=job_id, error=repr(exc))
-        return submit_response(job.id)
+            log.warning("scan_enqueue_failed", job_id=str(job_id), error=repr(exc))
+        return submit_response(job_id)
 
-    async def _replay(self, session: AsyncSession, user_id: uuid.UUID, key: str, digest: str) -> SubmitResponse | None:
-        record = await session.get(IdempotencyKey, (user_id, key))
-        if record is None:
-            return None
-        if record.created_at < utcnow() - timedelta(seconds=self.settings.idempotency_ttl_seconds):
-            await session.delete(record)  # remembered 24 h only; afterwards the key is new again
-            await session.flush()
-            return None
+    async def _replay(self, user_id: uuid.UUID, key: str, digest: str) -> SubmitResponse | None:
+        async with self.db.autocommit() as conn:
+            record = (
+                await conn.execute(
+                    select(KEYS.c.request_hash, KEYS.c.job_id, KEYS.c.created_at).where(
+                        KEYS.c.user_id == user_id, KEYS.c.key == key
+                    )
+                )
+            ).first()
+            if record is None:
+                return None
+            if record.created_at < utcnow() - timedelta(seconds=self.settings.idempotency_ttl_seconds):
+                # Remembered 24 h only; afterwards the key is new again.
+                await conn.execute(
+                    delete(KEYS).where(
+                        KEYS.c.user_id == user_id, KEYS.c.key == key, KEYS.c.created_at == record.created_at
+                    )
+                )
+                return None
         if record.request_hash != digest:
             raise Conflict("idempotency key reused with a different request", "IDEMPOTENCY_KEY_REUSED")
         return submit_response(record.job_id)
@@ -164,35 +202,46 @@ class ScanService:
 
     # -------------------------------------------------------------------------------- reading
 
-    async def owned_job(self, session: AsyncSession, user_id: uuid.UUID, job_id: str) -> Job:
-        """The caller's job; anything else — unknown, expired, someone else's — is JOB_NOT_FOUND."""
+    async def owned_job(self, user_id: uuid.UUID, job_id: str, *, with_result: bool = False) -> JobView:
+        """The caller's job; anything else — unknown, expired, someone else's — is JOB_NOT_FOUND.
+
+        One autocommit read of the columns the endpoints use; the result as its stored JSON text,
+        sent as is (no decode and re-encode)."""
         try:
             key = uuid.UUID(job_id)
         except ValueError:
             raise NotFound("job not found", "JOB_NOT_FOUND") from None
-        if not self.db.is_sqlite:
-            # One read needs no transaction: autocommit saves the BEGIN and COMMIT round trips of the
-            # two reads every scan makes here (stream open, result) — a third of their CPU cost.
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        job = await session.get(Job, key)
+        columns: list[Any] = [JOBS.c.user_id, JOBS.c.status, JOBS.c.completed_at]
+        if with_result:
+            columns += _RESULT_COLUMNS
+        async with self.db.autocommit() as conn:
+            row = (await conn.execute(select(*columns).where(JOBS.c.id == key))).first()
         retained = utcnow() - timedelta(seconds=self.settings.retention_seconds)
-        if job is None or job.user_id != user_id or (job.completed_at is not None and job.completed_at < retained):
+        if row is None or row.user_id != user_id or (row.completed_at is not None and row.completed_at < retained):
             raise NotFound("job not found", "JOB_NOT_FOUND")
-        return job
+        if not with_result:
+            return JobView(key, row.status)
+        return JobView(key, row.status, row.deadline_at, row.progress, row.checkpoint or {}, row.result_json)
 
-    async def result_view(self, job: Job) -> tuple[int, dict[str, Any]]:
-        if job.status not in TERMINAL and utcnow() > job.deadline_at + timedelta(seconds=5):
+    async def result_view(self, job: JobView) -> tuple[int, bytes | dict[str, Any]]:
+        """200 with the stored result (its JSON text), or 202 with where the job is."""
+        if (
+            job.status not in TERMINAL
+            and job.deadline_at is not None
+            and utcnow() > job.deadline_at + timedelta(seconds=5)
+        ):
             # No worker finished it in time (all down?): end it here rather than answer 202 forever.
-            await self.pipeline.fail(job, "SCAN_TIMEOUT")
             async with self.db.session() as session:
-                fresh = await session.get(Job, job.id)
-            job = fresh or job
+                stored = await session.get(Job, job.id)
+            if stored is not None:
+                await self.pipeline.fail(stored, "SCAN_TIMEOUT")
+            job = await self.owned_job_unchecked(job.id)
         if job.status in TERMINAL and job.result is not None:
-            return 200, job.result
+            return 200, job.result.encode()
         if job.status == "queued" and not job.checkpoint:
             stage = "queued"
         else:
-            stage = next((name for name, _ in STAGES if name not in (job.checkpoint or {})), "reward")
+            stage = next((name for name, _ in STAGES if name not in job.checkpoint), "reward")
         return 202, {
             "job_id": str(job.id),
             "status": "processing",
@@ -200,6 +249,11 @@ class ScanService:
             "progress": job.progress,
             "message": STAGE_MESSAGES[stage],
         }
+
+    async def owned_job_unchecked(self, job_id: uuid.UUID) -> JobView:
+        async with self.db.autocommit() as conn:
+            row = (await conn.execute(select(JOBS.c.status, *_RESULT_COLUMNS).where(JOBS.c.id == job_id))).one()
+        return JobView(job_id, row.status, row.deadline_at, row.progress, row.checkpoint or {}, row.result_json)
 
     async def terminal_frame(self, job_id: uuid.UUID) -> Frame | None:
         async with self.db.session() as session:

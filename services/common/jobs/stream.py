@@ -1,11 +1,13 @@
 """Server-Sent Events of a job (scan and chat), as docs/api.md (SSE) spells them.
 
-``JobStreamResponse`` is a plain ASGI response (no task group, no per-event buffering): it writes
-``retry: 3000``, replays the job's log, follows live frames from the process's hub, sends
-``keepalive`` every 15 s, closes after the terminal event, and after 300 s sends an
-``error``/``timeout`` frame. One extra task per connection waits for the client to go away (it also
-wakes the stream). Everything else a stream holds is a small subscription object, which is what keeps
-thousands of idle streams cheap.
+``JobStreamResponse`` is a plain ASGI response (no task group): it writes ``retry: 3000``, replays
+the job's log, follows live frames from the process's hub, sends ``keepalive`` every 15 s, closes
+after the terminal event, and after 300 s sends an ``error``/``timeout`` frame. Frames ready at the
+same moment (``retry`` + the replay, a stage's ``completed`` + the next ``started``) go out as one
+body chunk, and one timer per keepalive period wakes an idle stream: per frame, the cost is the
+encoding and the socket write. One extra task per connection waits for the client to go away (it
+also wakes the stream). Everything else a stream holds is a small subscription object, which is what
+keeps thousands of idle streams cheap.
 
 What the replay sends is a policy (``Replay``): given the events stored when the client connected
 and its ``Last-Event-ID``, the frames to write before going live. ``replay_all`` (scan; any resumed
@@ -34,6 +36,7 @@ from services.common.metrics import SSE_FRAMES, SSE_OPEN
 log = get_logger("eco2.sse")
 
 RETRY_MS = 3000
+RETRY = f"retry: {RETRY_MS}\n\n".encode()
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -181,7 +184,6 @@ class JobStreamResponse(Response):
         opened.inc()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": list(HEADERS)})
-            await write(f"retry: {RETRY_MS}\n\n".encode())
             await self._stream(write, gone, counters)
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -201,74 +203,100 @@ class JobStreamResponse(Response):
         replayed, live, keepalives, errors = counters  # metric children, looked up once per stream
         last = self.last_event_id or 0
 
-        async def send_frames(frames: list[Frame]) -> bool:
-            """Write frames newer than ``last`` in order; True once the terminal event went out."""
+        def take(frames: Sequence[Frame], out: list[bytes]) -> bool:
+            """Queue frames newer than ``last`` in order; True once the terminal event is among them."""
             nonlocal last
             for frame in frames:
                 if frame.seq <= last:
                     continue  # already delivered on this connection (replay/live overlap)
-                await write(encode(frame))
-                live.inc()
+                out.append(encode(frame))
                 last = frame.seq
                 if frame.event == self.terminal_event:
                     return True
             return False
 
+        preamble = RETRY  # goes out with the replay, in the stream's first body chunk
+
+        async def flush(out: list[bytes], counter: Any) -> None:
+            # Frames that arrived together (a stage's ``completed`` + the next ``started``, a replay)
+            # go out as one body chunk: one pass through the ASGI send chain and one socket write.
+            nonlocal preamble
+            if out or preamble:
+                await write(b"".join((preamble, *out)))
+                preamble = b""
+                if out:
+                    counter.inc(len(out))
+                    out.clear()
+
         async with self.events.subscribe(self.job_id) as sub:
             self._sub = sub
             DRAIN.wakes.add(sub.wake)
             backlog = await self.events.read(self.job_id, last)
+            pending: list[bytes] = []
             for frame in self.replay(backlog, self.last_event_id):  # written as the policy made them
-                await write(encode(frame))
-                replayed.inc()
+                pending.append(encode(frame))
                 if frame.event == self.terminal_event:
+                    await flush(pending, replayed)
                     return
+            await flush(pending, replayed)
             last = max(last, backlog[-1].seq) if backlog else last
             if self.finished is not None:
                 terminal = await self.finished()
                 if terminal is not None:
                     # The job is over: replay anything missing, then always end with the terminal
                     # event — even for a client that already saw it (docs/api.md SSE step 6).
-                    if await send_frames(await self.events.read(self.job_id, last)):
-                        return
-                    await write(encode(terminal))
-                    replayed.inc()
+                    if not take(await self.events.read(self.job_id, last), pending):
+                        pending.append(encode(terminal))
+                    await flush(pending, replayed)
                     return
 
+            loop = asyncio.get_running_loop()
             next_keepalive = time.monotonic() + self.keepalive_seconds
             deadline = started + self.max_seconds
-            while not gone.is_set():
-                sub.wake.clear()
-                if DRAIN.draining:
-                    await write(error_frame(last, "connection_reset", "서버가 재시작 중이에요. 다시 연결해 주세요."))
-                    errors.inc()
-                    return
-                if sub.overflow:
-                    await write(error_frame(last, "temporary", "연결이 잠시 지연되었어요. 다시 연결해 주세요."))
-                    errors.inc()
-                    return
-                if sub.resync:
-                    sub.resync = False
-                    if await send_frames(await self.events.read(self.job_id, last)):
+            # One timer per keepalive period wakes the stream (not a timeout armed around every wait).
+            timer = loop.call_at(min(next_keepalive, deadline), sub.wake.set)
+            try:
+                while not gone.is_set():
+                    sub.wake.clear()
+                    if DRAIN.draining:
+                        await flush(pending, live)
+                        await write(
+                            error_frame(last, "connection_reset", "서버가 재시작 중이에요. 다시 연결해 주세요.")
+                        )
+                        errors.inc()
                         return
-                while sub.frames:
-                    frame = sub.frames.popleft()
-                    if frame.seq > last + 1:
-                        # Published before we subscribed, or lost on the way: take the gap from the log.
-                        gap = [f for f in await self.events.read(self.job_id, last) if f.seq < frame.seq]
-                        if await send_frames(gap):
-                            return
-                    if await send_frames([frame]):
+                    if sub.overflow:
+                        await write(error_frame(last, "temporary", "연결이 잠시 지연되었어요. 다시 연결해 주세요."))
+                        errors.inc()
                         return
-                now = time.monotonic()
-                if now >= deadline:
-                    await write(error_frame(last, "timeout", "연결 시간이 다 되었어요. 다시 연결해 주세요."))
-                    errors.inc()
-                    return
-                if now >= next_keepalive:
-                    await write(keepalive())
-                    keepalives.inc()
-                    next_keepalive = now + self.keepalive_seconds
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, min(next_keepalive, deadline) - time.monotonic())):
+                    done = False
+                    if sub.resync:
+                        sub.resync = False
+                        done = take(await self.events.read(self.job_id, last), pending)
+                    while sub.frames and not done:
+                        frame = sub.frames.popleft()
+                        if frame.seq > last + 1:
+                            # Published before we subscribed, or lost on the way: take the gap from the log.
+                            gap = [f for f in await self.events.read(self.job_id, last) if f.seq < frame.seq]
+                            done = take(gap, pending)
+                            if done:
+                                break
+                        done = take((frame,), pending)
+                    await flush(pending, live)
+                    if done:
+                        return
+                    now = time.monotonic()
+                    if now >= deadline:
+                        await write(error_frame(last, "timeout", "연결 시간이 다 되었어요. 다시 연결해 주세요."))
+                        errors.inc()
+                        return
+                    if now >= next_keepalive:
+                        await write(keepalive())
+                        keepalives.inc()
+                        next_keepalive = now + self.keepalive_seconds
+                        timer.cancel()
+                        timer = loop.call_at(min(next_keepalive, deadline), sub.wake.set)
+                    if not sub.wake.is_set():
                         await sub.wake.wait()
+            finally:
+                timer.cancel()
