@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, Response
 from services.common.deps import CurrentUser, StreamUser
 from services.common.errors import responses
 from services.common.jobs import JobStreamResponse, parse_last_event_id
-from services.scan.models import TERMINAL
 from services.scan.schemas import ProcessingResponse, ScanRequest, ScanResult, SubmitResponse
 from services.scan.service import ScanService
 
@@ -57,16 +56,18 @@ async def events(
     service: ServiceDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
-    # 404 before any stream starts; the read's connection goes back to the pool before streaming.
-    job = await service.owned_job(user.user_id, job_id)
+    # 404 before any stream starts; a database read's connection goes back to the pool before streaming.
+    key, over = await service.stream_job(user.user_id, job_id)
     return JobStreamResponse(
         service.events,
-        str(job.id),  # canonical form: the log is keyed by it
+        str(key),  # canonical form: the log is keyed by it
         parse_last_event_id(last_event_id),
         keepalive_seconds=service.settings.sse_keepalive_seconds,
         max_seconds=service.settings.sse_max_seconds,
-        # Only a job already over at connect time can lack a live `done`; running jobs deliver it.
-        finished=(lambda: service.terminal_frame(job.id)) if job.status in TERMINAL else None,
+        # Only a job already over at connect time can lack a live `done`; running jobs deliver it. Not
+        # known (ownership answered by the event log): asked once if the stream idles until a keepalive.
+        finished=(lambda: service.terminal_frame(key)) if over is not False else None,
+        finished_when_idle=over is None,
     )
 
 
@@ -76,7 +77,7 @@ async def events(
     responses={202: {"model": ProcessingResponse}, **responses((404, "JOB_NOT_FOUND"))},
 )
 async def result(job_id: str, user: CurrentUser, service: ServiceDep) -> Response:
-    status, body = await service.result_view(await service.owned_job(user.user_id, job_id, with_result=True))
+    status, body = await service.result(user.user_id, job_id)
     if isinstance(body, bytes):  # the stored result's JSON text, sent as stored
         return Response(body, status_code=status, media_type="application/json")
     return JSONResponse(body, status_code=status, headers={"Retry-After": "2"})

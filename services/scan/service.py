@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import Table, Text, cast, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import BadRequest, Conflict, NotFound
-from services.common.jobs import Frame, JobEventLog, JobQueue, event_data, record_backlog
+from services.common.jobs import TERMINAL_EVENT, Frame, JobEventLog, JobQueue, event_data, record_backlog
 from services.common.logging import get_logger
 from services.common.ratelimit import RateLimiter
 from services.common.uploads import ImageResolver
@@ -58,6 +59,14 @@ def request_hash(body: ScanRequest, model: str) -> str:
         {"image_url": body.image_url, "user_input": body.user_input, "model": model}, sort_keys=True, ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def job_key(job_id: str) -> uuid.UUID:
+    """The job id of a path, or JOB_NOT_FOUND; its canonical form is what the event log is keyed by."""
+    try:
+        return uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound("job not found", "JOB_NOT_FOUND") from None
 
 
 def submit_response(job_id: uuid.UUID) -> SubmitResponse:
@@ -137,8 +146,13 @@ class ScanService:
         }  # result, reward_character, completed_at: SQL NULL (a JSON column would store None as 'null')
         # The queued event is stored before the job row commits: a stream opened right after the
         # 202 finds it, and a failed insert leaves only an invisible log that expires.
+        # The owner goes with it (same script, same TTL as the log): the stream and result endpoints
+        # check ownership there before asking the database (``stream_job``, ``result``).
         await self.events.append(
-            str(job_id), "queued", event_data(str(job_id), "queued", "completed", 0, None, STAGE_MESSAGES["queued"])
+            str(job_id),
+            "queued",
+            event_data(str(job_id), "queued", "completed", 0, None, STAGE_MESSAGES["queued"]),
+            owner=str(user_id),
         )
         try:
             if idempotency_key is None:
@@ -201,16 +215,42 @@ class ScanService:
         return await self._images.resolve(image_url, user_id)
 
     # -------------------------------------------------------------------------------- reading
+    #
+    # Ownership is answered by the job's event log when it holds the owner written at submit (one Redis
+    # round trip), by the database otherwise. The log can only say yes, and only to that exact user:
+    # a missing owner (log expired or erased, Redis restarted, a log re-created after a loss) or a
+    # different one is asked of the database, which answers 404 for anything not the caller's — as
+    # before. The log and its owner expire with the job's retention and are deleted with the job
+    # (purge, account erasure), so the log says yes only while the database would.
+
+    async def stream_job(self, user_id: uuid.UUID, job_id: str) -> tuple[uuid.UUID, bool | None]:
+        """The caller's job for its event stream, and whether it is over: from the database, or ``None``
+        (not known) when the event log answered — the stream then asks only if it idles (``finished_when_idle``)."""
+        key = job_key(job_id)
+        if await self.events.owner(str(key)) == str(user_id):
+            return key, None
+        job = await self.owned_job(user_id, job_id)
+        return key, job.status in TERMINAL
+
+    async def result(self, user_id: uuid.UUID, job_id: str) -> tuple[int, bytes | dict[str, Any]]:
+        """``GET /scan/{id}/result``: from the log's ``done`` event when the log answers for the caller
+        (the result it carries is the stored one: ``done`` is appended after the result commits, from
+        it), otherwise ``result_view`` of the database read."""
+        key = job_key(job_id)
+        owner, last = await self.events.owner_and_last(str(key))
+        if owner == str(user_id) and last is not None and last.event == TERMINAL_EVENT:
+            result = orjson.loads(last.data).get("result")
+            if isinstance(result, dict):
+                # json.dumps, as the JSON column stored it: the same bytes as the database read sends.
+                return 200, json.dumps(result).encode()
+        return await self.result_view(await self.owned_job(user_id, job_id, with_result=True))
 
     async def owned_job(self, user_id: uuid.UUID, job_id: str, *, with_result: bool = False) -> JobView:
         """The caller's job; anything else — unknown, expired, someone else's — is JOB_NOT_FOUND.
 
         One autocommit read of the columns the endpoints use; the result as its stored JSON text,
         sent as is (no decode and re-encode)."""
-        try:
-            key = uuid.UUID(job_id)
-        except ValueError:
-            raise NotFound("job not found", "JOB_NOT_FOUND") from None
+        key = job_key(job_id)
         columns: list[Any] = [JOBS.c.user_id, JOBS.c.status, JOBS.c.completed_at]
         if with_result:
             columns += _RESULT_COLUMNS

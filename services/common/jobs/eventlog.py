@@ -126,20 +126,34 @@ class JobEventLog(ABC):
         self.hub = Hub()
         self.observer = JobObserver("jobs")  # metrics from the appends; ``create_job_log`` names the service
 
-    @abstractmethod
-    async def append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
-        """Store the next event of the job; returns its seq. ``data`` must not hold ``seq``."""
+    async def append(self, job_id: str, event: str, data: dict[str, Any], *, owner: str | None = None) -> int:
+        """Store the next event of the job; returns its seq. ``data`` must not hold ``seq``.
 
-    async def append_many(self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+        ``owner`` (with the job's first event): the id of the user the job belongs to, kept beside the
+        log for as long as the log (``owner``), so that reads can check ownership without the database."""
+        return (await self.append_many(job_id, [(event, data)], owner=owner))[0]
+
+    @abstractmethod
+    async def append_many(
+        self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]], *, owner: str | None = None
+    ) -> list[int]:
         """Store several consecutive events of one job, in order; returns their seqs.
 
         The real adapter does it in one round trip (a worker finishing a stage and starting the next
         writes ``completed`` + ``started`` together). Each event is still stored before it is published."""
-        return [await self.append(job_id, event, data) for event, data in events]
 
     @abstractmethod
     async def read(self, job_id: str, after: int = 0) -> list[Frame]:
         """Events with ``seq > after``, in order."""
+
+    @abstractmethod
+    async def owner_and_last(self, job_id: str) -> tuple[str | None, Frame | None]:
+        """The owner stored with the job's first event (``None``: not stored, or gone with the log —
+        expired, erased, Redis restarted) and the log's last event. A hint only: a caller that gets
+        ``None`` or a different owner asks the job's database, which stays the authority."""
+
+    async def owner(self, job_id: str) -> str | None:
+        return (await self.owner_and_last(job_id))[0]
 
     @abstractmethod
     async def delete(self, job_id: str) -> None: ...
@@ -170,9 +184,17 @@ class MemoryJobEventLog(JobEventLog):
         super().__init__(retention_seconds)
         self._logs: dict[str, list[Frame]] = {}
         self._touched: dict[str, float] = {}
+        self._owners: dict[str, str] = {}
         self._appends = 0
 
-    async def append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
+    async def append_many(
+        self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]], *, owner: str | None = None
+    ) -> list[int]:
+        if owner is not None and events and events[0][0] == FIRST_EVENT:
+            self._owners[job_id] = owner
+        return [self._append(job_id, event, data) for event, data in events]
+
+    def _append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
         self.observer.appended(job_id, event, data)
         frames = self._logs.setdefault(job_id, [])
         seq = len(frames) + 1
@@ -188,20 +210,35 @@ class MemoryJobEventLog(JobEventLog):
     def _prune(self) -> None:
         cutoff = time.monotonic() - self.retention_seconds
         for job_id in [j for j, t in self._touched.items() if t < cutoff]:
-            self._logs.pop(job_id, None)
-            self._touched.pop(job_id, None)
+            self._forget(job_id)
+
+    def _forget(self, job_id: str) -> None:
+        self._logs.pop(job_id, None)
+        self._touched.pop(job_id, None)
+        self._owners.pop(job_id, None)
 
     async def read(self, job_id: str, after: int = 0) -> list[Frame]:
         return list(self._logs.get(job_id, ())[max(0, after) :])
 
+    async def owner_and_last(self, job_id: str) -> tuple[str | None, Frame | None]:
+        touched = self._touched.get(job_id)
+        # Pruned only every 1000 appends: a log older than the retention counts as gone already (as the TTL does).
+        if touched is None or touched < time.monotonic() - self.retention_seconds:
+            return None, None
+        frames = self._logs.get(job_id)
+        return self._owners.get(job_id), frames[-1] if frames else None
+
     async def delete(self, job_id: str) -> None:
-        self._logs.pop(job_id, None)
-        self._touched.pop(job_id, None)
+        self._forget(job_id)
 
 
 # One script = one round trip for one or more consecutive events of a job: counter, stream entry with
-# id <seq>-1, live notification per event, then the TTLs. ARGV: TTL ms, job id, first-event flag,
-# then (event, JSON body without seq) pairs.
+# id <seq>-1, live notification per event, then the TTLs. KEYS: log, counter, live channel, owner.
+# ARGV: TTL ms, job id, first-event flag, owner ('' for none), then (event, JSON body without seq) pairs.
+#
+# The owner (a user id) is written with the first event and expires with the log; every append
+# refreshes both TTLs (PEXPIRE of a missing owner key does nothing: a log re-created after a loss
+# has no owner, and its readers fall back to the database).
 #
 # A job's log starts with its ``queued`` event (ARGV[3] = '1'). Any later event that finds no counter
 # means the log was lost (Redis flushed, or failed over to an empty replica) while the job ran: the
@@ -212,9 +249,12 @@ class MemoryJobEventLog(JobEventLog):
 # (``%d``: Lua numbers print in exponent form past 14 digits.)
 _APPEND = """
 local seqs = {}
-for i = 4, #ARGV, 2 do
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[1])
+end
+for i = 5, #ARGV, 2 do
   local seq
-  if i == 4 and ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  if i == 5 and ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then
     local now = redis.call('TIME')
     seq = string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2]))
     redis.call('SET', KEYS[2], seq)
@@ -228,7 +268,13 @@ for i = 4, #ARGV, 2 do
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[4], ARGV[1])
 return seqs
+"""
+# The owner and the last entry of a log, in one round trip ('' when there is no owner: a Lua nil
+# would end the returned array early).
+_OWNER_AND_LAST = """
+return {redis.call('GET', KEYS[2]) or '', redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)}
 """
 FIRST_EVENT = "queued"  # every job's first event (docs/api.md, SSE events: scan and chat)
 
@@ -240,22 +286,24 @@ class RedisJobEventLog(JobEventLog):
         self.prefix = f"{prefix}jobs:{namespace}:"
         self.channel = f"{self.prefix}live"
         self._append = self.client.register_script(_APPEND)
+        self._owner_and_last = self.client.register_script(_OWNER_AND_LAST)
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
     def _keys(self, job_id: str) -> list[str]:
-        return [f"{self.prefix}{job_id}", f"{self.prefix}{job_id}:seq", self.channel]
+        """The log, its counter, the live channel, the owner."""
+        return [f"{self.prefix}{job_id}", f"{self.prefix}{job_id}:seq", self.channel, f"{self.prefix}{job_id}:owner"]
 
-    async def append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
-        return (await self.append_many(job_id, [(event, data)]))[0]
-
-    async def append_many(self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+    async def append_many(
+        self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]], *, owner: str | None = None
+    ) -> list[int]:
         if not events:
             return []
         for event, data in events:
             self.observer.appended(job_id, event, data)
         first = "1" if events[0][0] == FIRST_EVENT else "0"
-        args: list[str | int | bytes] = [int(self.retention_seconds * 1000), job_id, first]
+        stored_owner = owner if owner is not None and first == "1" else ""
+        args: list[str | int | bytes] = [int(self.retention_seconds * 1000), job_id, first, stored_owner]
         for event, data in events:
             args += (event, orjson.dumps(data))  # compact UTF-8 JSON, as bytes the client sends as they are
         seqs: Any = await self._append(keys=self._keys(job_id), args=args)
@@ -265,8 +313,23 @@ class RedisJobEventLog(JobEventLog):
         entries: Any = await self.client.xrange(self._keys(job_id)[0], min=f"{max(0, after) + 1}-0", max="+")
         return [Frame(int(str(entry_id).split("-")[0]), str(f["e"]), str(f["d"])) for entry_id, f in entries or ()]
 
+    async def owner_and_last(self, job_id: str) -> tuple[str | None, Frame | None]:
+        log_key, _, _, owner_key = self._keys(job_id)
+        owner, entries = await self._owner_and_last(keys=[log_key, owner_key])
+        last = None
+        if entries:
+            entry_id, fields = entries[0]
+            values = dict(zip(fields[::2], fields[1::2], strict=True))  # a script returns the flat field list
+            last = Frame(int(str(entry_id).split("-")[0]), str(values["e"]), str(values["d"]))
+        return (str(owner) or None), last
+
+    async def owner(self, job_id: str) -> str | None:
+        owner = await self.client.get(self._keys(job_id)[3])
+        return str(owner) if owner else None
+
     async def delete(self, job_id: str) -> None:
-        await self.client.delete(*self._keys(job_id)[:2])
+        log_key, counter, _, owner_key = self._keys(job_id)
+        await self.client.delete(log_key, counter, owner_key)
 
     async def ensure_listening(self) -> None:
         if self._listener is None or self._listener.done():

@@ -138,6 +138,7 @@ class JobStreamResponse(Response):
         keepalive_seconds: float = 15.0,
         max_seconds: float = 300.0,
         finished: Callable[[], Awaitable[Frame | None]] | None = None,
+        finished_when_idle: bool = False,
         replay: Replay = replay_all,
     ) -> None:
         # No super().__init__: nothing is rendered up front.
@@ -149,7 +150,11 @@ class JobStreamResponse(Response):
         self.keepalive_seconds = keepalive_seconds
         self.max_seconds = max_seconds
         # For a job that is over although its log lacks the terminal event: returns that event.
+        # Asked at connect time, or — ``finished_when_idle``, when the caller does not know whether the
+        # job is over — once, at the first keepalive of a stream that has not ended by then (a job
+        # whose terminal event was never appended still ends its stream, without a read per connect).
         self.finished = finished
+        self.finished_when_idle = finished_when_idle
         self.replay = replay
         self.status_code = 200
         self.background = None
@@ -240,15 +245,23 @@ class JobStreamResponse(Response):
                     return
             await flush(pending, replayed)
             last = max(last, backlog[-1].seq) if backlog else last
-            if self.finished is not None:
+
+            async def ended() -> bool:
+                """Ask ``finished``; if the job is over, write its missing frames and terminal event."""
+                assert self.finished is not None
                 terminal = await self.finished()
-                if terminal is not None:
-                    # The job is over: replay anything missing, then always end with the terminal
-                    # event — even for a client that already saw it (docs/api.md SSE step 6).
-                    if not take(await self.events.read(self.job_id, last), pending):
-                        pending.append(encode(terminal))
-                    await flush(pending, replayed)
-                    return
+                if terminal is None:
+                    return False
+                # The job is over: replay anything missing, then always end with the terminal
+                # event — even for a client that already saw it (docs/api.md SSE step 6).
+                if not take(await self.events.read(self.job_id, last), pending):
+                    pending.append(encode(terminal))
+                await flush(pending, replayed)
+                return True
+
+            if self.finished is not None and not self.finished_when_idle and await ended():
+                return
+            ask_when_idle = self.finished is not None and self.finished_when_idle
 
             loop = asyncio.get_running_loop()
             next_keepalive = time.monotonic() + self.keepalive_seconds
@@ -291,6 +304,10 @@ class JobStreamResponse(Response):
                         errors.inc()
                         return
                     if now >= next_keepalive:
+                        if ask_when_idle:
+                            ask_when_idle = False
+                            if await ended():
+                                return
                         await write(keepalive())
                         keepalives.inc()
                         next_keepalive = now + self.keepalive_seconds
