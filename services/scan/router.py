@@ -57,17 +57,15 @@ async def events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
     # 404 before any stream starts; a database read's connection goes back to the pool before streaming.
-    key, over = await service.stream_job(user.user_id, job_id)
+    job = await service.stream_job(user.user_id, job_id)
     return JobStreamResponse(
         service.events,
-        str(key),  # canonical form: the log is keyed by it
+        str(job.job_id),  # canonical form: the log is keyed by it
         parse_last_event_id(last_event_id),
         keepalive_seconds=service.settings.sse_keepalive_seconds,
         max_seconds=service.settings.sse_max_seconds,
-        # Only a job already over at connect time can lack a live `done`; running jobs deliver it. Not
-        # known (ownership answered by the event log): asked once if the stream idles until a keepalive.
-        finished=(lambda: service.terminal_frame(key)) if over is not False else None,
-        finished_when_idle=over is None,
+        finished=job.finished,
+        finished_when_idle=job.when_idle,
     )
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import typing
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,6 +60,19 @@ def request_hash(body: ScanRequest, model: str) -> str:
         {"image_url": body.image_url, "user_input": body.user_input, "model": model}, sort_keys=True, ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(slots=True, frozen=True)
+class StreamStart:
+    """What the stream endpoint needs of an owned job: its id and the ``finished`` hook of its stream."""
+
+    job_id: uuid.UUID
+    finished: Callable[[], Awaitable[Frame | None]] | None
+    when_idle: bool = False  # ask ``finished`` at the first keepalive instead of at connect time
+
+
+async def _ready(frame: Frame) -> Frame:
+    return frame
 
 
 def job_key(job_id: str) -> uuid.UUID:
@@ -223,14 +237,20 @@ class ScanService:
     # before. The log and its owner expire with the job's retention and are deleted with the job
     # (purge, account erasure), so the log says yes only while the database would.
 
-    async def stream_job(self, user_id: uuid.UUID, job_id: str) -> tuple[uuid.UUID, bool | None]:
-        """The caller's job for its event stream, and whether it is over: from the database, or ``None``
-        (not known) when the event log answered — the stream then asks only if it idles (``finished_when_idle``)."""
+    async def stream_job(self, user_id: uuid.UUID, job_id: str) -> StreamStart:
+        """The caller's job for its event stream, and how the stream learns that a job is over whose
+        log lacks ``done`` (``JobStreamResponse(finished=…)``)."""
         key = job_key(job_id)
-        if await self.events.owner(str(key)) == str(user_id):
-            return key, None
+        owner, last = await self.events.owner_and_last(str(key))
+        if owner == str(user_id):
+            if last is not None and last.event == TERMINAL_EVENT:
+                done = last
+                return StreamStart(key, lambda: _ready(done))  # over: a resumed client still ends with it
+            # Running, or over with `done` never appended (a crash in between): asked only if the stream idles.
+            return StreamStart(key, lambda: self.terminal_frame(key), when_idle=True)
         job = await self.owned_job(user_id, job_id)
-        return key, job.status in TERMINAL
+        # Only a job already over at connect time can lack a live `done`; running jobs deliver it.
+        return StreamStart(key, (lambda: self.terminal_frame(key)) if job.status in TERMINAL else None)
 
     async def result(self, user_id: uuid.UUID, job_id: str) -> tuple[int, bytes | dict[str, Any]]:
         """``GET /scan/{id}/result``: from the log's ``done`` event when the log answers for the caller

@@ -22,6 +22,8 @@ from services.common.jobs import (
     Frame,
     JobEventLog,
     JobStreamResponse,
+    MemoryJobEventLog,
+    RedisJobEventLog,
     create_job_log,
     event_data,
     parse_last_event_id,
@@ -136,3 +138,30 @@ async def test_a_resumed_connection_replays_every_event_after_its_id(
         assert summary(parse_sse(response.text)) == [("token", "4"), ("token", "5"), ("done", "6")]
     everything = await client.get(f"/jobs/{job}/events", params={"policy": "all"})
     assert [e for e, _ in summary(parse_sse(everything.text))] == ["queued", "intent", *["token"] * 3, "done"]
+
+
+async def test_the_owner_is_stored_with_the_first_event_and_goes_with_the_log(log: JobEventLog) -> None:
+    job, other = str(uuid.uuid4()), str(uuid.uuid4())
+    assert await log.owner_and_last(job) == (None, None)
+    await log.append(job, "queued", event_data(job, "queued", "completed", 0), owner="user-a")
+    await stage(log, job, "vision", "started", 10)
+    owner, last = await log.owner_and_last(job)
+    assert owner == "user-a"
+    assert last is not None and (last.seq, last.event) == (2, "vision")
+    # Only a first event stores an owner (a later append cannot claim a job), and only once.
+    await log.append(other, "vision", event_data(other, "vision", "started", 10), owner="user-b")
+    assert await log.owner(other) is None
+    if isinstance(log, RedisJobEventLog):  # the owner expires with the log
+        ttl = await log.client.pttl(f"{log.prefix}{job}:owner")
+        assert 0 < ttl <= 60_000
+    await log.delete(job)
+    assert await log.owner_and_last(job) == (None, None)
+
+
+async def test_an_in_process_owner_is_gone_after_the_retention() -> None:
+    log = MemoryJobEventLog(retention_seconds=0.05)
+    job = str(uuid.uuid4())
+    await log.append(job, "queued", event_data(job, "queued", "completed", 0), owner="user-a")
+    assert await log.owner(job) == "user-a"
+    await asyncio.sleep(0.1)  # not pruned yet (every 1000 appends), but past the retention
+    assert await log.owner_and_last(job) == (None, None)

@@ -164,6 +164,7 @@ async def test_user_deleted_erases_scan_data(make_stack: StackFactory) -> None:
             await session.execute(select(ClaimedCharacter).where(ClaimedCharacter.user_id == stack.user_id))
         ).first() is None
     assert await stack.service.events.read(job_id) == []
+    assert await stack.service.events.owner(job_id) is None  # the copy of the owner goes too
     response = await stack.scan.get(f"/api/v1/scan/{job_id}/result", headers=stack.headers)
     assert response.status_code == 404
 

@@ -250,7 +250,7 @@ class MemoryJobEventLog(JobEventLog):
 _APPEND = """
 local seqs = {}
 if ARGV[4] ~= '' then
-  redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[1])
+  redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[1], 'NX')  -- written once, never replaced
 end
 for i = 5, #ARGV, 2 do
   local seq
@@ -322,10 +322,6 @@ class RedisJobEventLog(JobEventLog):
             values = dict(zip(fields[::2], fields[1::2], strict=True))  # a script returns the flat field list
             last = Frame(int(str(entry_id).split("-")[0]), str(values["e"]), str(values["d"]))
         return (str(owner) or None), last
-
-    async def owner(self, job_id: str) -> str | None:
-        owner = await self.client.get(self._keys(job_id)[3])
-        return str(owner) if owner else None
 
     async def delete(self, job_id: str) -> None:
         log_key, counter, _, owner_key = self._keys(job_id)
