@@ -147,7 +147,8 @@ async def test_the_owner_is_stored_with_the_first_event_and_goes_with_the_log(lo
     await stage(log, job, "vision", "started", 10)
     owner, last = await log.owner_and_last(job)
     assert owner == "user-a"
-    assert last is not None and (last.seq, last.event) == (2, "vision")
+    assert last is not None
+    assert (last.seq, last.event) == (2, "vision")
     # Only a first event stores an owner (a later append cannot claim a job), and only once.
     await log.append(other, "vision", event_data(other, "vision", "started", 10), owner="user-b")
     assert await log.owner(other) is None

@@ -46,9 +46,11 @@ async def test_the_log_answers_as_the_database_does(make_stack: StackFactory) ->
     await stack.result(job_id)
     owner, last = await stack.service.events.owner_and_last(job_id)
     assert owner == str(stack.user_id)
-    assert last is not None and last.event == "done"
+    assert last is not None
+    assert last.event == "done"
     from_log = await answers(stack, job_id, stack.headers)
-    assert from_log[0][0] == 200 and from_log[1][-1] == "done"
+    assert from_log[0][0] == 200
+    assert from_log[1][-1] == "done"
 
     await forget_owner(stack, job_id)  # now the database answers
     assert await stack.service.events.owner(job_id) is None
