@@ -151,8 +151,8 @@ class JobStreamResponse(Response):
         self.max_seconds = max_seconds
         # For a job that is over although its log lacks the terminal event: returns that event.
         # Asked at connect time, or — ``finished_when_idle``, when the caller does not know whether the
-        # job is over — once, at the first keepalive of a stream that has not ended by then (a job
-        # whose terminal event was never appended still ends its stream, without a read per connect).
+        # job is over — once, at the first keepalive after a whole keepalive period without a frame (a
+        # job whose terminal event was never appended still ends its stream, without a read per connect).
         self.finished = finished
         self.finished_when_idle = finished_when_idle
         self.replay = replay
@@ -221,15 +221,17 @@ class JobStreamResponse(Response):
             return False
 
         preamble = RETRY  # goes out with the replay, in the stream's first body chunk
+        last_frame_at = started  # when a frame of the job was last written (``finished_when_idle``)
 
         async def flush(out: list[bytes], counter: Any) -> None:
             # Frames that arrived together (a stage's ``completed`` + the next ``started``, a replay)
             # go out as one body chunk: one pass through the ASGI send chain and one socket write.
-            nonlocal preamble
+            nonlocal preamble, last_frame_at
             if out or preamble:
                 await write(b"".join((preamble, *out)))
                 preamble = b""
                 if out:
+                    last_frame_at = time.monotonic()
                     counter.inc(len(out))
                     out.clear()
 
@@ -304,7 +306,9 @@ class JobStreamResponse(Response):
                         errors.inc()
                         return
                     if now >= next_keepalive:
-                        if ask_when_idle:
+                        # Asked once, when no frame came for a whole keepalive period: a running job's
+                        # stages follow each other faster than that, so normally it is never asked.
+                        if ask_when_idle and now - last_frame_at >= self.keepalive_seconds:
                             ask_when_idle = False
                             if await ended():
                                 return
