@@ -152,6 +152,8 @@ async def test_the_owner_is_stored_with_the_first_event_and_goes_with_the_log(lo
     # Only a first event stores an owner (a later append cannot claim a job), and only once.
     await log.append(other, "vision", event_data(other, "vision", "started", 10), owner="user-b")
     assert await log.owner(other) is None
+    await log.append(job, "queued", event_data(job, "queued", "completed", 0), owner="user-b")
+    assert await log.owner(job) == "user-a"
     if isinstance(log, RedisJobEventLog):  # the owner expires with the log
         ttl = await log.client.pttl(f"{log.prefix}{job}:owner")
         assert 0 < ttl <= 60_000

@@ -191,7 +191,7 @@ class MemoryJobEventLog(JobEventLog):
         self, job_id: str, events: Sequence[tuple[str, dict[str, Any]]], *, owner: str | None = None
     ) -> list[int]:
         if owner is not None and events and events[0][0] == FIRST_EVENT:
-            self._owners[job_id] = owner
+            self._owners.setdefault(job_id, owner)  # written once, never replaced (as SET NX)
         return [self._append(job_id, event, data) for event, data in events]
 
     def _append(self, job_id: str, event: str, data: dict[str, Any]) -> int:
