@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scan_env import Env  # noqa: E402
+from bench.scan_env import Env
 
 
 async def measure(label: str, calls: list[Callable[[], Awaitable[Any]]], concurrency: int) -> None:
