@@ -25,6 +25,11 @@ from services.common.knowledge import RECYCLABLE, Character, KnowledgeBase, char
 from services.common.tracing import OUTBOX_TRACE_KEY, inject
 from services.scan.models import ClaimedCharacter, Outbox
 
+OUTBOX_SCHEMA = str(Outbox.__table__.schema)
+# Built once (see pipeline.py): the row's values come as the execution's parameters.
+EMIT = insert(Outbox)
+_CLAIMS: dict[str, Any] = {}
+
 
 def eligible_character(kb: KnowledgeBase, checkpoint: dict[str, Any], *, enabled: bool = True) -> Character | None:
     """The character an eligible scan earns, ``None`` when not eligible: recyclable, one of the twelve
@@ -53,12 +58,11 @@ def reward_object(character: Character, c: Classification, received: bool) -> di
 
 async def claim(conn: AsyncConnection, user_id: uuid.UUID, character_code: str, job_id: uuid.UUID) -> bool:
     """Claim the character for the user inside the caller's transaction; ``True`` iff this job got it."""
-    statement = (
-        upsert(conn, ClaimedCharacter)
-        .values(user_id=user_id, character_code=character_code, job_id=job_id, claimed_at=utcnow())
-        .on_conflict_do_nothing()
-    )
-    return bool((await conn.execute(statement)).rowcount)
+    statement = _CLAIMS.get(conn.dialect.name)
+    if statement is None:
+        statement = _CLAIMS[conn.dialect.name] = upsert(conn, ClaimedCharacter).on_conflict_do_nothing()
+    row = {"user_id": user_id, "character_code": character_code, "job_id": job_id, "claimed_at": utcnow()}
+    return bool((await conn.execute(statement, row)).rowcount)
 
 
 def granted(user_id: uuid.UUID, job_id: uuid.UUID, character: Character, received: bool) -> ScanRewardGranted:
@@ -80,7 +84,7 @@ async def emit(conn: AsyncConnection, event: DomainEvent) -> None:
     if trace:
         payload[OUTBOX_TRACE_KEY] = dict(trace)
     row = {"id": uuid.uuid4(), "type": str(event.name), "payload": payload, "occurred_at": utcnow()}
-    await conn.execute(insert(Outbox).values(**row))
+    await conn.execute(EMIT, row)
 
 
 async def erase_claims(session: AsyncSession, user_id: uuid.UUID) -> None:
