@@ -8,7 +8,7 @@ Durability rules (docs/api.md, scan: pipeline and result):
 - the result is stored — with the character claim and ``scan.reward_granted`` in the same
   transaction — before ``done``;
 - every write is one Core statement on an autocommit connection (one round trip, no ORM unit of
-  work), except the eligible finish, which is one short transaction;
+  work) — the eligible finish too on PostgreSQL (one statement with CTEs; a short transaction on SQLite);
 - storing a terminal result is a compare-and-set on the job's status, so a worker and the deadline
   sweeper can race and exactly one of them finishes the job;
 - every job ends within its deadline: the pipeline runs under a timeout, and the sweeper fails jobs
@@ -46,7 +46,15 @@ from services.common.logging import get_logger
 from services.common.outbox import announce
 from services.scan.config import ScanSettings
 from services.scan.models import TERMINAL, Job
-from services.scan.reward import OUTBOX_SCHEMA, claim, eligible_character, emit, granted, reward_object
+from services.scan.reward import (
+    OUTBOX_SCHEMA,
+    claim,
+    eligible_character,
+    emit,
+    finish_rewarded,
+    granted,
+    reward_object,
+)
 
 log = get_logger("eco2.scan.pipeline")
 
@@ -309,8 +317,9 @@ class ScanPipeline:
     # ---------------------------------------------------------------------------- finishing
 
     async def _complete(self, job: Job, checkpoint: dict[str, Any], pending: list[tuple[str, dict[str, Any]]]) -> None:
-        """Decide the reward and store it with the answer and the result — one transaction with the
-        character claim and ``scan.reward_granted`` when eligible, one autocommit statement otherwise —
+        """Decide the reward and store it with the answer and the result — with the character claim and
+        ``scan.reward_granted`` when eligible (one statement on PostgreSQL, one transaction on SQLite),
+        one autocommit statement otherwise —
         then send ``pending`` (answer ``completed``, reward ``started``), reward ``completed`` and ``done``."""
         c = self._classification(checkpoint)
         key = checkpoint["rule"]["key"]
@@ -348,6 +357,14 @@ class ScanPipeline:
             values = stored(None)
             async with self.db.autocommit() as conn:
                 won = await self._store(conn, job, values)
+        elif not self.db.is_sqlite:
+            # One statement (reward.finish_rewarded): the values for both outcomes of the claim go along.
+            outcomes = {received: stored(reward_object(character, c, received)) for received in (True, False)}
+            async with self.db.autocommit() as conn:
+                won, received = await finish_rewarded(conn, job.id, job.user_id, character, outcomes)
+            values = outcomes[received]
+            if won:
+                announce(self.db, OUTBOX_SCHEMA)  # committed: the relay hears of the row within 0.1 s
         else:
             try:
                 async with self.db.transaction() as conn:
@@ -357,7 +374,7 @@ class ScanPipeline:
                         raise AlreadyFinished(str(job.id))  # rolls the claim back: nothing granted
                     await emit(conn, granted(job.user_id, job.id, character, received))
                 won = True
-                announce(self.db, OUTBOX_SCHEMA)  # committed: the relay hears of the row within 0.1 s
+                announce(self.db, OUTBOX_SCHEMA)
             except AlreadyFinished:
                 won = False
         if won:
