@@ -113,7 +113,8 @@ async def test_a_job_finished_by_the_sweeper_mid_scan_is_granted_nothing(make_st
     running = asyncio.create_task(pipeline.run(job_id, 1))
     await asyncio.sleep(0.25)  # inside the answer call
     job = await pipeline._load(job_id)
-    assert job is not None and job.status == "processing"
+    assert job is not None
+    assert job.status == "processing"
     await pipeline.fail(job, "SCAN_TIMEOUT")  # what the sweeper does to an overdue job
     await running
     result = await stack.result(job_id)
