@@ -68,17 +68,31 @@ async def nearby(
     return [(sites[site_id], metres) for site_id, _, metres in hits]
 
 
+Hit = tuple[int, str, float] | tuple[int, str, float, str]
+
+
 async def nearby_hits(
-    session: AsyncSession, lat: float, lon: float, radius_m: float, limit: int, filters: Filters = Filters()
-) -> list[tuple[int, str, float]]:
+    session: AsyncSession,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    limit: int,
+    filters: Filters = Filters(),
+    *,
+    row_sql: str | None = None,
+) -> list[Hit]:
     """Same search as ``nearby``, but only ``(id, content_hash, metres)`` per site: the list the
-    entry cache (``entries.py``) renders from, without reading whole rows."""
+    entry cache (``entries.py``) renders from, without reading whole rows.
+
+    ``row_sql`` (PostgreSQL only): one more SQL expression over the site's row, returned as a 4th
+    value per hit — the entry's columns when the caller expects cache misses, so that they come
+    back in this same round trip instead of a second query."""
     if session.get_bind().dialect.name != "postgresql":
-        return await _nearby_sqlite(session, lat, lon, radius_m, limit, filters)
+        return list(await _nearby_sqlite(session, lat, lon, radius_m, limit, filters))
     if filters.text_key is not None:  # keyword search's shape: the expression-built query below
         columns = (Site.id, Site.content_hash)
         return await _nearby_postgres(session, columns, int, lat, lon, radius_m, limit, filters)
-    return await _hits_postgres(session, lat, lon, radius_m, limit, filters)
+    return await _hits_postgres(session, lat, lon, radius_m, limit, filters, row_sql)
 
 
 # The statement ``_nearby_postgres`` builds for (id, content_hash), written out once: building and
@@ -87,7 +101,7 @@ async def nearby_hits(
 _DISTANCE = "earth_distance(ll_to_earth(latitude, longitude), ll_to_earth($1, $2)) * ($3 / earth())"
 # Constants only; every value is a bound parameter.
 _HITS = (
-    f"SELECT id, content_hash, {_DISTANCE} AS distance FROM {SCHEMA}.sites "  # noqa: S608
+    f"SELECT id, content_hash, {_DISTANCE} AS distance{{row}} FROM {SCHEMA}.sites "  # noqa: S608
     "WHERE earth_box(ll_to_earth($1, $2), $4 / ($3 / earth())) @> ll_to_earth(latitude, longitude) "
     f"AND {_DISTANCE} <= $5{{filters}} "
 )
@@ -95,7 +109,7 @@ _KNN = _HITS + "ORDER BY ll_to_earth(latitude, longitude) <-> ll_to_earth($1, $2
 _EXACT = _HITS + "ORDER BY distance, id LIMIT $6"
 
 
-def _hits_sql(template: str, filters: Filters) -> tuple[str, tuple[Any, ...]]:
+def _hits_sql(template: str, filters: Filters, row_sql: str | None) -> tuple[str, tuple[Any, ...]]:
     clauses, extra = "", list[Any]()
     if filters.stores is not None:
         extra.append(list(filters.stores))
@@ -103,16 +117,17 @@ def _hits_sql(template: str, filters: Filters) -> tuple[str, tuple[Any, ...]]:
     if filters.pickup_mask is not None:
         extra.append(filters.pickup_mask)
         clauses += f" AND (pickup_mask & ${6 + len(extra)}::integer) != 0"
-    return template.format(filters=clauses), tuple(extra)
+    row = f", {row_sql}" if row_sql else ""
+    return template.format(filters=clauses, row=row), tuple(extra)
 
 
 async def _hits_postgres(
-    session: AsyncSession, lat: float, lon: float, radius_m: float, limit: int, filters: Filters
-) -> list[tuple[int, str, float]]:
+    session: AsyncSession, lat: float, lon: float, radius_m: float, limit: int, filters: Filters, row_sql: str | None
+) -> list[Hit]:
     connection = await session.connection()
 
-    async def fetch(template: str, metres: float) -> list[tuple[int, str, float]]:
-        sql, extra = _hits_sql(template, filters)
+    async def fetch(template: str, metres: float) -> list[Hit]:
+        sql, extra = _hits_sql(template, filters, row_sql)
         params = (float(lat), float(lon), EARTH_RADIUS_M, float(metres) * 1.000001, float(metres), limit + 1, *extra)
         return [tuple(row) for row in (await connection.exec_driver_sql(sql, params)).all()]
 
@@ -124,7 +139,7 @@ async def _hits_postgres(
     return rows[:limit]
 
 
-def _by_distance_then_id(row: tuple[int, str, float]) -> tuple[float, int]:
+def _by_distance_then_id(row: Hit) -> tuple[float, int]:
     return row[2], row[0]
 
 
