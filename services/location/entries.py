@@ -28,8 +28,7 @@ from typing import Any
 
 from orjson import loads
 from pydantic_core import to_json
-from sqlalchemy import BigInteger, Row, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.location.classify import pickup_list
@@ -216,7 +215,7 @@ async def render(session: AsyncSession, cache: EntryCache, hits: Sequence[Hit], 
         if site is None or site.content_hash != hit[1]:
             misses += 1
             if len(hit) > 3:
-                site = cached_site(loads(hit[3]))  # type: ignore[misc]
+                site = cached_site(loads(hit[3]))
                 cache.store(site, site_id)
             else:
                 site = None

@@ -104,7 +104,8 @@ async def test_both_statement_variants_render_the_same_bytes(location_db: Databa
             for case in CASES[:4]:
                 fast, slow = await both(location_db, service, lat, lon, **case)
                 assert fast == slow, (lat, lon, case, with_rows)
-    assert service.entries.hits > 0 and service.entries.misses > 0
+    assert service.entries.hits > 0
+    assert service.entries.misses > 0
 
 
 def test_the_statement_variant_follows_the_recent_misses() -> None:
