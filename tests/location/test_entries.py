@@ -222,3 +222,23 @@ async def test_reads_survive_a_dropped_connection_and_need_no_transaction(locati
         assert await centers() == first
     finally:
         await reads.dispose()
+
+
+@pytest.mark.real_only
+async def test_cluster_rewrites_the_table_in_spatial_order_and_keeps_the_answers(location_db: Database) -> None:
+    from sqlalchemy import text
+
+    from services.location.cli import _cluster
+
+    await load_sites(location_db, *(site(n, 37.5663 + (n % 7) * 1e-3, 126.9779 + n * 1e-4) for n in range(1, 40)))
+    service = clocked(INSTANTS[0], entry_cache_size=0)
+    before, _ = await both(location_db, service, *SEOUL_CITY_HALL, zoom=7)
+    await _cluster(location_db.url)
+    after, slow = await both(location_db, service, *SEOUL_CITY_HALL, zoom=7)
+    assert after == before == slow
+    assert after.count(b'"id"') == 39
+    async with location_db.session() as session:
+        clustered = await session.scalar(
+            text("SELECT indisclustered FROM pg_index WHERE indexrelid = 'location.ix_sites_earth'::regclass")
+        )
+    assert clustered  # a later plain `CLUSTER location.sites` reuses the spatial index
