@@ -51,7 +51,7 @@ async def measure(database: str, runs: int) -> None:
                     times, buffers, reads, rows = [], [], [], []
                     for _ in range(runs):
                         lat, lon = jitter(rng, centre)
-                        params = (lat, lon, EARTH_RADIUS_M, radius * 1.000001, float(radius), limit + 1)
+                        params = (lat, lon, EARTH_RADIUS_M, radius * 1.000001, limit + 1)
                         plan = json.loads(await explain.fetchval(*params))[0]
                         top = plan["Plan"]
                         times.append(plan["Execution Time"])

@@ -8,8 +8,10 @@ A ``/centers`` entry is made of three kinds of values (docs/api.md, locations):
 
 Building each entry from an ORM row and a pydantic model cost ≈ 0.12 ms (docs/location.md, benchmark),
 i.e. 24 ms for a 200-row page. Here the fixed part of a site is rendered once into JSON fragments and
-kept in memory under ``(id, content_hash)``; a request asks the index only for ``(id, content_hash,
-distance)`` and reads the few sites it does not hold yet (one primary-key query). The import writes a
+kept in memory under ``(id, content_hash)``. While the cache is warm a request asks the index only
+for ``(id, content_hash, distance)`` and reads the rare site it does not hold by primary key; while
+it is cold (recent searches met misses, ``EntryCache.wants_rows``) the index query also returns each
+hit's entry columns as one JSON text (``ENTRY_JSON_SQL``), so the misses cost no second round trip. The import writes a
 new ``content_hash`` whenever anything of a row changes (the hash covers every field, the metadata and
 the derived columns), so a changed site is a cache miss in every process, with no messaging: nothing
 stale can be served, whichever process ran the import.
@@ -59,10 +61,13 @@ ENTRY_COLUMNS = (
     *(getattr(Site, column) for column in WEEKDAY_INDEX),
 )
 DEFAULT_CAPACITY = 50_000  # ≈ 0.7 KB each (measured by bench/location_centers.py) → ≈ 35 MB at most
-# When to ask the index query for the entries' columns too (``EntryCache.wants_rows``): the share of
-# recent searches that met at least one miss, as an exponential average (weight of the newest search).
+# When to ask the index query for the entries' columns too (``EntryCache.wants_rows``): when the
+# recent share of hits that were misses (an exponential average, weight of the newest search) is at
+# least COLD_THRESHOLD. Measured (bench/location_centers.py --variants rows,ids, 1 M sites): with
+# ≈ 50 % misses the columns in the index query win; with 1–6 % misses they cost more PostgreSQL
+# time than the second primary-key query for the few misses saves.
 COLD_WEIGHT = 0.2
-COLD_THRESHOLD = 0.5
+COLD_THRESHOLD = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,18 +128,20 @@ class EntryCache:
         self._minute: tuple[int, int, int, int, int] | None = None
         self._hours: dict[str | None, bytes] = {}
         self.hits = self.misses = 0
-        self._cold = 1.0  # an empty cache misses
+        self._cold = 1.0  # share of misses: an empty cache misses everything
 
-    def note(self, misses: int) -> None:
-        """Record one search's number of misses (for ``wants_rows``)."""
-        self._cold += ((misses > 0) - self._cold) * COLD_WEIGHT
+    def note(self, misses: int, hits: int) -> None:
+        """Record one search: ``misses`` of its ``hits`` were not held (for ``wants_rows``)."""
+        if hits:
+            self._cold += (misses / hits - self._cold) * COLD_WEIGHT
 
     def wants_rows(self) -> bool:
         """Whether the next search should fetch every hit's entry columns with the index query.
 
-        Cold (recent searches met misses): yes — the misses then cost no second round trip, which on
-        a loaded machine is a second wait for a PostgreSQL backend to be scheduled. Warm: no — the
-        hits carry only (id, hash, distance), and the rare miss is read by a primary-key query."""
+        Cold (a good share of recent hits were misses): yes — the misses then cost no second round
+        trip, which on a loaded machine is a second wait for a PostgreSQL backend to be scheduled.
+        Warm: no — the hits carry only (id, hash, distance), and the few misses are read by a
+        primary-key query."""
         return self.capacity <= 0 or self._cold >= COLD_THRESHOLD
 
     def store(self, site: CachedSite, site_id: int) -> None:
@@ -226,7 +233,7 @@ async def render(session: AsyncSession, cache: EntryCache, hits: Sequence[Hit], 
         sites.append(site)
     cache.hits += len(hits) - misses
     cache.misses += misses
-    cache.note(misses)
+    cache.note(misses, len(hits))
     if missing:
         loaded = await _load(session, missing)
         for index, site_id in enumerate(hit[0] for hit in hits):

@@ -112,11 +112,13 @@ def test_the_statement_variant_follows_the_recent_misses() -> None:
     cache = EntryCache()
     assert cache.wants_rows()  # empty: every hit would be a miss
     for _ in range(10):
-        cache.note(0)
-    assert not cache.wants_rows()  # warm: ids only, the rare miss by primary key
+        cache.note(2, 200)
+    assert not cache.wants_rows()  # warm (1 % misses): ids only, the few misses by primary key
     for _ in range(5):
-        cache.note(3)
-    assert cache.wants_rows()  # the map moved to an area not held: rows again
+        cache.note(25, 50)
+    assert cache.wants_rows()  # the map moved to an area not held (50 % misses): rows again
+    cache.note(0, 0)  # an empty page says nothing
+    assert cache.wants_rows()
     assert EntryCache(capacity=0).wants_rows()  # no cache: every search needs the rows
 
 
