@@ -25,6 +25,7 @@ async def lifespan(app: FastAPI, runtime: ServiceRuntime, settings: ImageSetting
     service = ImageService.create(runtime.common, settings)
     app.state.images = service
     runtime.ready_checks["blobs"] = service.store.ping
+    runtime.on_close(service.store.close)  # the S3 store's aiohttp session for its reads
     assert runtime.db is not None
     db, stop = runtime.db, asyncio.Event()
     # Every replica sweeps; the work is idempotent (delete + mark rejected).
