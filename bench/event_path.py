@@ -1,14 +1,16 @@
 """Benchmark: the event path alone — ``eco2 worker relay`` and ``eco2 worker consumers my`` in real
 mode (own database and queue names on the local servers, as bench/scan_load.py), fed by this process
 with ``scan.reward_granted`` rows (the per-scan event) in scan's outbox at ``--rate`` per second for
-``--seconds`` (one transaction per event, as the scan worker writes them).
+``--seconds`` (one transaction per event, as the scan worker writes them). ``--core``: written as the
+worker's finish writes them — a Core transaction, then ``outbox.announce`` (the coalesced ``NOTIFY``)
+— instead of an ORM session whose commit carries its own ``NOTIFY``.
 
 Prints the relay's and the consumers' CPU per event (user + system, ``/proc``, between 20 % and 90 %
 of the run) and the latency from the outbox row's ``occurred_at`` to the my service's inbox
 ``processed_at`` (p50/p95/max). Needs a few PostgreSQL connections instead of the ≈ 45 of the full
 stack. For a before/after, run it in both trees at the same time (copy it into the older tree).
 
-    uv run python bench/event_path.py [--rate 4] [--seconds 40]
+    uv run python bench/event_path.py [--rate 4] [--seconds 40] [--core]
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ FROM (SELECT extract(epoch FROM i.processed_at - o.occurred_at) * 1000 AS ms
 """
 
 
-async def feed(env: Env, rate: float, seconds: float) -> None:
+async def feed(env: Env, rate: float, seconds: float, core: bool) -> None:
     from sqlalchemy import text
 
     from services.common.db import Database
     from services.common.domain_events import ScanRewardGranted, reward_points
+    from services.common.outbox import announce
     from services.scan.models import Outbox
+    from services.scan.reward import emit
 
     db = Database(env.vars["DATABASE_URL"], "scan", pool_size=2)
     users = [uuid.uuid4() for _ in range(50)]
@@ -49,12 +53,17 @@ async def feed(env: Env, rate: float, seconds: float) -> None:
         for name, at in (("from", 0.2), ("to", 0.9)):
             if elapsed > seconds * at and name not in marks:
                 marks[name] = ({k: cpu_seconds(p.pid) for k, p in env.procs.items()}, sent)
-        async with db.session() as session:
-            received = sent < len(users)  # each user's first scan collects the character
-            event = ScanRewardGranted(user_id=users[sent % len(users)], job_id=uuid.uuid4(), character_code="paper",
-                                      character_name="페이피", received=received,
-                                      points=reward_points(received))  # fmt: skip
-            Outbox.emit(session, event)
+        received = sent < len(users)  # each user's first scan collects the character
+        event = ScanRewardGranted(user_id=users[sent % len(users)], job_id=uuid.uuid4(), character_code="paper",
+                                  character_name="페이피", received=received,
+                                  points=reward_points(received))  # fmt: skip
+        if core:
+            async with db.transaction() as conn:
+                await emit(conn, event)
+            announce(db, "scan")
+        else:
+            async with db.session() as session:
+                Outbox.emit(session, event)
         sent += 1
         await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
     await asyncio.sleep(3)
@@ -72,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=4.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--core", action="store_true", help="write as the scan worker does (Core + announce)")
     args = parser.parse_args()
     env = Env(worker_concurrency=10, vision=0.0, answer=0.0, rate_per_window=1000)
     try:
@@ -81,7 +91,7 @@ def main() -> None:
             env.procs[name] = subprocess.Popen([eco2(), *command], cwd=ROOT, env=env.env(), stdout=log, stderr=log)
         time.sleep(4)  # both attached (events written earlier would wait in the outbox anyway)
         os.environ.update(env.vars)
-        asyncio.run(feed(env, args.rate, args.seconds))
+        asyncio.run(feed(env, args.rate, args.seconds, args.core))
     finally:
         env.cleanup()
 

@@ -7,13 +7,19 @@ Relaying rows to the bus and consuming them is the event kernel's job (``events.
 A transaction that emitted tells the relay when it commits, so the relay need not poll often: on
 PostgreSQL with ``NOTIFY`` (delivered only if the transaction commits, to a relay in any process),
 and in this process through ``on_outbox_commit`` (embedded mode runs the relay as a task beside the
-writers).
+writers). ORM sessions do both by themselves (the listeners below). Core writers (the scan worker's
+finishing transaction) call ``announce`` after their commit instead: the ``NOTIFY`` is then coalesced
+per process — one autocommit statement per ``ANNOUNCE_INTERVAL`` at most, however many commits — so a
+busy writer does not wake the relay once per row (each wake-up is a relay pass and a consumer
+transaction of one event; measured: +3 ms of CPU per scan when every finish notified).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Self
@@ -23,8 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from services.common.clock import utcnow
-from services.common.db import UtcDateTime
+from services.common.db import Database, UtcDateTime
 from services.common.domain_events import DomainEvent
+from services.common.logging import get_logger
 from services.common.tracing import OUTBOX_TRACE_KEY, inject
 
 
@@ -103,3 +110,62 @@ def _wake_local_relay(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _forget(session: Session, previous_transaction: Any) -> None:
     session.info.pop(_EMITTED, None)
+
+
+# ------------------------------------------------------------------------- Core writers: announce
+
+# At most one ``NOTIFY`` per database per this many seconds from a process's Core writers: every
+# committed row is announced within it, and the relay's passes (which wait ``min_gap`` = 0.1 s after
+# publishing anyway) gather the commits of the interval.
+ANNOUNCE_INTERVAL = 0.1
+log = get_logger("eco2.outbox")
+
+
+def announce(db: Database, schema: str) -> None:
+    """Tell the relay that a committed Core transaction wrote rows to ``schema``'s outbox.
+
+    Call it after the commit (never for a rollback). In-process relays are woken at once; on
+    PostgreSQL one coalesced ``NOTIFY`` follows within ``ANNOUNCE_INTERVAL`` (a background task of the
+    running loop). A lost notice (process exit, store outage) only costs latency: the relay's poll
+    finds the row."""
+    for listener in list(_commit_listeners):
+        listener(schema)
+    if not db.is_sqlite:
+        announcer = _announcers.get(db)
+        if announcer is None:
+            announcer = _announcers[db] = _Announcer()
+        announcer.mark(db, schema)
+
+
+class _Announcer:
+    """The coalescing ``NOTIFY`` of one database: schemas marked since the last notice, one task."""
+
+    # No reference to the database here: it is the (weak) key of ``_announcers``.
+    def __init__(self) -> None:
+        self.dirty: set[str] = set()
+        self.task: asyncio.Task[None] | None = None
+        self.last = float("-inf")  # loop time of the last notice
+
+    def mark(self, db: Database, schema: str) -> None:
+        self.dirty.add(schema)
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.task = loop.create_task(self._run(db), name="eco2-outbox-announce")
+
+    async def _run(self, db: Database) -> None:
+        loop = asyncio.get_running_loop()
+        while self.dirty:  # no await between this test and the task ending: a new mark starts a new task
+            wait = self.last + ANNOUNCE_INTERVAL - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)  # commits of the interval join this notice
+            schemas, self.dirty = self.dirty, set()
+            self.last = loop.time()
+            try:
+                async with db.autocommit() as conn:
+                    for schema in sorted(schemas):
+                        await conn.exec_driver_sql(_notify_sql(schema))
+            except Exception as exc:  # the relay's poll picks the rows up; no writer fails for a notice
+                log.warning("outbox_notify_failed", schemas=sorted(schemas), error=repr(exc))
+
+
+_announcers: weakref.WeakKeyDictionary[Database, _Announcer] = weakref.WeakKeyDictionary()

@@ -117,9 +117,10 @@ async def reward_granted(ctx: Context, session: AsyncSession, event: ScanRewardG
     if event.received and event.character_code in known:
         await grant_character(session, user_id, event.character_code, "scan", now)
     # The points are the scan pipeline's decision: recorded as the event states them.
-    await add_points(session, user_id, event.job_id, SCAN_REWARD, event.scan_points, name, now)
+    deltas = {SCAN_REWARD: event.scan_points}
     if event.received:
-        await add_points(session, user_id, event.job_id, CHARACTER_COLLECTED, event.collected_points, name, now)
+        deltas[CHARACTER_COLLECTED] = event.collected_points
+    await add_points(session, user_id, event.job_id, deltas, name, now)
 
 
 @consumer.then(UserCreated, UserLoggedIn)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import re
 import secrets
 import uuid
@@ -16,7 +17,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -136,8 +139,24 @@ class PointsPage:
 # ----------------------------------------------------------------------------- shared writes
 
 
+# The consumers' per-event statements, built once per dialect (building them per call — ``values``
+# coercions, the cache key — costs more CPU than the round trip). Values come as parameters.
+_DELETED = select(DeletedUser.user_id).where(DeletedUser.user_id == bindparam("uid", type_=DeletedUser.user_id.type))
+
+
+@functools.cache
+def _grant_statement(dialect: str) -> Any:
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(OwnedCharacter).on_conflict_do_nothing()
+
+
+@functools.cache
+def _points_statement(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(PointEntry).on_conflict_do_nothing(index_elements=["user_id", "job_id", "reason"])
+
+
 async def is_deleted(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    return await session.get(DeletedUser, user_id) is not None
+    return (await session.execute(_DELETED, {"uid": user_id})).first() is not None
 
 
 async def insert_profile(session: AsyncSession, user_id: uuid.UUID, **values: Any) -> bool:
@@ -152,26 +171,27 @@ async def grant_character(
     session: AsyncSession, user_id: uuid.UUID, code: str, source: str, acquired_at: datetime
 ) -> bool:
     """Record ownership once per (user, character); True if this call granted it."""
-    statement = upsert(session, OwnedCharacter).values(
-        user_id=user_id, character_code=code, source=source, acquired_at=acquired_at
-    )
-    result = await session.execute(statement.on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    row = {"user_id": user_id, "character_code": code, "source": source, "acquired_at": acquired_at}
+    conn = await session.connection()  # Core: ``session.execute(insert, params)`` is the ORM's bulk path
+    return bool((await conn.execute(_grant_statement(conn.dialect.name), row)).rowcount)
 
 
 async def add_points(
     session: AsyncSession,
     user_id: uuid.UUID,
     job_id: uuid.UUID,
-    reason: str,
-    delta: int,
+    deltas: dict[str, int],
     character_name: str | None,
     at: datetime,
-) -> bool:
-    entry = {"user_id": user_id, "job_id": job_id, "reason": reason, "delta": delta, "character_name": character_name}
-    statement = upsert(session, PointEntry).values(id=uuid.uuid4(), created_at=at, **entry)
-    result = await session.execute(statement.on_conflict_do_nothing(index_elements=["user_id", "job_id", "reason"]))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+) -> None:
+    """Ledger entries of one scan job (``deltas``: reason → points), each at most once, in one statement."""
+    rows = [
+        {"id": uuid.uuid4(), "user_id": user_id, "job_id": job_id, "reason": reason, "delta": delta,
+         "character_name": character_name, "created_at": at}
+        for reason, delta in deltas.items()
+    ]  # fmt: skip
+    conn = await session.connection()
+    await conn.execute(_points_statement(conn.dialect.name), rows[0] if len(rows) == 1 else rows)
 
 
 # ------------------------------------------------------------------------------------ cursors

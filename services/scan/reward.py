@@ -11,10 +11,12 @@ nothing; a redelivery of a finished job re-reads the stored result and never dec
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import Table, bindparam, case, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.common.ai import Classification
@@ -23,7 +25,12 @@ from services.common.db import upsert
 from services.common.domain_events import DomainEvent, ScanRewardGranted, reward_points
 from services.common.knowledge import RECYCLABLE, Character, KnowledgeBase, character_for_middle
 from services.common.tracing import OUTBOX_TRACE_KEY, inject
-from services.scan.models import ClaimedCharacter, Outbox
+from services.scan.models import ClaimedCharacter, Job, Outbox
+
+OUTBOX_SCHEMA = str(Outbox.__table__.schema)
+# Built once (see pipeline.py): the row's values come as the execution's parameters.
+EMIT = insert(Outbox)
+_CLAIMS: dict[str, Any] = {}
 
 
 def eligible_character(kb: KnowledgeBase, checkpoint: dict[str, Any], *, enabled: bool = True) -> Character | None:
@@ -53,12 +60,11 @@ def reward_object(character: Character, c: Classification, received: bool) -> di
 
 async def claim(conn: AsyncConnection, user_id: uuid.UUID, character_code: str, job_id: uuid.UUID) -> bool:
     """Claim the character for the user inside the caller's transaction; ``True`` iff this job got it."""
-    statement = (
-        upsert(conn, ClaimedCharacter)
-        .values(user_id=user_id, character_code=character_code, job_id=job_id, claimed_at=utcnow())
-        .on_conflict_do_nothing()
-    )
-    return bool((await conn.execute(statement)).rowcount)
+    statement = _CLAIMS.get(conn.dialect.name)
+    if statement is None:
+        statement = _CLAIMS[conn.dialect.name] = upsert(conn, ClaimedCharacter).on_conflict_do_nothing()
+    row = {"user_id": user_id, "character_code": character_code, "job_id": job_id, "claimed_at": utcnow()}
+    return bool((await conn.execute(statement, row)).rowcount)
 
 
 def granted(user_id: uuid.UUID, job_id: uuid.UUID, character: Character, received: bool) -> ScanRewardGranted:
@@ -75,12 +81,116 @@ def granted(user_id: uuid.UUID, job_id: uuid.UUID, character: Character, receive
 async def emit(conn: AsyncConnection, event: DomainEvent) -> None:
     """``Outbox.emit`` for a Core transaction (no ORM session on the worker's path): the same row —
     type, payload as JSON, the writer's trace context for the relay to move to the message headers."""
+    row = {"id": uuid.uuid4(), "type": str(event.name), "payload": _payload(event), "occurred_at": utcnow()}
+    await conn.execute(EMIT, row)
+
+
+def _payload(event: DomainEvent) -> dict[str, Any]:
     payload = event.payload()
     trace = inject()
     if trace:
         payload[OUTBOX_TRACE_KEY] = dict(trace)
-    row = {"id": uuid.uuid4(), "type": str(event.name), "payload": payload, "occurred_at": utcnow()}
-    await conn.execute(insert(Outbox).values(**row))
+    return payload
+
+
+async def finish_rewarded(
+    conn: AsyncConnection,
+    job_id: uuid.UUID,
+    user_id: uuid.UUID,
+    character: Character,
+    stored: dict[bool, dict[str, Any]],
+) -> tuple[bool, bool]:
+    """PostgreSQL: the eligible finish — claim, the job's compare-and-set, the outbox row — as one
+    statement on an autocommit connection (one round trip instead of ``BEGIN`` + three statements +
+    ``COMMIT``). ``stored[received]``: the job's terminal values for either outcome of the claim (the
+    result's reward says ``received``/``already_owned``). Returns (won, received); nothing is
+    written unless won.
+
+    Why it is the same as the transaction (SQLite keeps that one): the job row is locked first
+    (``FOR UPDATE``; re-checked against its newest version, so a job the sweeper or another delivery
+    finished meanwhile is not returned) and the claim, the update and the outbox row are all read
+    from that locked row — no row, no claim, no event. The claim's ``ON CONFLICT DO NOTHING`` waits on
+    a concurrent claim of the same character and then finds it, as in the transaction. One
+    statement commits or fails as a whole."""
+    now = utcnow()
+    params: dict[str, Any] = {
+        "f_key": job_id,
+        "f_user_id": user_id,
+        "f_character_code": character.code,
+        "f_claimed_at": now,
+        "f_event_id": uuid.uuid4(),
+        "f_event_type": str(ScanRewardGranted.name),
+        "f_occurred_at": now,
+    }
+    for received, label in ((True, "received"), (False, "owned")):
+        values = stored[received]
+        params[f"f_result_{label}"] = values["result"]
+        params[f"f_checkpoint_{label}"] = values["checkpoint"]
+        params[f"f_payload_{label}"] = _payload(granted(user_id, job_id, character, received))
+    params["f_completed_at"] = stored[True]["completed_at"]
+    row = (await conn.execute(_finish_statement(), params)).one()
+    return bool(row.won), bool(row.received)
+
+
+@functools.cache
+def _finish_statement() -> Any:
+    """``WITH job (locked), claimed (INSERT … ON CONFLICT DO NOTHING), finished (UPDATE), emitted
+    (INSERT into the outbox) SELECT received, won``; built once. The parameters are named ``f_…``: an
+    ``UPDATE`` would take a parameter named like one of its columns as a value to set."""
+    jobs: Table = Job.__table__  # type: ignore[assignment]
+    claims: Table = ClaimedCharacter.__table__  # type: ignore[assignment]
+    outbox: Table = Outbox.__table__  # type: ignore[assignment]
+    unfinished = jobs.c.status.in_(("queued", "processing"))
+    job = (
+        select(jobs.c.id)
+        .where(jobs.c.id == bindparam("f_key", type_=jobs.c.id.type), unfinished)
+        .with_for_update()
+        .cte("job")
+    )
+    code = bindparam("f_character_code", type_=claims.c.character_code.type)
+    claim_row = select(
+        bindparam("f_user_id", type_=claims.c.user_id.type), code, job.c.id,
+        bindparam("f_claimed_at", type_=claims.c.claimed_at.type),
+    )  # fmt: skip
+    claimed = (
+        pg_insert(claims)
+        .from_select(["user_id", "character_code", "job_id", "claimed_at"], claim_row)
+        .on_conflict_do_nothing()
+        .returning(claims.c.job_id)
+        .cte("claimed")
+    )
+    received = select(claimed.c.job_id).exists()
+
+    def either(name: str, column: Any) -> Any:
+        return case(
+            (received, bindparam(f"f_{name}_received", type_=column.type)),
+            else_=bindparam(f"f_{name}_owned", type_=column.type),
+        )
+
+    finished = (
+        update(jobs)
+        .where(jobs.c.id == job.c.id, unfinished)
+        .values(
+            status="completed",
+            stage="reward",
+            progress=100,
+            completed_at=bindparam("f_completed_at", type_=jobs.c.completed_at.type),
+            reward_character=code,
+            result=either("result", jobs.c.result),
+            checkpoint=either("checkpoint", jobs.c.checkpoint),
+        )
+        .returning(jobs.c.id)
+        .cte("finished")
+    )
+    event_row = select(
+        bindparam("f_event_id", type_=outbox.c.id.type),
+        bindparam("f_event_type", type_=outbox.c.type.type),
+        either("payload", outbox.c.payload),
+        bindparam("f_occurred_at", type_=outbox.c.occurred_at.type),
+    ).select_from(finished)
+    emitted = insert(outbox).from_select(["id", "type", "payload", "occurred_at"], event_row).cte("emitted")
+    won = select(finished.c.id).exists()
+    return select(received.label("received"), won.label("won")).add_cte(emitted)
 
 
 async def erase_claims(session: AsyncSession, user_id: uuid.UUID) -> None:

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import String, select
+from sqlalchemy import String, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.clock import utcnow
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for, service_metadata
 from services.common.domain_events import DomainEvent
@@ -26,7 +27,7 @@ from services.common.events import (
     RabbitBus,
     Subscription,
 )
-from services.common.outbox import OutboxMixin
+from services.common.outbox import ANNOUNCE_INTERVAL, OutboxMixin, announce
 from tests.conftest import RABBITMQ_URL, REAL
 
 
@@ -360,6 +361,57 @@ async def test_a_committed_emit_notifies_listeners_in_other_processes(db: Databa
 
 async def _true(values: list[str]) -> bool:
     return bool(values)
+
+
+async def core_emit(db: Database, key: str) -> None:
+    """What the scan worker does: the outbox row in a Core transaction, announced after its commit."""
+    row = {"id": uuid.uuid4(), "type": "tally.bump", "payload": {"key": key}, "occurred_at": utcnow()}
+    async with db.transaction() as conn:
+        await conn.execute(insert(Outbox), row)
+    announce(db, "evtest")
+
+
+@pytest.mark.skipif(not REAL, reason="PostgreSQL NOTIFY")
+async def test_core_commits_are_announced_to_other_processes_coalesced(db: Database) -> None:
+    from services.common.events import _Listener
+
+    loop = asyncio.get_running_loop()
+    heard: list[tuple[float, str]] = []
+    listener = _Listener(db, lambda schema: heard.append((loop.time(), schema)))
+    await listener.ensure()
+    try:
+        await asyncio.sleep(2 * ANNOUNCE_INTERVAL)  # nothing of an earlier test pending
+        started = loop.time()
+        await core_emit(db, "alone")
+        await eventually(lambda: _true(heard), timeout=5)
+        assert heard[0][0] - started < 1.0  # well inside the relay's 2 s safety poll
+        heard.clear()
+        started = loop.time()
+        await asyncio.gather(*(core_emit(db, f"k{n}") for n in range(40)))
+        last_commit = loop.time()
+        await asyncio.sleep(3 * ANNOUNCE_INTERVAL)
+        assert {schema for _, schema in heard} == {"evtest"}
+        # Coalesced: at most one notice per interval (plus the one in flight), not one per commit …
+        assert len(heard) <= (last_commit - started) / ANNOUNCE_INTERVAL + 2
+        assert len(heard) < 40
+        # … and the last commit is announced after it happened.
+        assert heard[-1][0] >= last_commit
+    finally:
+        await listener.close()
+
+
+async def test_the_relay_wakes_on_a_core_writers_announce(db: Database, bus: EventBus) -> None:
+    stop = asyncio.Event()
+    await bus.declare({"tally": ("tally.bump",)})
+    consumer = asyncio.create_task(bus.consume(tally_subscription(db, {}), stop))
+    relay = OutboxRelay([OutboxSource("evtest", db, Outbox)], bus, idle_interval=3600)
+    relaying = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(0.5)  # the first (probing) pass is over: from now on only a notice wakes it
+    key = uuid.uuid4().hex
+    await core_emit(db, key)
+    await eventually(lambda: _has(db, key), timeout=30)
+    stop.set()
+    await asyncio.gather(relaying, consumer)
 
 
 async def test_a_batch_is_applied_in_one_transaction_once_per_event_id(db: Database) -> None:

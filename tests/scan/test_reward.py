@@ -103,6 +103,26 @@ async def test_a_user_deleted_mid_scan_is_granted_nothing(make_stack: StackFacto
     assert await granted_events(stack) == []
 
 
+async def test_a_job_finished_by_the_sweeper_mid_scan_is_granted_nothing(make_stack: StackFactory) -> None:
+    """The finish lost the race (the sweeper failed the job during the answer call): the claim, the
+    result and the event all depend on the compare-and-set, so nothing is granted and the failure stands."""
+    stack = await make_stack(model=True, worker=False)
+    stack.llm.latency["answer"] = 0.5
+    job_id = (await stack.submit("라벨 뗀 생수병")).json()["job_id"]
+    pipeline = stack.service.pipeline
+    running = asyncio.create_task(pipeline.run(job_id, 1))
+    await asyncio.sleep(0.25)  # inside the answer call
+    job = await pipeline._load(job_id)
+    assert job is not None
+    assert job.status == "processing"
+    await pipeline.fail(job, "SCAN_TIMEOUT")  # what the sweeper does to an overdue job
+    await running
+    result = await stack.result(job_id)
+    assert (result["status"], result["error"]["code"]) == ("failed", "SCAN_TIMEOUT")
+    assert await claims(stack) == []
+    assert await granted_events(stack) == []
+
+
 async def test_ineligible_scans_claim_nothing_and_emit_nothing(make_stack: StackFactory) -> None:
     stack = await make_stack()
     result = await stack.result((await stack.submit("라벨 안 뗀 생수병")).json()["job_id"])
