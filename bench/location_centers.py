@@ -17,6 +17,10 @@ postgresql://postgres@127.0.0.1:5432/postgres).
 - ``--rows``: synthetic sites to generate and import (default 1,000,000).
 - ``--requests``: measured requests per (area, zoom), after 20 warm-up ones (default 300).
 - ``--naive-runs``: runs of the naive full-scan query per (area, zoom) (default 5).
+- ``--variants auto,rows,ids``: the index statement of the service call — ``auto`` as the route
+  chooses it (by the entry cache's recent misses), ``rows`` always with the entries' columns, ``ids``
+  always ids only (misses read by a second primary-key query); each variant has its own cache, and
+  the ``server``/``naive`` columns are measured once per row (default ``auto``).
 - ``--database NAME``: use (and keep) this database; when it already holds the sites, generation
   and import are skipped — so that code changes can be measured on the same imported data. Drop it
   by hand afterwards (``DROP DATABASE NAME``).
@@ -131,39 +135,57 @@ def entry_cache_kb(service: LocationService) -> float:
     return size / len(sites) / 1024 + 0.1  # + the dict entry and the int key, roughly
 
 
-async def measure(url: str, common: CommonSettings, requests: int, naive_runs: int) -> None:
+def forced(variant: str) -> LocationService:
+    """A service whose index statement is chosen as the route does (``auto``: by the cache's recent
+    misses) or always the same (``rows``: entries' columns with the index query; ``ids``: ids only,
+    misses by a second primary-key query)."""
+    service = LocationService()
+    if variant != "auto":
+        service.entries.wants_rows = lambda: variant == "rows"  # type: ignore[method-assign]
+    return service
+
+
+async def measure(url: str, common: CommonSettings, requests: int, naive_runs: int, variants: list[str]) -> None:
     db = Database(url, SCHEMA)
     reads = ReadSessions(db)
-    service = LocationService()
+    services = {variant: forced(variant) for variant in variants}
+    service = services[variants[0]]
     timer = ServerTimer(create_app(common=common, settings=LocationSettings(environment="test")))
     headers = auth_headers(common)
     rng = random.Random(11)
     print(f"\n{load_average()} at the start of the measurements")
-    print(f"\n{'area':<7}{'zoom':>5}{'rows':>6}{'service p50':>13}{'p99':>8}{'cpu p99':>9}{'server p50':>12}{'p99':>8}"
-          f"{'cpu p99':>9}{'naive p50':>11}{'ratio':>8}{'cached':>9}")  # fmt: skip
+    print(f"\n{'area':<7}{'zoom':>5}{'variant':>8}{'rows':>6}{'service p50':>13}{'p99':>8}{'cpu p99':>9}{'server p50':>12}"
+          f"{'p99':>8}{'cpu p99':>9}{'naive p50':>11}{'ratio':>8}{'cached':>9}")  # fmt: skip
     async with app_client(timer) as client:  # type: ignore[arg-type]
         for area, centre in (("dense", DENSE), ("sparse", SPARSE)):
             for zoom in ZOOMS:
                 radius, limit = zoom_plan(zoom, None)
                 points = [jitter(rng, centre) for _ in range(requests)]
-                found: list[int] = []
+                measured = {}
+                for variant, service in services.items():
+                    found: list[int] = []
 
-                async def service_call(
-                    points: list[tuple[float, float]] = points, found: list[int] = found, zoom: int = zoom
-                ) -> None:
-                    lat, lon = points[len(found) % len(points)]
-                    body = await reads.run(  # what the route does (reads.py + centers_json)
-                        lambda session: service.centers_json(
-                            session, lat=lat, lon=lon, zoom=zoom, radius=None, store_category=None, pickup_category=None
-                        )
-                    )
-                    found.append(body.count(b'"distance_km":'))
+                    async def service_call(
+                        points: list[tuple[float, float]] = points,
+                        found: list[int] = found,
+                        zoom: int = zoom,
+                        service: LocationService = service,
+                    ) -> None:
+                        lat, lon = points[len(found) % len(points)]
+                        body = await reads.run(  # what the route does (reads.py + centers_json)
+                            lambda session: service.centers_json(
+                                session, lat=lat, lon=lon, zoom=zoom, radius=None, store_category=None,
+                                pickup_category=None,
+                            )
+                        )  # fmt: skip
+                        found.append(body.count(b'"distance_km":'))
 
-                await timed(service_call, 20)  # warm the pool and the plan cache
-                found.clear()
-                hits, misses = service.entries.hits, service.entries.misses
-                svc, svc_cpu = await timed_cpu(service_call, requests)
-                hits, misses = service.entries.hits - hits, service.entries.misses - misses
+                    await timed(service_call, 20)  # warm the pool and the plan cache
+                    found.clear()
+                    hits, misses = service.entries.hits, service.entries.misses
+                    svc, svc_cpu = await timed_cpu(service_call, requests)
+                    hits, misses = service.entries.hits - hits, service.entries.misses - misses
+                    measured[variant] = (svc, svc_cpu, statistics.mean(found), hits, misses)
 
                 calls = itertools.count()
 
@@ -189,13 +211,14 @@ async def measure(url: str, common: CommonSettings, requests: int, naive_runs: i
                         await session.execute(NAIVE, {"lat": lat, "lon": lon, "radius": radius, "limit": limit})
 
                 naive = await timed(naive_call, naive_runs)
-                ratio = statistics.median(naive) / statistics.median(svc)
-                print(
-                    f"{area:<7}{zoom:>5}{round(statistics.mean(found)):>6}"
-                    f"{statistics.median(svc):>11.2f}ms{percentile(svc, 0.99):>6.2f}ms{percentile(svc_cpu, 0.99):>7.2f}ms"
-                    f"{statistics.median(http):>10.2f}ms{percentile(http, 0.99):>6.2f}ms{percentile(http_cpu, 0.99):>7.2f}ms"
-                    f"{statistics.median(naive):>9.0f}ms{ratio:>7.0f}×{100 * hits / max(hits + misses, 1):>8.1f}%"
-                )
+                for variant, (svc, svc_cpu, found_mean, hits, misses) in measured.items():
+                    ratio = statistics.median(naive) / statistics.median(svc)
+                    print(
+                        f"{area:<7}{zoom:>5}{variant:>8}{round(found_mean):>6}"
+                        f"{statistics.median(svc):>11.2f}ms{percentile(svc, 0.99):>6.2f}ms{percentile(svc_cpu, 0.99):>7.2f}ms"
+                        f"{statistics.median(http):>10.2f}ms{percentile(http, 0.99):>6.2f}ms{percentile(http_cpu, 0.99):>7.2f}ms"
+                        f"{statistics.median(naive):>9.0f}ms{ratio:>7.0f}×{100 * hits / max(hits + misses, 1):>8.1f}%"
+                    )  # fmt: skip
     await reads.dispose()
     print(f"\n{load_average()} at the end of the measurements")
     print(f"entry cache: {len(service.entries.sites):,} sites held, {entry_cache_kb(service):.2f} KB each")
@@ -204,9 +227,8 @@ async def measure(url: str, common: CommonSettings, requests: int, naive_runs: i
         # The statement the service runs (index.py), shown with the planner's choice.
         plan = await session.execute(
             text(
-                "EXPLAIN ANALYZE SELECT id FROM location.sites WHERE earth_box(ll_to_earth(:lat, :lon), 60000) "
-                "@> ll_to_earth(latitude, longitude) AND earth_distance(ll_to_earth(latitude, longitude), "
-                "ll_to_earth(:lat, :lon)) <= 60000 ORDER BY ll_to_earth(latitude, longitude) <-> "
+                "EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM location.sites WHERE earth_box(ll_to_earth(:lat, :lon), 60000) "
+                "@> ll_to_earth(latitude, longitude) ORDER BY ll_to_earth(latitude, longitude) <-> "
                 "ll_to_earth(:lat, :lon) LIMIT 51"
             ),
             {"lat": lat, "lon": lon},
@@ -217,7 +239,7 @@ async def measure(url: str, common: CommonSettings, requests: int, naive_runs: i
     await db.dispose()
 
 
-async def main(rows: int, requests: int, naive_runs: int, database: str | None) -> None:
+async def main(rows: int, requests: int, naive_runs: int, database: str | None, variants: list[str]) -> None:
     async with bench_database(database, keep=database is not None) as bench:
         with tempfile.TemporaryDirectory() as tmp:
             common = CommonSettings(
@@ -247,7 +269,7 @@ async def main(rows: int, requests: int, naive_runs: int, database: str | None) 
                     f"import: {summary.as_dict()} in {elapsed:.1f}s → {rows / elapsed:,.0f} rows/s ({load_average()})"
                 )
             await db.dispose()  # the import ANALYZEd the table (importer.ANALYZE_AFTER)
-            await measure(bench.url, common, requests, naive_runs)
+            await measure(bench.url, common, requests, naive_runs, variants)
 
 
 if __name__ == "__main__":
@@ -256,5 +278,8 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--naive-runs", type=int, default=5)
     parser.add_argument("--database", default=None, help="use and keep this database (import skipped if it has sites)")
+    parser.add_argument(
+        "--variants", default="auto", help="comma-separated: auto (the route's choice), rows, ids (forced statements)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.rows, args.requests, args.naive_runs, args.database))
+    asyncio.run(main(args.rows, args.requests, args.naive_runs, args.database, args.variants.split(",")))

@@ -23,7 +23,7 @@ from services.location.classify import (
     pickup_list,
     pickup_mask,
 )
-from services.location.entries import DEFAULT_CAPACITY, EntryCache, render
+from services.location.entries import DEFAULT_CAPACITY, ENTRY_JSON_SQL, EntryCache, render
 from services.location.hours import opening_state, seoul, today_column
 from services.location.index import Filters, nearby, nearby_hits, text_match
 from services.location.models import Site
@@ -179,14 +179,16 @@ class LocationService:
         pickup_category: str | None,
     ) -> bytes:
         """``centers`` rendered as the response body, byte for byte what FastAPI makes of its list,
-        at a fraction of the cost: the index returns ids only and the entries' fixed parts come
-        from memory (``entries.py``). The HTTP route uses this; ``centers`` stays for callers that
+        at a fraction of the cost: the entries' fixed parts come from memory (``entries.py``), and
+        the one index query brings the columns of the sites not held when the cache is cold. The HTTP route uses this; ``centers`` stays for callers that
         want the entries as objects."""
         filters = self.filters(store_category, pickup_category)
         radius_m, limit = zoom_plan(zoom, radius)
         now = seoul(self.clock())
         with timed(LOCATION_QUERY("nearby")):
-            hits = await nearby_hits(session, lat, lon, radius_m, limit, filters)
+            # Entry columns ride along when the cache is cold: one round trip (entries.EntryCache).
+            row_sql = ENTRY_JSON_SQL if self.entries.wants_rows() else None
+            hits = await nearby_hits(session, lat, lon, radius_m, limit, filters, row_sql=row_sql)
         return await render(session, self.entries, hits, now)
 
     @staticmethod

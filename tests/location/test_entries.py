@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from services.common.db import Database
+from services.location.entries import EntryCache
 from services.location.importer import import_rows
 from services.location.models import Site
 from services.location.schemas import LocationEntry
@@ -86,6 +87,39 @@ async def test_same_bytes_as_the_model_path_on_the_sample_data(location_db: Data
     await load(location_db, SAMPLE_KECO, SourceFormat.KECO)
     await load(location_db, SAMPLE_ZEROWASTE, SourceFormat.ZEROWASTE)
     assert await compare_everywhere(location_db, every=3) > 500
+
+
+@pytest.mark.parametrize("with_rows", [True, False], ids=["rows-in-index-query", "ids-then-primary-key"])
+async def test_both_statement_variants_render_the_same_bytes(location_db: Database, with_rows: bool) -> None:
+    # Each variant forced for every search, cold and warm (the service picks by the recent miss share).
+    await reset(location_db)
+    await load(location_db, SAMPLE_KECO, SourceFormat.KECO)
+    await load(location_db, SAMPLE_ZEROWASTE, SourceFormat.ZEROWASTE)
+    async with location_db.session() as session:
+        rows = (await session.execute(select(Site.latitude, Site.longitude).order_by(Site.id))).all()
+    service = clocked(INSTANTS[1])
+    service.entries.wants_rows = lambda: with_rows  # type: ignore[method-assign]
+    for _ in range(2):
+        for lat, lon in [(r.latitude, r.longitude) for r in rows[::5]]:
+            for case in CASES[:4]:
+                fast, slow = await both(location_db, service, lat, lon, **case)
+                assert fast == slow, (lat, lon, case, with_rows)
+    assert service.entries.hits > 0
+    assert service.entries.misses > 0
+
+
+def test_the_statement_variant_follows_the_recent_misses() -> None:
+    cache = EntryCache()
+    assert cache.wants_rows()  # empty: every hit would be a miss
+    for _ in range(10):
+        cache.note(2, 200)
+    assert not cache.wants_rows()  # warm (1 % misses): ids only, the few misses by primary key
+    for _ in range(5):
+        cache.note(25, 50)
+    assert cache.wants_rows()  # the map moved to an area not held (50 % misses): rows again
+    cache.note(0, 0)  # an empty page says nothing
+    assert cache.wants_rows()
+    assert EntryCache(capacity=0).wants_rows()  # no cache: every search needs the rows
 
 
 @pytest.mark.skipif(not (KECO_FILE.is_file() and ZEROWASTE_FILE.is_file()), reason="needs the public datasets")
@@ -169,7 +203,8 @@ async def test_reads_survive_a_dropped_connection_and_need_no_transaction(locati
                                                               store_category=None, pickup_category=None))  # fmt: skip
 
     try:
-        first = await centers()
+        first = await centers()  # cold: the entries' columns come with the index query, no second read
+        assert len(statements) == 1
         pid = await reads.run(lambda s: s.scalar(text("SELECT pg_backend_pid()")))
         statements.clear()
         assert await centers() == first  # from the cache: the index query alone, no BEGIN/COMMIT
@@ -189,3 +224,23 @@ async def test_reads_survive_a_dropped_connection_and_need_no_transaction(locati
         assert await centers() == first
     finally:
         await reads.dispose()
+
+
+@pytest.mark.real_only
+async def test_cluster_rewrites_the_table_in_spatial_order_and_keeps_the_answers(location_db: Database) -> None:
+    from sqlalchemy import text
+
+    from services.location.cli import _cluster
+
+    await load_sites(location_db, *(site(n, 37.5663 + (n % 7) * 1e-3, 126.9779 + n * 1e-4) for n in range(1, 40)))
+    service = clocked(INSTANTS[0], entry_cache_size=0)
+    before, _ = await both(location_db, service, *SEOUL_CITY_HALL, zoom=7)
+    await _cluster(location_db.url)
+    after, slow = await both(location_db, service, *SEOUL_CITY_HALL, zoom=7)
+    assert after == before == slow
+    assert after.count(b'"id"') == 39
+    async with location_db.session() as session:
+        clustered = await session.scalar(
+            text("SELECT indisclustered FROM pg_index WHERE indexrelid = 'location.ix_sites_earth'::regclass")
+        )
+    assert clustered  # a later plain `CLUSTER location.sites` reuses the spatial index

@@ -258,3 +258,11 @@ def test_cli_import_prints_summary_and_reasons(tmp_path: Path) -> None:
     wrong = runner.invoke(eco2, ["location", "import", str(ZEROWASTE_FILE), "--format", "keco"], env=env)
     assert wrong.exit_code == 1
     assert "missing column" in wrong.output
+
+
+@pytest.mark.skipif(REAL, reason="the CLI writes to its own embedded database here")
+def test_cli_cluster_is_a_no_op_on_the_embedded_database(tmp_path: Path) -> None:
+    env = {"ECO2_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "COLUMNS": "200"}
+    result = CliRunner().invoke(eco2, ["location", "cluster"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "nothing to do" in result.output
