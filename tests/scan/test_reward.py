@@ -83,13 +83,18 @@ async def test_redelivery_after_a_crash_between_finish_and_done(make_stack: Stac
     assert len(await granted_events(stack)) == 1
 
 
-async def test_a_user_deleted_mid_scan_is_granted_nothing(make_stack: StackFactory) -> None:
+async def eligible_scan_in_answer_call(make_stack: StackFactory) -> tuple[Stack, str, asyncio.Task[None]]:
+    """An eligible scan run by the pipeline directly (no worker), paused inside its answer call."""
     stack = await make_stack(model=True, worker=False)
     stack.llm.latency["answer"] = 0.5
     job_id = (await stack.submit("라벨 뗀 생수병")).json()["job_id"]
-    pipeline = stack.service.pipeline
-    running = asyncio.create_task(pipeline.run(job_id, 1))
+    running = asyncio.create_task(stack.service.pipeline.run(job_id, 1))
     await asyncio.sleep(0.25)  # inside the answer call
+    return stack, job_id, running
+
+
+async def test_a_user_deleted_mid_scan_is_granted_nothing(make_stack: StackFactory) -> None:
+    stack, _, running = await eligible_scan_in_answer_call(make_stack)
     runtime = ServiceRuntime("scan", "scan", stack.common)
     try:
         (subscription,) = consumers.build(runtime, stack.settings)
@@ -106,12 +111,8 @@ async def test_a_user_deleted_mid_scan_is_granted_nothing(make_stack: StackFacto
 async def test_a_job_finished_by_the_sweeper_mid_scan_is_granted_nothing(make_stack: StackFactory) -> None:
     """The finish lost the race (the sweeper failed the job during the answer call): the claim, the
     result and the event all depend on the compare-and-set, so nothing is granted and the failure stands."""
-    stack = await make_stack(model=True, worker=False)
-    stack.llm.latency["answer"] = 0.5
-    job_id = (await stack.submit("라벨 뗀 생수병")).json()["job_id"]
+    stack, job_id, running = await eligible_scan_in_answer_call(make_stack)
     pipeline = stack.service.pipeline
-    running = asyncio.create_task(pipeline.run(job_id, 1))
-    await asyncio.sleep(0.25)  # inside the answer call
     job = await pipeline._load(job_id)
     assert job is not None
     assert job.status == "processing"
