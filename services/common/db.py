@@ -7,6 +7,7 @@ file per service via aiosqlite; models keep their ``schema=`` and the schema is 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,8 +62,20 @@ def upsert(target: AsyncSession | AsyncConnection, model: Any) -> Any:
     """``INSERT`` for the dialect of a session or connection, with ``on_conflict_do_nothing``/``do_update``
     available (both backends spell upserts the same way; the generic ``insert`` has neither)."""
     dialect = target.dialect if isinstance(target, AsyncConnection) else target.get_bind().dialect
-    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
-    return insert(model)
+    return _insert_for(dialect.name)(model)
+
+
+def _insert_for(dialect_name: str) -> Any:
+    return pg_insert if dialect_name == "postgresql" else sqlite_insert
+
+
+@functools.cache
+def insert_ignoring(dialect_name: str, model: Any, index_elements: tuple[str, ...] | None = None) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` into ``model``, built once per dialect: the row comes as the
+    execution's parameters. For per-event writes, where building the statement (``values`` coercions,
+    its cache key) costs more CPU than the round trip."""
+    conflict = list(index_elements) if index_elements else None
+    return _insert_for(dialect_name)(model).on_conflict_do_nothing(index_elements=conflict)
 
 
 def database_url_for(service: str, database_url: str | None, data_dir: Path) -> str:

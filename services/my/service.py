@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import re
 import secrets
 import uuid
@@ -18,14 +17,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.cache import InvalidatedCache
 from services.common.clock import iso_ms, utcnow
-from services.common.db import Database, upsert
+from services.common.db import Database, insert_ignoring, upsert
 from services.common.domain_events import UserDeleted
 from services.common.errors import BadRequest, NotFound, Unauthorized
 from services.common.knowledge import Character, characters, mascot, nfc
@@ -139,20 +136,10 @@ class PointsPage:
 # ----------------------------------------------------------------------------- shared writes
 
 
-# The consumers' per-event statements, built once per dialect (building them per call — ``values``
-# coercions, the cache key — costs more CPU than the round trip). Values come as parameters.
+# The consumers' per-event statements are built once (``insert_ignoring`` for the inserts): building
+# them per call — ``values`` coercions, the cache key — costs more CPU than the round trip.
+_LEDGER_KEY = ("user_id", "job_id", "reason")  # one ledger entry per (user, job, reason)
 _DELETED = select(DeletedUser.user_id).where(DeletedUser.user_id == bindparam("uid", type_=DeletedUser.user_id.type))
-
-
-@functools.cache
-def _grant_statement(dialect: str) -> Any:
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(OwnedCharacter).on_conflict_do_nothing()
-
-
-@functools.cache
-def _points_statement(dialect: str) -> Any:
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(PointEntry).on_conflict_do_nothing(index_elements=["user_id", "job_id", "reason"])
 
 
 async def is_deleted(session: AsyncSession, user_id: uuid.UUID) -> bool:
@@ -173,7 +160,7 @@ async def grant_character(
     """Record ownership once per (user, character); True if this call granted it."""
     row = {"user_id": user_id, "character_code": code, "source": source, "acquired_at": acquired_at}
     conn = await session.connection()  # Core: ``session.execute(insert, params)`` is the ORM's bulk path
-    return bool((await conn.execute(_grant_statement(conn.dialect.name), row)).rowcount)
+    return bool((await conn.execute(insert_ignoring(conn.dialect.name, OwnedCharacter), row)).rowcount)
 
 
 async def add_points(
@@ -191,7 +178,7 @@ async def add_points(
         for reason, delta in deltas.items()
     ]  # fmt: skip
     conn = await session.connection()
-    await conn.execute(_points_statement(conn.dialect.name), rows[0] if len(rows) == 1 else rows)
+    await conn.execute(insert_ignoring(conn.dialect.name, PointEntry, _LEDGER_KEY), rows[0] if len(rows) == 1 else rows)
 
 
 # ------------------------------------------------------------------------------------ cursors

@@ -17,6 +17,7 @@ from services.common.outbox import OutboxMixin
 
 SCHEMA = "scan"
 TERMINAL = ("completed", "failed")
+OPEN = ("queued", "processing")  # a job still running: only these may be written or finished
 
 
 class Base(DeclarativeBase):

@@ -45,7 +45,7 @@ from services.common.knowledge import KnowledgeBase
 from services.common.logging import get_logger
 from services.common.outbox import announce
 from services.scan.config import ScanSettings
-from services.scan.models import TERMINAL, Job
+from services.scan.models import OPEN, TERMINAL, Job
 from services.scan.reward import (
     OUTBOX_SCHEMA,
     claim,
@@ -66,7 +66,6 @@ SLOW_STAGES = frozenset({"vision", "answer"})
 # stored with the result, so every stage is stored before its ``completed`` event goes out.
 CHECKPOINT_AFTER = frozenset({"rule"})
 JOBS: Table = Job.__table__  # type: ignore[assignment]
-OPEN = ("queued", "processing")
 # The worker's statements, built once: building them per call (``where``/``values`` coercions, the
 # cache key) was ≈ 4 % of the worker's samples. ``key`` is the job id; an ``UPDATE`` without
 # ``values()`` sets the columns named by the execution's other parameters.

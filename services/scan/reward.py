@@ -21,16 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.common.ai import Classification
 from services.common.clock import utcnow
-from services.common.db import upsert
+from services.common.db import insert_ignoring
 from services.common.domain_events import DomainEvent, ScanRewardGranted, reward_points
 from services.common.knowledge import RECYCLABLE, Character, KnowledgeBase, character_for_middle
 from services.common.tracing import OUTBOX_TRACE_KEY, inject
-from services.scan.models import ClaimedCharacter, Job, Outbox
+from services.scan.models import OPEN, ClaimedCharacter, Job, Outbox
 
 OUTBOX_SCHEMA = str(Outbox.__table__.schema)
 # Built once (see pipeline.py): the row's values come as the execution's parameters.
 EMIT = insert(Outbox)
-_CLAIMS: dict[str, Any] = {}
 
 
 def eligible_character(kb: KnowledgeBase, checkpoint: dict[str, Any], *, enabled: bool = True) -> Character | None:
@@ -60,9 +59,7 @@ def reward_object(character: Character, c: Classification, received: bool) -> di
 
 async def claim(conn: AsyncConnection, user_id: uuid.UUID, character_code: str, job_id: uuid.UUID) -> bool:
     """Claim the character for the user inside the caller's transaction; ``True`` iff this job got it."""
-    statement = _CLAIMS.get(conn.dialect.name)
-    if statement is None:
-        statement = _CLAIMS[conn.dialect.name] = upsert(conn, ClaimedCharacter).on_conflict_do_nothing()
+    statement = insert_ignoring(conn.dialect.name, ClaimedCharacter)
     row = {"user_id": user_id, "character_code": character_code, "job_id": job_id, "claimed_at": utcnow()}
     return bool((await conn.execute(statement, row)).rowcount)
 
@@ -140,7 +137,7 @@ def _finish_statement() -> Any:
     jobs: Table = Job.__table__  # type: ignore[assignment]
     claims: Table = ClaimedCharacter.__table__  # type: ignore[assignment]
     outbox: Table = Outbox.__table__  # type: ignore[assignment]
-    unfinished = jobs.c.status.in_(("queued", "processing"))
+    unfinished = jobs.c.status.in_(OPEN)
     job = (
         select(jobs.c.id)
         .where(jobs.c.id == bindparam("f_key", type_=jobs.c.id.type), unfinished)

@@ -27,7 +27,7 @@ from services.common.ratelimit import RateLimiter
 from services.common.uploads import ImageResolver
 from services.registry import SERVICES
 from services.scan.config import ScanSettings
-from services.scan.models import TERMINAL, IdempotencyKey, Job
+from services.scan.models import OPEN, TERMINAL, IdempotencyKey, Job
 from services.scan.pipeline import STAGE_MESSAGES, STAGES, ScanPipeline
 from services.scan.schemas import ScanRequest, SubmitResponse
 
@@ -327,11 +327,7 @@ class ScanService:
         now = utcnow()
         async with self.db.session() as session:
             overdue = (
-                (
-                    await session.execute(
-                        select(Job).where(Job.status.in_(("queued", "processing")), Job.deadline_at < now).limit(200)
-                    )
-                )
+                (await session.execute(select(Job).where(Job.status.in_(OPEN), Job.deadline_at < now).limit(200)))
                 .scalars()
                 .all()
             )
@@ -352,7 +348,7 @@ class ScanService:
             )
             if stuck:
                 await session.execute(update(Job).where(Job.id.in_(stuck)).values(enqueued_at=now))
-            unfinished = Job.status.in_(("queued", "processing"))
+            unfinished = Job.status.in_(OPEN)
             record_backlog("scan", overdue=len(overdue), now=now,
                            oldest_unfinished=await session.scalar(select(func.min(Job.created_at)).where(unfinished)))  # fmt: skip
         for job in overdue:
