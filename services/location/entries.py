@@ -11,10 +11,10 @@ i.e. 24 ms for a 200-row page. Here the fixed part of a site is rendered once in
 kept in memory under ``(id, content_hash)``. While the cache is warm a request asks the index only
 for ``(id, content_hash, distance)`` and reads the rare site it does not hold by primary key; while
 it is cold (recent searches met misses, ``EntryCache.wants_rows``) the index query also returns each
-hit's entry columns as one JSON text (``ENTRY_JSON_SQL``), so the misses cost no second round trip. The import writes a
-new ``content_hash`` whenever anything of a row changes (the hash covers every field, the metadata and
-the derived columns), so a changed site is a cache miss in every process, with no messaging: nothing
-stale can be served, whichever process ran the import.
+hit's entry columns as one JSON text (``ENTRY_JSON_SQL``), so the misses cost no second round trip.
+The import writes a new ``content_hash`` whenever anything of a row changes (the hash covers every
+field, the metadata and the derived columns), so a changed site is a cache miss in every process,
+with no messaging: nothing stale can be served, whichever process ran the import.
 
 The bytes are exactly what FastAPI renders for ``list[LocationEntry]`` (pydantic-core's JSON
 serializer, the same one used here for every fixed fragment); ``tests/location/test_entries.py``

@@ -180,8 +180,8 @@ class LocationService:
     ) -> bytes:
         """``centers`` rendered as the response body, byte for byte what FastAPI makes of its list,
         at a fraction of the cost: the entries' fixed parts come from memory (``entries.py``), and
-        the one index query brings the columns of the sites not held when the cache is cold. The HTTP route uses this; ``centers`` stays for callers that
-        want the entries as objects."""
+        the one index query brings the columns of the sites not held when the cache is cold. The
+        HTTP route uses this; ``centers`` stays for callers that want the entries as objects."""
         filters = self.filters(store_category, pickup_category)
         radius_m, limit = zoom_plan(zoom, radius)
         now = seoul(self.clock())
