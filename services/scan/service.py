@@ -69,6 +69,7 @@ class StreamStart:
     job_id: uuid.UUID
     finished: Callable[[], Awaitable[Frame | None]] | None
     when_idle: bool = False  # ask ``finished`` at the first keepalive instead of at connect time
+    backlog: list[Frame] | None = None  # the log's events after the resume point, read with the owner
 
 
 async def _ready(frame: Frame) -> Frame:
@@ -237,20 +238,23 @@ class ScanService:
     # before. The log and its owner expire with the job's retention and are deleted with the job
     # (purge, account erasure), so the log says yes only while the database would.
 
-    async def stream_job(self, user_id: uuid.UUID, job_id: str) -> StreamStart:
-        """The caller's job for its event stream, and how the stream learns that a job is over whose
-        log lacks ``done`` (``JobStreamResponse(finished=…)``)."""
+    async def stream_job(self, user_id: uuid.UUID, job_id: str, after: int = 0) -> StreamStart:
+        """The caller's job for its event stream, the log's events after ``after`` (one round trip with
+        the owner; the caller has subscribed to the job first, ``events.attach``), and how the stream
+        learns that a job is over whose log lacks ``done`` (``JobStreamResponse(finished=…)``)."""
         key = job_key(job_id)
-        owner, last = await self.events.owner_and_last(str(key))
+        owner, backlog, last = await self.events.owner_and_backlog(str(key), after)
         if owner == str(user_id):
             if last is not None and last.event == TERMINAL_EVENT:
                 done = last
-                return StreamStart(key, lambda: _ready(done))  # over: a resumed client still ends with it
+                # over: a resumed client still ends with it
+                return StreamStart(key, lambda: _ready(done), backlog=backlog)
             # Running, or over with `done` never appended (a crash in between): asked only if the stream idles.
-            return StreamStart(key, lambda: self.terminal_frame(key), when_idle=True)
+            return StreamStart(key, lambda: self.terminal_frame(key), when_idle=True, backlog=backlog)
         job = await self.owned_job(user_id, job_id)
-        # Only a job already over at connect time can lack a live `done`; running jobs deliver it.
-        return StreamStart(key, (lambda: self.terminal_frame(key)) if job.status in TERMINAL else None)
+        # Only a job already over at connect time can lack a live `done`; running jobs deliver it. The
+        # backlog is the log's whoever answered ownership: it was read after the caller subscribed.
+        return StreamStart(key, (lambda: self.terminal_frame(key)) if job.status in TERMINAL else None, backlog=backlog)
 
     async def result(self, user_id: uuid.UUID, job_id: str) -> tuple[int, bytes | dict[str, Any]]:
         """``GET /scan/{id}/result``: from the log's ``done`` event when the log answers for the caller

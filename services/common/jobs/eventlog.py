@@ -155,6 +155,14 @@ class JobEventLog(ABC):
     async def owner(self, job_id: str) -> str | None:
         return (await self.owner_and_last(job_id))[0]
 
+    async def owner_and_backlog(self, job_id: str, after: int = 0) -> tuple[str | None, list[Frame], Frame | None]:
+        """What a stream opens with: the owner (as ``owner_and_last``), the events with ``seq > after``
+        and the log's last event. The real adapter reads them in one round trip; a stream that will
+        use the backlog must have subscribed (``attach``) before."""
+        owner, last = await self.owner_and_last(job_id)
+        backlog = await self.read(job_id, after)
+        return owner, backlog, backlog[-1] if backlog else last
+
     @abstractmethod
     async def delete(self, job_id: str) -> None: ...
 
@@ -164,13 +172,18 @@ class JobEventLog(ABC):
     @contextlib.asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[Subscription]:
         """Register *before* reading the backlog so nothing produced in between is missed."""
-        await self.ensure_listening()
-        sub = Subscription(job_id)
-        self.hub.add(sub)
+        sub = await self.attach(job_id)
         try:
             yield sub
         finally:
             self.hub.remove(sub)
+
+    async def attach(self, job_id: str) -> Subscription:
+        """``subscribe`` without the block: the caller removes it (``hub.remove``) when done."""
+        await self.ensure_listening()
+        sub = Subscription(job_id)
+        self.hub.add(sub)
+        return sub
 
     async def ping(self) -> None:
         return None
@@ -276,6 +289,16 @@ return seqs
 _OWNER_AND_LAST = """
 return {redis.call('GET', KEYS[2]) or '', redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)}
 """
+# A stream's opening read, in one round trip: the owner, the entries after the resume point (ARGV[1],
+# an XRANGE start) and, only when there are none, the log's last entry.
+_OWNER_AND_BACKLOG = """
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+')
+local last = {}
+if #entries == 0 then
+  last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+end
+return {redis.call('GET', KEYS[2]) or '', entries, last}
+"""
 FIRST_EVENT = "queued"  # every job's first event (docs/api.md, SSE events: scan and chat)
 
 
@@ -287,6 +310,7 @@ class RedisJobEventLog(JobEventLog):
         self.channel = f"{self.prefix}live"
         self._append = self.client.register_script(_APPEND)
         self._owner_and_last = self.client.register_script(_OWNER_AND_LAST)
+        self._owner_and_backlog = self.client.register_script(_OWNER_AND_BACKLOG)
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
@@ -316,12 +340,13 @@ class RedisJobEventLog(JobEventLog):
     async def owner_and_last(self, job_id: str) -> tuple[str | None, Frame | None]:
         log_key, _, _, owner_key = self._keys(job_id)
         owner, entries = await self._owner_and_last(keys=[log_key, owner_key])
-        last = None
-        if entries:
-            entry_id, fields = entries[0]
-            values = dict(zip(fields[::2], fields[1::2], strict=True))  # a script returns the flat field list
-            last = Frame(int(str(entry_id).split("-")[0]), str(values["e"]), str(values["d"]))
-        return (str(owner) or None), last
+        return (str(owner) or None), (_script_frame(entries[0]) if entries else None)
+
+    async def owner_and_backlog(self, job_id: str, after: int = 0) -> tuple[str | None, list[Frame], Frame | None]:
+        log_key, _, _, owner_key = self._keys(job_id)
+        owner, entries, last = await self._owner_and_backlog(keys=[log_key, owner_key], args=[f"{max(0, after) + 1}-0"])
+        backlog = [_script_frame(entry) for entry in entries]
+        return (str(owner) or None), backlog, backlog[-1] if backlog else (_script_frame(last[0]) if last else None)
 
     async def delete(self, job_id: str) -> None:
         log_key, counter, _, owner_key = self._keys(job_id)
@@ -369,6 +394,12 @@ class RedisJobEventLog(JobEventLog):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
         await self.client.aclose()
+
+
+def _script_frame(entry: Any) -> Frame:
+    entry_id, fields = entry
+    values = dict(zip(fields[::2], fields[1::2], strict=True))  # a script returns the flat field list
+    return Frame(int(str(entry_id).split("-")[0]), str(values["e"]), str(values["d"]))
 
 
 _memory_logs: dict[str, MemoryJobEventLog] = {}

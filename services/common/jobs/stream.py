@@ -140,9 +140,15 @@ class JobStreamResponse(Response):
         finished: Callable[[], Awaitable[Frame | None]] | None = None,
         finished_when_idle: bool = False,
         replay: Replay = replay_all,
+        subscription: Subscription | None = None,
+        backlog: Sequence[Frame] | None = None,
     ) -> None:
         # No super().__init__: nothing is rendered up front.
-        self._sub: Subscription | None = None
+        # ``subscription`` + ``backlog``: the caller subscribed (``events.attach``) and then read the
+        # events after ``last_event_id`` (e.g. together with the ownership check, one round trip); the
+        # stream owns the subscription from here and removes it when it ends.
+        self._sub = subscription
+        self._backlog = backlog
         self.events = events
         self.job_id = job_id
         self.last_event_id = last_event_id
@@ -200,6 +206,7 @@ class JobStreamResponse(Response):
             watcher.cancel()
             if self._sub is not None:
                 DRAIN.wakes.discard(self._sub.wake)
+                self.events.hub.remove(self._sub)
 
     async def _stream(
         self, write: Callable[[bytes], Awaitable[None]], gone: asyncio.Event, counters: tuple[Any, Any, Any, Any]
@@ -235,89 +242,88 @@ class JobStreamResponse(Response):
                     counter.inc(len(out))
                     out.clear()
 
-        async with self.events.subscribe(self.job_id) as sub:
-            self._sub = sub
-            DRAIN.wakes.add(sub.wake)
-            backlog = await self.events.read(self.job_id, last)
-            pending: list[bytes] = []
-            for frame in self.replay(backlog, self.last_event_id):  # written as the policy made them
-                pending.append(encode(frame))
-                if frame.event == self.terminal_event:
-                    await flush(pending, replayed)
-                    return
-            await flush(pending, replayed)
-            last = max(last, backlog[-1].seq) if backlog else last
-
-            async def ended() -> bool:
-                """Ask ``finished``; if the job is over, write its missing frames and terminal event."""
-                assert self.finished is not None
-                terminal = await self.finished()
-                if terminal is None:
-                    return False
-                # The job is over: replay anything missing, then always end with the terminal
-                # event — even for a client that already saw it (docs/api.md SSE step 6).
-                if not take(await self.events.read(self.job_id, last), pending):
-                    pending.append(encode(terminal))
+        if self._sub is None:  # registered before the backlog is read, so nothing in between is missed
+            self._sub = await self.events.attach(self.job_id)
+        sub = self._sub
+        DRAIN.wakes.add(sub.wake)
+        backlog = self._backlog if self._backlog is not None else await self.events.read(self.job_id, last)
+        pending: list[bytes] = []
+        for frame in self.replay(backlog, self.last_event_id):  # written as the policy made them
+            pending.append(encode(frame))
+            if frame.event == self.terminal_event:
                 await flush(pending, replayed)
-                return True
-
-            if self.finished is not None and not self.finished_when_idle and await ended():
                 return
-            ask_when_idle = self.finished is not None and self.finished_when_idle
+        await flush(pending, replayed)
+        last = max(last, backlog[-1].seq) if backlog else last
 
-            loop = asyncio.get_running_loop()
-            next_keepalive = time.monotonic() + self.keepalive_seconds
-            deadline = started + self.max_seconds
-            # One timer per keepalive period wakes the stream (not a timeout armed around every wait).
-            timer = loop.call_at(min(next_keepalive, deadline), sub.wake.set)
-            try:
-                while not gone.is_set():
-                    sub.wake.clear()
-                    if DRAIN.draining:
-                        await flush(pending, live)
-                        await write(
-                            error_frame(last, "connection_reset", "서버가 재시작 중이에요. 다시 연결해 주세요.")
-                        )
-                        errors.inc()
-                        return
-                    if sub.overflow:
-                        await write(error_frame(last, "temporary", "연결이 잠시 지연되었어요. 다시 연결해 주세요."))
-                        errors.inc()
-                        return
-                    done = False
-                    if sub.resync:
-                        sub.resync = False
-                        done = take(await self.events.read(self.job_id, last), pending)
-                    while sub.frames and not done:
-                        frame = sub.frames.popleft()
-                        if frame.seq > last + 1:
-                            # Published before we subscribed, or lost on the way: take the gap from the log.
-                            gap = [f for f in await self.events.read(self.job_id, last) if f.seq < frame.seq]
-                            done = take(gap, pending)
-                            if done:
-                                break
-                        done = take((frame,), pending)
+        async def ended() -> bool:
+            """Ask ``finished``; if the job is over, write its missing frames and terminal event."""
+            assert self.finished is not None
+            terminal = await self.finished()
+            if terminal is None:
+                return False
+            # The job is over: replay anything missing, then always end with the terminal
+            # event — even for a client that already saw it (docs/api.md SSE step 6).
+            if not take(await self.events.read(self.job_id, last), pending):
+                pending.append(encode(terminal))
+            await flush(pending, replayed)
+            return True
+
+        if self.finished is not None and not self.finished_when_idle and await ended():
+            return
+        ask_when_idle = self.finished is not None and self.finished_when_idle
+
+        loop = asyncio.get_running_loop()
+        next_keepalive = time.monotonic() + self.keepalive_seconds
+        deadline = started + self.max_seconds
+        # One timer per keepalive period wakes the stream (not a timeout armed around every wait).
+        timer = loop.call_at(min(next_keepalive, deadline), sub.wake.set)
+        try:
+            while not gone.is_set():
+                sub.wake.clear()
+                if DRAIN.draining:
                     await flush(pending, live)
-                    if done:
-                        return
-                    now = time.monotonic()
-                    if now >= deadline:
-                        await write(error_frame(last, "timeout", "연결 시간이 다 되었어요. 다시 연결해 주세요."))
-                        errors.inc()
-                        return
-                    if now >= next_keepalive:
-                        # Asked once, when no frame came for a whole keepalive period: a running job's
-                        # stages follow each other faster than that, so normally it is never asked.
-                        if ask_when_idle and now - last_frame_at >= self.keepalive_seconds:
-                            ask_when_idle = False
-                            if await ended():
-                                return
-                        await write(keepalive())
-                        keepalives.inc()
-                        next_keepalive = now + self.keepalive_seconds
-                        timer.cancel()
-                        timer = loop.call_at(min(next_keepalive, deadline), sub.wake.set)
-                    if not sub.wake.is_set():
-                        await sub.wake.wait()
-            finally:
-                timer.cancel()
+                    await write(error_frame(last, "connection_reset", "서버가 재시작 중이에요. 다시 연결해 주세요."))
+                    errors.inc()
+                    return
+                if sub.overflow:
+                    await write(error_frame(last, "temporary", "연결이 잠시 지연되었어요. 다시 연결해 주세요."))
+                    errors.inc()
+                    return
+                done = False
+                if sub.resync:
+                    sub.resync = False
+                    done = take(await self.events.read(self.job_id, last), pending)
+                while sub.frames and not done:
+                    frame = sub.frames.popleft()
+                    if frame.seq > last + 1:
+                        # Published before we subscribed, or lost on the way: take the gap from the log.
+                        gap = [f for f in await self.events.read(self.job_id, last) if f.seq < frame.seq]
+                        done = take(gap, pending)
+                        if done:
+                            break
+                    done = take((frame,), pending)
+                await flush(pending, live)
+                if done:
+                    return
+                now = time.monotonic()
+                if now >= deadline:
+                    await write(error_frame(last, "timeout", "연결 시간이 다 되었어요. 다시 연결해 주세요."))
+                    errors.inc()
+                    return
+                if now >= next_keepalive:
+                    # Asked once, when no frame came for a whole keepalive period: a running job's
+                    # stages follow each other faster than that, so normally it is never asked.
+                    if ask_when_idle and now - last_frame_at >= self.keepalive_seconds:
+                        ask_when_idle = False
+                        if await ended():
+                            return
+                    await write(keepalive())
+                    keepalives.inc()
+                    next_keepalive = now + self.keepalive_seconds
+                    timer.cancel()
+                    timer = loop.call_at(min(next_keepalive, deadline), sub.wake.set)
+                if not sub.wake.is_set():
+                    await sub.wake.wait()
+        finally:
+            timer.cancel()
