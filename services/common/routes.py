@@ -11,19 +11,23 @@ through FastAPI's own handler, which answers exactly as before (422s and their b
 The endpoint function stays as declared: the OpenAPI document, the CORS preflight's declared headers
 and the auth documentation are all built from its signature. The direct handler runs inside the same
 ASGI wrapping as the standard one, so exceptions it raises (``Unauthorized``, ``NotFound``…) reach the
-same exception handlers.
+same exception handlers. It replaces *every* dependency of the route, those added where the router is
+included too (``require_internal`` on internal routers): it calls them itself.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 
 DirectHandler = Callable[[Request], Awaitable[Response | None]]
 E = TypeVar("E", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
 
 
 def direct(handler: DirectHandler) -> Callable[[E], E]:
@@ -52,3 +56,16 @@ class DirectRoute(APIRoute):
 
 def DirectRouter(**options: Any) -> APIRouter:  # noqa: N802 - reads like the class it builds
     return APIRouter(route_class=DirectRoute, **options)
+
+
+async def json_body(request: Request, model: type[M]) -> M | None:
+    """The request's JSON body as ``model``, parsed and validated as FastAPI does it (``json.loads``,
+    then the model in Python mode) — or ``None`` (not ``application/json``, not JSON, not valid):
+    the direct handler then leaves the request to FastAPI, whose answer (422 …) is the contract's."""
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != "application/json":
+        return None  # FastAPI's own rules decide the rest (``+json`` types, no content type)
+    try:
+        return model.model_validate(json.loads(await request.body()))
+    except (ValueError, ValidationError):  # JSON errors are ValueErrors
+        return None

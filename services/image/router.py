@@ -12,13 +12,18 @@ from starlette.requests import ClientDisconnect
 from services.common.blobs import FILE_SECURITY_HEADERS, KEY_PATTERN, LocalBlobStore
 from services.common.deps import CurrentUser, RuntimeDep, SessionDep
 from services.common.errors import NotFound, error_response, responses
+from services.common.internal import require_internal
 from services.common.logging import get_logger
+from services.common.routes import DirectRouter, direct, json_body
+from services.common.runtime import ServiceRuntime
 from services.image.schemas import CallbackRequest, ResolveRequest, UploadRequest, UploadResponse, VerifiedImage
 from services.image.service import CHANNELS, ImageService
 
 log = get_logger("eco2.image")
 router = APIRouter(tags=["images"])
-internal = APIRouter()  # mounted behind the internal token (services.common.app)
+# Mounted behind the internal token (services.common.app); its resolve route has a direct handler
+# (``services.common.routes``: one call per scan submission).
+internal = DirectRouter()
 
 
 async def get_service(request: Request) -> ImageService:
@@ -58,9 +63,22 @@ async def upload_callback(
     return await service.callback(session, user.user_id, channel, body.key.strip())
 
 
+async def _resolve_direct(request: Request) -> Response | None:
+    await require_internal(request)  # the router's dependency where it is included
+    body = await json_body(request, ResolveRequest)
+    if body is None:
+        return None
+    return await _resolve(body, request.app.state.runtime, request.app.state.images)
+
+
 @internal.post("/resolve", response_model=VerifiedImage)
+@direct(_resolve_direct)
 async def resolve(body: ResolveRequest, runtime: RuntimeDep, service: ServiceDep) -> Response:
     """For scan and chat: is ``image_url`` one of ours, and is the object a verified image?"""
+    return await _resolve(body, runtime, service)
+
+
+async def _resolve(body: ResolveRequest, runtime: ServiceRuntime, service: ImageService) -> Response:
     db = runtime.db
     assert db is not None
     # A verified upload of this user (every scan of a photo after its callback): one read, no session.

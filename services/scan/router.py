@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 
 from services.common.deps import CurrentUser, StreamUser, current_stream_user, current_user
 from services.common.errors import responses
 from services.common.jobs import JobStreamResponse, parse_last_event_id
-from services.common.routes import DirectRouter, direct
+from services.common.routes import DirectRouter, direct, json_body
 from services.scan.schemas import ProcessingResponse, ScanRequest, ScanResult, SubmitResponse
 from services.scan.service import ScanService, job_key
 
@@ -40,12 +38,8 @@ async def _submit_direct(request: Request) -> Response | None:
     idempotency_key = request.headers.get("x-idempotency-key")
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         return None
-    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if content_type != "application/json":
-        return None  # FastAPI's own content-type rules (``+json``, none at all)
-    try:
-        body = ScanRequest.model_validate(json.loads(await request.body()))  # as FastAPI parses it
-    except (ValueError, ValidationError):  # JSON errors are ValueErrors
+    body = await json_body(request, ScanRequest)
+    if body is None:
         return None
     user = await current_user(request)  # a request without a valid token: the same 401 FastAPI's path gives
     return await _submit(body, user.user_id, request.app.state.scan, idempotency_key)
