@@ -86,7 +86,7 @@ async def run(env: Env, count: int, concurrency: int) -> None:
         print(f"scan read paths, {count} finished jobs, {concurrency} at a time")
         for label, call in (
             ("stream open: PostgreSQL owned_job (before)", service.owned_job),
-            ("stream open: event log owner + last entry (stream_job)", service.stream_job),
+            ("stream open: event log owner + backlog (stream_job)", service.stream_job),
             ("result: PostgreSQL owned_job(with_result) + result_view", pg_result),
             ("result: event log `done` (ScanService.result)", service.result),
         ):

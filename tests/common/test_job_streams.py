@@ -168,3 +168,54 @@ async def test_an_in_process_owner_is_gone_after_the_retention() -> None:
     assert await log.owner(job) == "user-a"
     await asyncio.sleep(0.1)  # not pruned yet (every 1000 appends), but past the retention
     assert await log.owner_and_last(job) == (None, None)
+
+
+async def test_a_streams_opening_read_gives_owner_backlog_and_last_event(log: JobEventLog) -> None:
+    job = str(uuid.uuid4())
+    assert await log.owner_and_backlog(job) == (None, [], None)
+    await log.append(job, "queued", event_data(job, "queued", "completed", 0), owner="user-a")
+    await stage(log, job, "vision", "started", 10)
+    await stage(log, job, "vision", "completed", 40)
+    owner, backlog, last = await log.owner_and_backlog(job, 1)
+    assert owner == "user-a"
+    assert [(f.seq, f.event) for f in backlog] == [(2, "vision"), (3, "vision")]
+    assert backlog == await log.read(job, 1)  # the same frames as the separate read
+    assert last == backlog[-1]
+    # Resumed at or past the end: nothing to replay, and the last event still answers "is it over?".
+    owner, backlog, last = await log.owner_and_backlog(job, 3)
+    assert (owner, backlog) == ("user-a", [])
+    assert last is not None
+    assert (last.seq, last.event) == (3, "vision")
+
+
+async def test_one_append_of_several_events_reaches_a_subscriber_in_order(log: JobEventLog) -> None:
+    job = str(uuid.uuid4())
+    sub = await log.attach(job)
+    raw: list[str] = []
+    if isinstance(log, RedisJobEventLog):  # what crosses Redis: one message per append, a line per event
+        pubsub = log.client.pubsub()
+        await pubsub.subscribe(log.channel)
+        confirmed = await pubsub.get_message(timeout=5.0)  # subscribed before the append
+        assert confirmed is not None
+        assert confirmed["type"] == "subscribe"
+    try:
+        await log.append_many(
+            job,
+            [(name, event_data(job, name, status, progress, message="줄\n바꿈"))
+             for name, status, progress in (("queued", "completed", 0), ("vision", "started", 0), ("vision", "completed", 40))],
+        )  # fmt: skip
+
+        async def all_arrived() -> bool:
+            return len(sub.frames) == 3
+
+        await eventually(all_arrived)
+        assert [(f.seq, f.event) for f in sub.frames] == [(1, "queued"), (2, "vision"), (3, "vision")]
+        assert list(sub.frames) == await log.read(job)  # the data as stored (an escaped newline stays one line)
+        if isinstance(log, RedisJobEventLog):
+            while (message := await pubsub.get_message(timeout=1.0)) is not None:
+                raw.append(str(message["data"]))
+            assert [len(m.split("\n")) for m in raw if m.startswith(job)] == [3]
+    finally:
+        log.hub.remove(sub)
+        if isinstance(log, RedisJobEventLog):
+            await pubsub.aclose()

@@ -3,6 +3,7 @@ idempotency, rate limits, ownership."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from urllib.parse import urlsplit
 
@@ -162,3 +163,19 @@ async def test_jpeg_upload_scans(make_stack: StackFactory) -> None:
     url = await stack.uploaded(JPEG, "image/jpeg")
     result = await stack.result((await stack.submit("  소주병  ", image_url=url)).json()["job_id"])
     assert result["pipeline_result"]["classification_result"]["classification"]["minor_category"] == "소주병"
+
+
+async def test_requests_the_direct_handler_leaves_to_fastapi_are_answered_as_declared(make_stack: StackFactory) -> None:
+    """Submit's direct handler (services.common.routes) takes a plain JSON body; a ``+json`` type goes
+    through FastAPI's own handler — same answer. No token: 401 either way, also with an invalid body
+    (FastAPI solves the token's dependency before the body)."""
+    stack = await make_stack(worker=False)
+    body = json.dumps({"image_url": await stack.uploaded(), "user_input": "생수병"})
+    answers = [
+        await stack.scan.post("/api/v1/scan", content=body, headers={**stack.headers, "Content-Type": content_type})
+        for content_type in ("application/json; charset=utf-8", "application/vnd.eco2+json")
+    ]
+    assert [a.status_code for a in answers] == [202, 202]
+    assert [sorted(a.json()) for a in answers] == [["job_id", "result_url", "status", "stream_url"]] * 2
+    for payload in ({"image_url": "https://a"}, {}):
+        assert (await stack.scan.post("/api/v1/scan", json=payload)).status_code == 401
