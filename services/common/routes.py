@@ -12,7 +12,8 @@ The endpoint function stays as declared: the OpenAPI document, the CORS prefligh
 and the auth documentation are all built from its signature. The direct handler runs inside the same
 ASGI wrapping as the standard one, so exceptions it raises (``Unauthorized``, ``NotFound``…) reach the
 same exception handlers. It replaces *every* dependency of the route, those added where the router is
-included too (``require_internal`` on internal routers): it calls them itself.
+included too (``require_internal`` on internal routers): it calls them itself. For the same reason
+``app.dependency_overrides`` do not reach it (nothing here uses them).
 """
 
 from __future__ import annotations
