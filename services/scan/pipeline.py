@@ -18,6 +18,7 @@ Durability rules (docs/api.md, scan: pipeline and result):
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,6 +76,19 @@ CLAIM = update(JOBS).where(JOBS.c.id == _KEY, JOBS.c.status == "queued").values(
 # Writes only while the job is unfinished: a finished job is never reopened, and a terminal write is
 # a compare-and-set (the sweeper and a worker race; exactly one finishes the job).
 WRITE_OPEN = update(JOBS).where(JOBS.c.id == _KEY, JOBS.c.status.in_(OPEN))
+# PostgreSQL: the claim, its fallback read and the checkpoint on the asyncpg connection itself
+# (``Database.driver``): the same statements as above, written out for asyncpg (``$n`` parameters,
+# the checkpoint as JSON text — ``json.dumps``, as SQLAlchemy's JSON type writes it). SQLite runs
+# the Core statements.
+_TABLE = f"{JOBS.schema}.{JOBS.name}"
+_COLUMNS = ", ".join(column.name for column in JOBS.c)
+_OPEN_SQL = ", ".join(f"'{status}'" for status in OPEN)
+CLAIM_SQL = f"UPDATE {_TABLE} SET status = 'processing' WHERE id = $1 AND status = 'queued' RETURNING {_COLUMNS}"
+LOAD_SQL = f"SELECT {_COLUMNS} FROM {_TABLE} WHERE id = $1"
+CHECKPOINT_SQL = (
+    f"UPDATE {_TABLE} SET checkpoint = $2::json, stage = $3, progress = $4, status = 'processing' "
+    f"WHERE id = $1 AND status IN ({_OPEN_SQL}) RETURNING id"
+)
 PROGRESS = {"queued": 0, **dict(STAGES), "done": 100}
 STAGE_MESSAGES = {
     "queued": "요청을 접수했어요.",
@@ -196,6 +210,12 @@ class ScanPipeline:
         key = self._key(job_id)
         if key is None:
             return None
+        if not self.db.is_sqlite:
+            async with self.db.driver() as pg:
+                record = await pg.fetchrow(CLAIM_SQL, key)
+                if record is None:
+                    record = await pg.fetchrow(LOAD_SQL, key)
+            return None if record is None else Job(**record)
         async with self.db.autocommit() as conn:
             row = (await conn.execute(CLAIM, {"key": key})).first()
             if row is None:
@@ -250,15 +270,17 @@ class ScanPipeline:
                 await self.events.append(job_id, stage, event_data(job_id, stage, "completed", progress, result))
 
     async def _save_checkpoint(self, job: Job, checkpoint: dict[str, Any], stage: str, progress: int) -> None:
-        await self._guarded_update(job, checkpoint=checkpoint, stage=stage, progress=progress, status="processing")
-        job.checkpoint = checkpoint
-
-    async def _guarded_update(self, job: Job, **values: Any) -> None:
         """Write only while the job is unfinished: a finished job is never reopened by a late delivery."""
-        async with self.db.autocommit() as conn:
-            updated = await conn.execute(WRITE_OPEN, {"key": job.id, **values})
-        if not updated.rowcount:
+        if not self.db.is_sqlite:
+            async with self.db.driver() as pg:
+                updated = await pg.fetchval(CHECKPOINT_SQL, job.id, json.dumps(checkpoint), stage, progress)
+        else:
+            async with self.db.autocommit() as conn:
+                values = {"checkpoint": checkpoint, "stage": stage, "progress": progress, "status": "processing"}
+                updated = (await conn.execute(WRITE_OPEN, {"key": job.id, **values})).rowcount
+        if not updated:
             raise AlreadyFinished(str(job.id))
+        job.checkpoint = checkpoint
 
     @staticmethod
     def _event_result(stage: str, output: dict[str, Any]) -> Any:
