@@ -138,7 +138,7 @@ class Database:
         records. A connection that failed or was closed is dropped from the pool."""
         assert not self.is_sqlite, "asyncpg only"
         async with self.engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
+            driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
                 yield driver
             except Exception as exc:
@@ -160,6 +160,32 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class DriverStatement:
+    """A Core statement compiled once for ``Database.driver``: its asyncpg SQL text and, per ``$n``,
+    the parameter's name, its compile-time value (literals) and SQLAlchemy's own bind processing for
+    its type (JSON → text with the dialect's serializer, UTC datetimes) — what ``execute`` does per
+    call, without the cache lookup, the execution context and the result objects. Expanding ``IN``
+    lists are rendered only at execution, so they are refused: write ``in_([literal(v), …])``."""
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if "POSTCOMPILE" in compiled.string or compiled.positiontup is None:
+            raise ValueError("a driver statement needs positional parameters and no expanding IN lists")
+        self.sql = compiled.string
+        self._params = [
+            (name, compiled.params.get(name), compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup
+        ]
+
+    def args(self, values: dict[str, Any]) -> list[Any]:
+        """The positional arguments for ``values`` (by parameter name; literals need none)."""
+        args = []
+        for name, literal, process in self._params:
+            value = values.get(name, literal)
+            args.append(process(value) if process is not None else value)
+        return args
 
 
 # A pooled connection unused for this long is pinged before it is handed out.

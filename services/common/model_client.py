@@ -26,7 +26,9 @@ class ModelClient(AsyncOpenAI):
         super().__init__(**kwargs)
         # The SDK's own request for a completion: its URL (base URL + path) and timeout extension are
         # the same for every completion this client sends.
-        probe = super()._build_request(FinalRequestOptions.construct(method="post", url=CHAT_COMPLETIONS, content=b"{}"))
+        probe = super()._build_request(
+            FinalRequestOptions.construct(method="post", url=CHAT_COMPLETIONS, content=b"{}")
+        )
         self._completion_url: httpx2.URL = probe.url
         self._completion_extensions: dict[str, Any] = dict(probe.extensions)
 
@@ -37,22 +39,22 @@ class ModelClient(AsyncOpenAI):
         return response
 
     def _build_request(self, options: FinalRequestOptions, *, retries_taken: int = 0) -> httpx2.Request:
-        if not _plain_completion(options):
+        content = options.content
+        if not isinstance(content, bytes) or not _plain_completion(options):
             return super()._build_request(options, retries_taken=retries_taken)
         headers = httpx2.Headers(self._client.headers)  # what httpx's ``build_request`` merges in, too
         headers.update(self._build_headers(options, retries_taken=retries_taken))
         return httpx2.Request(
-            "POST", self._completion_url, headers=headers, content=options.content,
+            "POST", self._completion_url, headers=headers, content=content,
             extensions=dict(self._completion_extensions),
         )  # fmt: skip
 
 
 def _plain_completion(options: FinalRequestOptions) -> bool:
-    """A completion sent by ``complete``: bytes body, no per-call URL, query, headers, timeout or body merge."""
+    """A completion sent by ``complete``: no per-call URL, query, headers, timeout or body merge."""
     return (
         options.url == CHAT_COMPLETIONS
         and options.method == "post"
-        and isinstance(options.content, bytes)
         and options.json_data is None
         and options.extra_json is None
         and options.files is None

@@ -18,14 +18,15 @@ Durability rules (docs/api.md, scan: pipeline and result):
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Row, Table, bindparam, literal, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.ai import (
@@ -39,7 +40,7 @@ from services.common.ai import (
 )
 from services.common.blobs import BlobStore
 from services.common.clock import iso_ms, utcnow
-from services.common.db import Database
+from services.common.db import Database, DriverStatement
 from services.common.errors import dependency_unavailable
 from services.common.jobs import Frame, JobEventLog, event_data, stage_span
 from services.common.knowledge import KnowledgeBase
@@ -76,19 +77,38 @@ CLAIM = update(JOBS).where(JOBS.c.id == _KEY, JOBS.c.status == "queued").values(
 # Writes only while the job is unfinished: a finished job is never reopened, and a terminal write is
 # a compare-and-set (the sweeper and a worker race; exactly one finishes the job).
 WRITE_OPEN = update(JOBS).where(JOBS.c.id == _KEY, JOBS.c.status.in_(OPEN))
-# PostgreSQL: the claim, its fallback read and the checkpoint on the asyncpg connection itself
-# (``Database.driver``): the same statements as above, written out for asyncpg (``$n`` parameters,
-# the checkpoint as JSON text — ``json.dumps``, as SQLAlchemy's JSON type writes it). SQLite runs
-# the Core statements.
-_TABLE = f"{JOBS.schema}.{JOBS.name}"
-_COLUMNS = ", ".join(column.name for column in JOBS.c)
-_OPEN_SQL = ", ".join(f"'{status}'" for status in OPEN)
-CLAIM_SQL = f"UPDATE {_TABLE} SET status = 'processing' WHERE id = $1 AND status = 'queued' RETURNING {_COLUMNS}"
-LOAD_SQL = f"SELECT {_COLUMNS} FROM {_TABLE} WHERE id = $1"
-CHECKPOINT_SQL = (
-    f"UPDATE {_TABLE} SET checkpoint = $2::json, stage = $3, progress = $4, status = 'processing' "
-    f"WHERE id = $1 AND status IN ({_OPEN_SQL}) RETURNING id"
+# The checkpoint write: ``WRITE_OPEN`` with its values named and the open statuses as literals, so it
+# compiles to a fixed text for the asyncpg connection (``DriverStatement`` takes no expanding ``IN``).
+CHECKPOINT = (
+    update(JOBS)
+    .where(JOBS.c.id == _KEY, JOBS.c.status.in_([literal(status) for status in OPEN]))
+    .values(
+        checkpoint=bindparam("c_checkpoint", type_=JOBS.c.checkpoint.type),
+        stage=bindparam("c_stage", type_=JOBS.c.stage.type),
+        progress=bindparam("c_progress", type_=JOBS.c.progress.type),
+        status="processing",
+    )
+    .returning(JOBS.c.id)
 )
+
+
+@dataclass(frozen=True)
+class _DriverStatements:
+    """PostgreSQL: the claim, its fallback read and the checkpoint, run on the pooled asyncpg
+    connection itself (``Database.driver``): ≈ 0.1 ms of CPU less per statement than ``execute``.
+    SQLite runs the Core statements."""
+
+    claim: DriverStatement
+    load: DriverStatement
+    checkpoint: DriverStatement
+
+
+@functools.cache
+def _driver_statements(dialect: Dialect) -> _DriverStatements:
+    return _DriverStatements(DriverStatement(CLAIM, dialect), DriverStatement(LOAD, dialect),
+                             DriverStatement(CHECKPOINT, dialect))  # fmt: skip
+
+
 PROGRESS = {"queued": 0, **dict(STAGES), "done": 100}
 STAGE_MESSAGES = {
     "queued": "요청을 접수했어요.",
@@ -211,10 +231,11 @@ class ScanPipeline:
         if key is None:
             return None
         if not self.db.is_sqlite:
+            statements = _driver_statements(self.db.engine.dialect)
             async with self.db.driver() as pg:
-                record = await pg.fetchrow(CLAIM_SQL, key)
+                record = await pg.fetchrow(statements.claim.sql, *statements.claim.args({"key": key}))
                 if record is None:
-                    record = await pg.fetchrow(LOAD_SQL, key)
+                    record = await pg.fetchrow(statements.load.sql, *statements.load.args({"key": key}))
             return None if record is None else Job(**record)
         async with self.db.autocommit() as conn:
             row = (await conn.execute(CLAIM, {"key": key})).first()
@@ -272,8 +293,10 @@ class ScanPipeline:
     async def _save_checkpoint(self, job: Job, checkpoint: dict[str, Any], stage: str, progress: int) -> None:
         """Write only while the job is unfinished: a finished job is never reopened by a late delivery."""
         if not self.db.is_sqlite:
+            write = _driver_statements(self.db.engine.dialect).checkpoint
+            values = {"key": job.id, "c_checkpoint": checkpoint, "c_stage": stage, "c_progress": progress}
             async with self.db.driver() as pg:
-                updated = await pg.fetchval(CHECKPOINT_SQL, job.id, json.dumps(checkpoint), stage, progress)
+                updated = await pg.fetchval(write.sql, *write.args(values))
         else:
             async with self.db.autocommit() as conn:
                 values = {"checkpoint": checkpoint, "stage": stage, "progress": progress, "status": "processing"}
@@ -381,8 +404,7 @@ class ScanPipeline:
         elif not self.db.is_sqlite:
             # One statement (reward.finish_rewarded): the values for both outcomes of the claim go along.
             outcomes = {received: stored(reward_object(character, c, received)) for received in (True, False)}
-            async with self.db.autocommit() as conn:
-                won, received = await finish_rewarded(conn, job.id, job.user_id, character, outcomes)
+            won, received = await finish_rewarded(self.db, job.id, job.user_id, character, outcomes)
             values = outcomes[received]
             if won:
                 announce(self.db, OUTBOX_SCHEMA)  # committed: the relay hears of the row within 0.1 s
