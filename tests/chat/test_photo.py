@@ -19,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.chat.agent import llm
 from services.chat.agent.answerer import Eco2Assistant
 from services.chat.agent.build import build_assistant
 from services.chat.agent.config import AgentSettings
-from services.common.blobs import BlobSettings
+from services.common.blobs import BlobSettings, BlobStore
 from tests.chat.conftest import IMAGE_HOST, Stack, StackFactory
 from tests.chat.doubles import client_view
 from tests.support.fake_chat_model import FakeChatModel, Reply, default_policy
@@ -88,9 +89,26 @@ async def test_a_photo_is_classified_and_the_answer_names_the_item(
     settings = AgentSettings(environment="test", llm_base_url=url, llm_api_key="test-key", llm_model="fake-vlm",
                              llm_max_retries=0, tool_image_url=IMAGE_HOST)  # fmt: skip
     http = httpx.AsyncClient(mounts={IMAGE_HOST: httpx.ASGITransport(app=stack.image_app)})
+    closed: list[str] = []
+    real_store = llm.create_blob_store
+
+    def recording_store(*args: Any) -> BlobStore:
+        store = real_store(*args)
+        close = store.close
+
+        async def recorded_close() -> None:
+            closed.append(type(store).__name__)
+            await close()
+
+        store.close = recorded_close  # type: ignore[method-assign]
+        return store
+
+    monkeypatch.setattr(llm, "create_blob_store", recording_store)
     events = await ask_with_photo(stack, build_assistant(stack.common, settings, http=http), "이거 어떻게 버려요?")
     done = events[-1]["data"]
     assert done["status"] == "completed", done
+    # The store the vision path opened (an S3 one holds an aiohttp session) was closed with the assistant.
+    assert closed == ["S3BlobStore" if stack.image_settings.s3_bucket else "LocalBlobStore"]
     stages = {(f["event"], f["data"]["status"]): f["data"] for f in events if f["event"] not in ("token", "done")}
     assert stages[("vision", "completed")]["result"] == {"item": "생수병", "major": "재활용폐기물",
                                                          "middle": "무색페트병"}  # fmt: skip

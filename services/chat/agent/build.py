@@ -49,7 +49,7 @@ def build_assistant(
         assistant.llm = agent
         assistant.closers.append(agent.aclose)
         image = ImageClient(client, settings.base(settings.tool_image_url, common), token)
-        assistant.vision = model_vision(common, settings, kb, image)
+        assistant.vision = model_vision(common, settings, kb, image, assistant.closers)
         if settings.image_generation_enabled:
             toolbox.image_generator = agent.image_generator(common)
     if own_http:

@@ -118,9 +118,12 @@ class LlmAgent:
             max_retries=settings.llm_max_retries,
         )
         self.slots = asyncio.Semaphore(settings.llm_max_concurrency)
+        self._blobs: BlobStore | None = None  # the image generator's, when enabled
 
     async def aclose(self) -> None:
         await self.client.close()
+        if self._blobs is not None:
+            await self._blobs.close()  # an S3 store holds an aiohttp session
 
     def tools(self) -> list[dict[str, Any]]:
         skip = set()
@@ -266,7 +269,9 @@ class LlmAgent:
     def image_generator(self, common: CommonSettings) -> Callable[[str], Awaitable[str]]:
         """Draw with the endpoint's images API; the PNG is stored under ``generated/`` of the blob store
         and the answer carries its absolute public URL."""
-        blobs = create_blob_store(common, BlobSettings(), SERVICES["image"].public_url(common.public_api_base_url))
+        blobs = self._blobs = create_blob_store(
+            common, BlobSettings(), SERVICES["image"].public_url(common.public_api_base_url)
+        )
 
         async def generate(prompt: str) -> str:
             with model_call(PROVIDER, IMAGE_OPERATION, self.settings.image_generation_model):
@@ -283,10 +288,15 @@ class LlmAgent:
 
 
 def model_vision(
-    common: CommonSettings, settings: AgentSettings, kb: KnowledgeBase, images: ImageClient
+    common: CommonSettings,
+    settings: AgentSettings,
+    kb: KnowledgeBase,
+    images: ImageClient,
+    closers: list[Callable[[], Awaitable[None]]],
 ) -> Callable[[AskContext], Awaitable[VisionReading | None]]:
     """Scan's vision path for a photo in a message: the image service's allow-list answer (``/resolve``),
-    the bytes from the blob store, the provider's checked classification."""
+    the bytes from the blob store, the provider's checked classification. What it opens (the provider's
+    HTTP session, the blob store once made) is closed by the callables it appends to ``closers``."""
     assert settings.llm_api_key is not None
     assert settings.default_model is not None
     provider = OpenAICompatibleProvider(
@@ -300,6 +310,13 @@ def model_vision(
         ),
     )
     stores: list[BlobStore] = []  # made on first use: most messages carry no photo
+
+    async def close() -> None:
+        await provider.close()
+        for store in stores:
+            await store.close()
+
+    closers.append(close)
 
     async def read(ctx: AskContext) -> VisionReading | None:
         assert ctx.image_url is not None
