@@ -7,8 +7,10 @@ Durability rules (docs/api.md, scan: pipeline and result):
   result (the reward is decided instantly, in the finishing transaction: ``reward.py``);
 - the result is stored — with the character claim and ``scan.reward_granted`` in the same
   transaction — before ``done``;
-- every write is one Core statement on an autocommit connection (one round trip, no ORM unit of
-  work) — the eligible finish too on PostgreSQL (one statement with CTEs; a short transaction on SQLite);
+- every write is one Core statement outside a transaction (one round trip, no ORM unit of work) —
+  the eligible finish too on PostgreSQL (one statement with CTEs; a short transaction on SQLite); on
+  PostgreSQL the claim, the checkpoint and that finish run on the asyncpg connection itself
+  (``Database.driver``, ``DriverStatement``), SQLite runs them on an autocommit connection;
 - storing a terminal result is a compare-and-set on the job's status, so a worker and the deadline
   sweeper can race and exactly one of them finishes the job;
 - every job ends within its deadline: the pipeline runs under a timeout, and the sweeper fails jobs
