@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, delete, exists, literal, select, union_all, update
+from sqlalchemy import bindparam, delete, exists, literal, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -509,6 +509,18 @@ Context = TypeVar("Context")
 E = TypeVar("E", bound=DomainEvent)
 Apply = Callable[[Context, AsyncSession, E], Awaitable[None]]
 AfterCommit = Callable[[Context, E], Awaitable[None]]
+Params = Callable[[Context, E], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class OneStatement:
+    """A handler's PostgreSQL form: its writes as data-modifying CTEs of the statement that claims the
+    inbox, so an event is one autocommit round trip instead of ``BEGIN``, the claim, the handler's
+    statements and ``COMMIT``. Each CTE must write only ``FROM claimed`` (the inbox insert's
+    ``RETURNING``: no row when the event was applied before), so the claim still gates the writes."""
+
+    sql: Any  # the prebuilt ``text`` statement; its one result row: 1 if claimed now, 0 if seen before
+    params: Params[Any, Any]
 
 
 class Consumer(Generic[Context]):
@@ -525,6 +537,7 @@ class Consumer(Generic[Context]):
         self.inbox = inbox
         self.handlers: dict[type[DomainEvent], Apply[Context, Any]] = {}
         self.after_commit: dict[type[DomainEvent], AfterCommit[Context, Any]] = {}
+        self.statements: dict[type[DomainEvent], OneStatement] = {}
 
     def on(self, model: type[E]) -> Callable[[Apply[Context, E]], Apply[Context, E]]:
         """Register the handler of ``model`` (one per model)."""
@@ -546,6 +559,41 @@ class Consumer(Generic[Context]):
             return hook
 
         return register
+
+    def in_one_statement(self, model: type[E], ctes: str) -> Callable[[Params[Context, E]], Params[Context, E]]:
+        """Register the PostgreSQL form of ``model``'s handler (registered with ``on`` first, which
+        SQLite keeps using): ``ctes`` — ``name AS (…)`` clauses writing ``FROM claimed``, with
+        ``:name`` parameters — and the decorated function, which gives those parameters for an event.
+        Both forms must write the same rows (tests run both)."""
+        if model not in self.handlers:
+            raise ValueError(f"{self.name}: register the handler of {model.name} with `on` first")
+        table = self.inbox.__table__
+        sql = text(
+            f"WITH claimed AS (INSERT INTO {table.fullname} (consumer, event_id, event_type, processed_at)"
+            " VALUES (:inbox_consumer, :inbox_event_id, :inbox_event_type, :inbox_processed_at)"
+            f" ON CONFLICT DO NOTHING RETURNING event_id), {ctes} SELECT count(*) FROM claimed"
+        ).bindparams(bindparam("inbox_processed_at", type_=table.c.processed_at.type))
+
+        def register(params: Params[Context, E]) -> Params[Context, E]:
+            self.statements[model] = OneStatement(sql, params)
+            return params
+
+        return register
+
+    async def _apply_statements(self, db: Database, context: Context, envelopes: Sequence[Event],
+                                events: Sequence[DomainEvent]) -> list[bool]:  # fmt: skip
+        """Each event as its one statement (``in_one_statement``), autocommit: each is applied (or
+        skipped as seen before) on its own; if one fails, those before it stay applied and their
+        redelivery is a duplicate. Which events were claimed now."""
+        now = utcnow()
+        fresh: list[bool] = []
+        async with db.autocommit() as conn:
+            for envelope, event in zip(envelopes, events, strict=True):
+                one = self.statements[type(event)]
+                inbox = {"inbox_consumer": self.name, "inbox_event_id": envelope.id,
+                         "inbox_event_type": envelope.type, "inbox_processed_at": now}  # fmt: skip
+                fresh.append(bool((await conn.execute(one.sql, one.params(context, event) | inbox)).scalar()))
+        return fresh
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -574,15 +622,18 @@ class Consumer(Generic[Context]):
         async def apply(envelopes: Sequence[Event]) -> None:
             events = [self.parse(envelope) for envelope in envelopes]  # PoisonEvent before any write
             first: list[bool] = []
-            async with db.session() as session:
-                claimed = await claim_events(session, self.inbox, self.name, envelopes)
-                for envelope, event in zip(envelopes, events, strict=True):
-                    first.append(envelope.id in claimed)
-                    claimed.discard(envelope.id)  # the same id twice in one batch is applied once
-                    if first[-1]:
-                        await self.handlers[type(event)](context, session, event)
-                        if len(envelopes) > 1:
-                            await session.flush()  # the next handler sees this one's writes, as if alone
+            if not db.is_sqlite and all(type(event) in self.statements for event in events):
+                first = await self._apply_statements(db, context, envelopes, events)
+            else:
+                async with db.session() as session:
+                    claimed = await claim_events(session, self.inbox, self.name, envelopes)
+                    for envelope, event in zip(envelopes, events, strict=True):
+                        first.append(envelope.id in claimed)
+                        claimed.discard(envelope.id)  # the same id twice in one batch is applied once
+                        if first[-1]:
+                            await self.handlers[type(event)](context, session, event)
+                            if len(envelopes) > 1:
+                                await session.flush()  # the next handler sees this one's writes, as if alone
             for envelope, event, fresh in zip(envelopes, events, first, strict=True):
                 if fresh:
                     applied.inc()
@@ -636,6 +687,7 @@ class OutboxRelay:
     purge_every: float = 3600.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _hinted: set[str] | None = None  # outboxes (schemas) named by notices since the last pass; None: probe all
+    _standby: set[str] = field(default_factory=set)  # databases (URLs) another relay holds the lock of
 
     def wake(self, schema: str | None = None) -> None:
         """Ask for a pass now (a commit added outbox rows) instead of at the next poll."""
@@ -654,6 +706,8 @@ class OutboxRelay:
         """One pass; ``hinted``: only the outboxes of these schemas (PostgreSQL), without the probe."""
         published = 0
         for group in self._groups():
+            if group[0].db.url in self._standby:
+                continue
             if group[0].db.is_sqlite:
                 pending = group  # in-process file: the claim itself is the probe
             elif hinted is not None:
@@ -694,23 +748,22 @@ class OutboxRelay:
         return [group[index] for index in sorted(found)]
 
     async def _relay_source(self, source: OutboxSource) -> int:
-        take, mark = _relay_statements(source.model.__table__, self.batch_size, source.db.is_sqlite)
+        take, mark = _relay_statements(source.model.__table__, self.batch_size)
         now = utcnow()
-        async with source.db.engine.begin() as conn:
-            rows = (await conn.execute(take, {"now": now})).all()
-            rows = sorted(rows, key=lambda row: row.occurred_at)
+        # No transaction: read, publish, then mark what the broker confirmed — two round trips (was
+        # ``BEGIN``, claim, ``COMMIT``). A relay dying anywhere before the mark leaves the rows
+        # unpublished, so the next pass (of any relay) sends them again; the inboxes absorb that.
+        # Two relays never pass over one database at once: ``run`` holds its lock (``_Listener``).
+        async with source.db.autocommit() as conn:
+            rows = (await conn.execute(take)).all()
             # The first row's age is the outbox's lag (0 when it is empty).
             OUTBOX_LAG(source.producer).set((now - rows[0].occurred_at).total_seconds() if rows else 0.0)
             if not rows:
                 return 0
             sent = await self._publish(source, rows)
             confirmed = [row.id for row, ok in zip(rows, sent, strict=True) if ok]
-            if source.db.is_sqlite:
-                if confirmed:
-                    await conn.execute(mark, {"ids": confirmed, "now": now})
-            elif len(confirmed) < len(rows):  # back to unpublished, retried next pass; the confirmed stay marked
-                unconfirmed = [row.id for row, ok in zip(rows, sent, strict=True) if not ok]
-                await conn.execute(mark, {"ids": unconfirmed, "now": None})
+            if confirmed:  # the rest stay unpublished: the next pass retries them
+                await conn.execute(mark, {"ids": confirmed, "now": utcnow()})
         if confirmed:
             OUTBOX_PUBLISHED(source.producer).inc(len(confirmed))
         return len(confirmed)
@@ -773,6 +826,7 @@ class OutboxRelay:
                 try:
                     for listener in listeners:
                         await listener.ensure()  # (re)subscribe before the pass: no commit falls in between
+                    self._standby = {listener.db.url for listener in listeners if not listener.leading}
                     published = await self.relay_once(hinted)
                     failures = 0
                     if loop.time() - last_purge > self.purge_every:
@@ -797,17 +851,29 @@ class OutboxRelay:
                 self._wake.clear()
 
 
+# The session-level advisory lock of the relay that passes over a PostgreSQL database's outboxes. A
+# pass takes no row locks (``OutboxRelay._relay_source``), so a second relay process — a rolling
+# update, a second replica by mistake — must not pass at the same time (it would publish the same rows
+# twice: harmless for the inboxes, but wasted work). It waits as a standby instead, and takes over
+# when PostgreSQL releases the lock: at once when the holder's connection ends, crash included.
+RELAY_LOCK = int.from_bytes(b"eco2rely", "big") >> 1  # a bigint key of our own
+
+
 class _Listener:
-    """A connection ``LISTEN``ing for the writers' ``NOTIFY`` on one PostgreSQL database."""
+    """A connection ``LISTEN``ing for the writers' ``NOTIFY`` on one PostgreSQL database; it also
+    holds the database's relay lock (``leading``) for as long as it lives."""
 
     def __init__(self, db: Database, wake: Callable[[str], None]) -> None:
         self.db = db
         self.wake = wake
+        self.leading = False
         self._conn: Any = None  # SQLAlchemy AsyncConnection held for the subscription
         self._driver: Any = None  # its asyncpg connection
 
     async def ensure(self) -> None:
         if self._driver is not None and not self._driver.is_closed():
+            if not self.leading:
+                await self._lead()  # a standby: is the lock free now?
             return
         await self.close()
         conn = await self.db.engine.connect()
@@ -819,6 +885,12 @@ class _Listener:
             await conn.close()
             raise
         self._conn, self._driver = conn, driver
+        await self._lead()
+        if not self.leading:
+            log.info("relay_standby", reason="another relay holds this database's relay lock")
+
+    async def _lead(self) -> None:
+        self.leading = bool(await self._driver.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK))
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self.wake(payload)
@@ -826,6 +898,7 @@ class _Listener:
     async def close(self) -> None:
         conn, driver = self._conn, self._driver
         self._conn = self._driver = None
+        self.leading = False  # the lock ends with the connection
         if driver is not None and not driver.is_closed():
             with contextlib.suppress(Exception):
                 await driver.remove_listener(OUTBOX_CHANNEL, self._notified)
@@ -837,22 +910,19 @@ class _Listener:
 
 
 @functools.cache
-def _relay_statements(table: Any, batch_size: int, sqlite: bool) -> tuple[Any, Any]:
-    """An outbox's claim (rows to publish, oldest first) and mark (``published_at`` of ``ids``),
-    built once: a relay pass then costs its round trips, not statement construction."""
+def _relay_statements(table: Any, batch_size: int) -> tuple[Any, Any]:
+    """An outbox's take (rows to publish, oldest first) and mark (``published_at`` of ``ids``), built
+    once: a relay pass then costs its round trips, not statement construction."""
     c = table.c
-    columns = (c.id, c.type, c.payload, c.occurred_at)
-    oldest = select(c.id).where(c.published_at.is_(None)).order_by(c.occurred_at).limit(batch_size)
+    take = (
+        select(c.id, c.type, c.payload, c.occurred_at)
+        .where(c.published_at.is_(None))
+        .order_by(c.occurred_at)
+        .limit(batch_size)
+    )
     now = bindparam("now", type_=c.published_at.type)
     mark = update(table).where(c.id.in_(bindparam("ids", expanding=True, type_=c.id.type))).values(published_at=now)
-    if sqlite:
-        # Embedded handlers write to this file while the relay publishes (the bus delivers in-process):
-        # no write lock until the end, so the rows are read here and marked after publishing.
-        return select(*columns).where(c.id.in_(oldest.scalar_subquery())), mark
-    # Claimed and marked in one statement; several relay replicas never double-send a row (a
-    # publish the broker does not confirm is un-marked before the commit).
-    locked = oldest.with_for_update(skip_locked=True).scalar_subquery()
-    return update(table).where(c.id.in_(locked)).values(published_at=now).returning(*columns), mark
+    return take, mark
 
 
 def _schema(source: OutboxSource) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import utcnow
-from services.common.config import CommonSettings
+from services.common.config import CommonSettings, get_common_settings
 from services.common.db import Database, database_url_for, service_metadata
 from services.common.domain_events import DomainEvent
 from services.common.events import (
@@ -27,7 +27,7 @@ from services.common.events import (
     RabbitBus,
     Subscription,
 )
-from services.common.outbox import ANNOUNCE_INTERVAL, OutboxMixin, announce
+from services.common.outbox import OutboxMixin, announce
 from tests.conftest import RABBITMQ_URL, REAL
 
 
@@ -379,8 +379,9 @@ async def test_core_commits_are_announced_to_other_processes_coalesced(db: Datab
     heard: list[tuple[float, str]] = []
     listener = _Listener(db, lambda schema: heard.append((loop.time(), schema)))
     await listener.ensure()
+    interval = get_common_settings().outbox_announce_interval
     try:
-        await asyncio.sleep(2 * ANNOUNCE_INTERVAL)  # nothing of an earlier test pending
+        await asyncio.sleep(2 * interval)  # nothing of an earlier test pending
         started = loop.time()
         await core_emit(db, "alone")
         await eventually(lambda: _true(heard), timeout=5)
@@ -389,10 +390,10 @@ async def test_core_commits_are_announced_to_other_processes_coalesced(db: Datab
         started = loop.time()
         await asyncio.gather(*(core_emit(db, f"k{n}") for n in range(40)))
         last_commit = loop.time()
-        await asyncio.sleep(3 * ANNOUNCE_INTERVAL)
+        await asyncio.sleep(3 * interval)
         assert {schema for _, schema in heard} == {"evtest"}
         # Coalesced: at most one notice per interval (plus the one in flight), not one per commit …
-        assert len(heard) <= (last_commit - started) / ANNOUNCE_INTERVAL + 2
+        assert len(heard) <= (last_commit - started) / interval + 2
         assert len(heard) < 40
         # … and the last commit is announced after it happened.
         assert heard[-1][0] >= last_commit
