@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, delete, exists, literal, select, text, union_all, update
+from sqlalchemy import all_, any_, bindparam, delete, exists, literal, select, text, union_all, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -683,11 +684,15 @@ class OutboxRelay:
     batch_size: int = 200
     idle_interval: float = 2.0
     min_gap: float = 0.1
+    # Published rows are marked by the next pass's read of their outbox (the same statement), or on
+    # their own once no notice came for this long: one round trip per pass instead of two.
+    mark_delay: float = 0.5
     retention: timedelta = timedelta(days=7)
     purge_every: float = 3600.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _hinted: set[str] | None = None  # outboxes (schemas) named by notices since the last pass; None: probe all
     _standby: set[str] = field(default_factory=set)  # databases (URLs) another relay holds the lock of
+    _unmarked: dict[str, list[Any]] = field(default_factory=dict)  # producer -> ids published, not yet marked
 
     def wake(self, schema: str | None = None) -> None:
         """Ask for a pass now (a commit added outbox rows) instead of at the next poll."""
@@ -710,8 +715,8 @@ class OutboxRelay:
                 continue
             if group[0].db.is_sqlite:
                 pending = group  # in-process file: the claim itself is the probe
-            elif hinted is not None:
-                pending = [source for source in group if _schema(source) in hinted]
+            elif hinted is not None:  # and those whose marks are due: this pass's read carries them
+                pending = [s for s in group if _schema(s) in hinted or s.producer in self._unmarked]
             else:
                 pending = group if len(group) == 1 else await self._pending(group)
             for source in pending:
@@ -748,25 +753,43 @@ class OutboxRelay:
         return [group[index] for index in sorted(found)]
 
     async def _relay_source(self, source: OutboxSource) -> int:
-        take, mark = _relay_statements(source.model.__table__, self.batch_size)
+        sqlite = source.db.is_sqlite
+        take, mark = _relay_statements(source.model.__table__, self.batch_size, sqlite)
+        done = self._unmarked.get(source.producer, [])
         now = utcnow()
-        # No transaction: read, publish, then mark what the broker confirmed — two round trips (was
-        # ``BEGIN``, claim, ``COMMIT``). A relay dying anywhere before the mark leaves the rows
-        # unpublished, so the next pass (of any relay) sends them again; the inboxes absorb that.
-        # Two relays never pass over one database at once: ``run`` holds its lock (``_Listener``).
+        # No transaction: read, publish, then mark what the broker confirmed. A relay dying anywhere
+        # before the mark leaves the rows unpublished, so the next pass (of any relay) sends them
+        # again; the inboxes absorb that. On PostgreSQL the mark is deferred to the next pass's read
+        # (``done``: one statement marks them and reads the next rows) or to ``flush_marks``: one
+        # round trip per pass (was ``BEGIN``, claim, ``COMMIT``). Two relays never pass over one
+        # database at once: ``run`` holds its lock (``_Listener``).
         async with source.db.autocommit() as conn:
-            rows = (await conn.execute(take)).all()
+            rows = (await conn.execute(take, {"done": done, "now": now})).all()
+            self._unmarked.pop(source.producer, None)  # marked by that statement
             # The first row's age is the outbox's lag (0 when it is empty).
             OUTBOX_LAG(source.producer).set((now - rows[0].occurred_at).total_seconds() if rows else 0.0)
             if not rows:
                 return 0
             sent = await self._publish(source, rows)
             confirmed = [row.id for row, ok in zip(rows, sent, strict=True) if ok]
-            if confirmed:  # the rest stay unpublished: the next pass retries them
+            # The unconfirmed stay unpublished: the next pass retries them.
+            if sqlite and confirmed:  # embedded: marked at once (its handlers share the file)
                 await conn.execute(mark, {"ids": confirmed, "now": utcnow()})
+            elif confirmed:
+                self._unmarked[source.producer] = confirmed
         if confirmed:
             OUTBOX_PUBLISHED(source.producer).inc(len(confirmed))
         return len(confirmed)
+
+    async def flush_marks(self) -> None:
+        """Mark the rows published since their outbox's last read (each outbox: one statement)."""
+        for source in self.sources:
+            ids = self._unmarked.get(source.producer)
+            if ids:
+                _take, mark = _relay_statements(source.model.__table__, self.batch_size, source.db.is_sqlite)
+                async with source.db.autocommit() as conn:
+                    await conn.execute(mark, {"ids": ids, "now": utcnow()})
+                self._unmarked.pop(source.producer, None)
 
     async def _publish(self, source: OutboxSource, rows: Sequence[Any]) -> list[bool]:
         """Publish ``rows`` in order; which ones the bus confirmed."""
@@ -845,10 +868,21 @@ class OutboxRelay:
                     continue
                 if published:
                     await wait_any(self.min_gap, stop)  # let the next commits gather into one pass
+                if self._unmarked and not self._wake.is_set():
+                    await wait_any(self.mark_delay, self._wake, stop)  # the next pass would mark them
+                    if not self._wake.is_set():
+                        await self._flush_marks_or_log()
                 await wait_any(self.idle_interval, self._wake, stop)
                 hinted = self._hinted if self._wake.is_set() else None
                 self._hinted = None
                 self._wake.clear()
+            await self._flush_marks_or_log()  # stopping: while this relay still holds the lock
+
+    async def _flush_marks_or_log(self) -> None:
+        try:
+            await self.flush_marks()
+        except Exception as exc:  # kept for the next pass; lost only with the process (rows re-sent)
+            log.warning("relay_mark_failed", error=repr(exc))
 
 
 # The session-level advisory lock of the relay that passes over a PostgreSQL database's outboxes. A
@@ -910,19 +944,22 @@ class _Listener:
 
 
 @functools.cache
-def _relay_statements(table: Any, batch_size: int) -> tuple[Any, Any]:
+def _relay_statements(table: Any, batch_size: int, sqlite: bool) -> tuple[Any, Any]:
     """An outbox's take (rows to publish, oldest first) and mark (``published_at`` of ``ids``), built
-    once: a relay pass then costs its round trips, not statement construction."""
+    once: a relay pass then costs its round trips, not statement construction. On PostgreSQL the take
+    also marks the rows ``done`` (published by the previous pass), in a CTE: that statement's read
+    does not see its own update, so it leaves them out by id."""
     c = table.c
-    take = (
-        select(c.id, c.type, c.payload, c.occurred_at)
-        .where(c.published_at.is_(None))
-        .order_by(c.occurred_at)
-        .limit(batch_size)
-    )
     now = bindparam("now", type_=c.published_at.type)
     mark = update(table).where(c.id.in_(bindparam("ids", expanding=True, type_=c.id.type))).values(published_at=now)
-    return take, mark
+    take = select(c.id, c.type, c.payload, c.occurred_at).where(c.published_at.is_(None))
+    if not sqlite:
+        # One array parameter, not an expanding ``IN``: an empty expanding list renders as an
+        # always-true ``NOT IN`` condition, which SQLAlchemy would then apply to the ``IN`` too.
+        done = bindparam("done", type_=ARRAY(c.id.type))
+        marked = update(table).where(c.id == any_(done)).values(published_at=now).cte("marked")
+        take = take.add_cte(marked).where(c.id != all_(done))
+    return take.order_by(c.occurred_at).limit(batch_size), mark
 
 
 def _schema(source: OutboxSource) -> str:

@@ -461,3 +461,55 @@ async def test_a_relay_dying_mid_pass_leaves_every_row_of_the_pass_to_publish_ag
     again = FlakyBus(set(), concurrent)
     assert await OutboxRelay([OutboxSource("evtest", db, Outbox)], again).relay_once() == 4
     assert again.taken == ["k0", "k1", "k2", "k3"]  # in order; k0/k1 twice overall: the inboxes absorb that
+
+
+async def test_a_relay_dying_after_publishing_before_marking_leaves_the_rows_to_publish_again(db: Database) -> None:
+    """On PostgreSQL a pass's marks ride on the next pass's read (or a flush when idle): a relay that
+    dies in between is replaced by one that publishes those rows again (the inboxes absorb them)."""
+    async with db.session() as session:
+        for n in range(2):
+            Outbox.emit(session, TallyBump(key=f"k{n}"))
+            await session.flush()
+    first_bus = FlakyBus(set(), concurrent=True)
+    assert await OutboxRelay([OutboxSource("evtest", db, Outbox)], first_bus).relay_once() == 2
+    # … the process dies here, before its next pass or its flush.
+    bus = FlakyBus(set(), concurrent=True)
+    relay = OutboxRelay([OutboxSource("evtest", db, Outbox)], bus)
+    assert await relay.relay_once() == (0 if db.is_sqlite else 2)  # embedded marks at once
+    assert await relay.relay_once() == 0  # this pass's read marked the previous pass's rows
+    await relay.flush_marks()
+    async with db.session() as session:
+        assert all(row.published_at is not None for row in (await session.execute(select(Outbox))).scalars())
+
+
+@pytest.mark.skipif(not REAL, reason="PostgreSQL advisory lock")
+async def test_a_second_relay_stands_by_until_the_first_stops(db: Database) -> None:
+    buses = FlakyBus(set(), concurrent=True), FlakyBus(set(), concurrent=True)
+    stops = asyncio.Event(), asyncio.Event()
+    relays = [OutboxRelay([OutboxSource("evtest", db, Outbox)], bus, idle_interval=0.2) for bus in buses]
+    first = asyncio.create_task(relays[0].run(stops[0]))
+    await asyncio.sleep(0.5)  # the first holds the database's relay lock
+    second = asyncio.create_task(relays[1].run(stops[1]))
+
+    async def emit(key: str) -> None:
+        async with db.session() as session:
+            Outbox.emit(session, TallyBump(key=key))
+
+    async def taken(bus: FlakyBus, keys: list[str]) -> bool:
+        return bus.taken == keys
+
+    try:
+        await emit("k0")
+        await eventually(lambda: taken(buses[0], ["k0"]), timeout=10)
+        await asyncio.sleep(0.5)  # polls and notices of the standby: it publishes nothing
+        assert relays[1]._standby == {db.url}
+        assert buses[1].taken == []
+        stops[0].set()
+        await first  # its connection, and with it the lock, ends with it
+        await emit("k1")
+        await eventually(lambda: taken(buses[1], ["k1"]), timeout=10)
+        assert buses[0].taken == ["k0"]
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(first, second)
