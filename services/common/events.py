@@ -569,8 +569,9 @@ class Consumer(Generic[Context]):
         if model not in self.handlers:
             raise ValueError(f"{self.name}: register the handler of {model.name} with `on` first")
         table = self.inbox.__table__
+        # Table names and ``ctes`` are the code's own constants, never input; values are bound.
         sql = text(
-            f"WITH claimed AS (INSERT INTO {table.fullname} (consumer, event_id, event_type, processed_at)"
+            f"WITH claimed AS (INSERT INTO {table.fullname} (consumer, event_id, event_type, processed_at)"  # noqa: S608
             " VALUES (:inbox_consumer, :inbox_event_id, :inbox_event_type, :inbox_processed_at)"
             f" ON CONFLICT DO NOTHING RETURNING event_id), {ctes} SELECT count(*) FROM claimed"
         ).bindparams(bindparam("inbox_processed_at", type_=table.c.processed_at.type))
@@ -665,12 +666,14 @@ class OutboxSource:
 class OutboxRelay:
     """Publishes outbox rows; wakes on the writers' commit notices, polls only as a safety net.
 
-    A pass over one outbox is one transaction: claim up to ``batch_size`` unpublished rows and mark
-    them (``UPDATE … RETURNING``, locked, skipping rows another relay holds), publish them all with
-    the confirms awaited together, un-mark any the broker did not confirm, commit. A relay that dies
-    mid-pass rolls back the marks, so the rows are published again (duplicates the inboxes absorb).
-    Rows are published in ``occurred_at`` order (one channel, so the broker receives them in order).
-    Embedded (SQLite) reads the rows first and marks them after publishing (``_relay_statements``).
+    A pass over one outbox takes no transaction: read up to ``batch_size`` unpublished rows (oldest
+    first), publish them all with the confirms awaited together (one channel, so the broker receives
+    them in order), mark the confirmed ones. On PostgreSQL the mark rides on the next read of that
+    outbox (one statement) or on ``flush_marks`` when no notice came within ``mark_delay``: one round
+    trip per pass. A relay that dies before the mark leaves the rows unpublished, so they are
+    published again (duplicates the inboxes absorb). Rows carry no claim: ``run`` passes over a
+    PostgreSQL database only while it holds that database's relay lock (``RELAY_LOCK``); another
+    relay stands by. Embedded (SQLite) marks right after publishing.
 
     Notices: ``NOTIFY`` from the emitting transaction (PostgreSQL, any process; see ``outbox.py``)
     and ``on_outbox_commit`` (this process, embedded mode). A notice names its outbox, so the pass

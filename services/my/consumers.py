@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,20 +125,24 @@ async def reward_granted(ctx: Context, session: AsyncSession, event: ScanRewardG
     await add_points(session, user_id, event.job_id, deltas, name, now)
 
 
+def _table(model: Any) -> str:
+    return str(model.__table__.fullname)
+
+
 # The same writes on PostgreSQL as one autocommit statement with the inbox claim (the per-scan event:
 # one round trip instead of seven — docs/events.md, inbox). Every write reads ``FROM alive``: no row
-# when the event was applied before or the account is deleted.
+# when the event was applied before or the account is deleted. Table names are the models' own.
 _REWARD_CTES = f"""
 alive AS (
     SELECT 1 FROM claimed
-    WHERE NOT EXISTS (SELECT 1 FROM {DeletedUser.__table__.fullname} WHERE user_id = CAST(:user_id AS uuid))
+    WHERE NOT EXISTS (SELECT 1 FROM {_table(DeletedUser)} WHERE user_id = CAST(:user_id AS uuid))
 ), owned AS (
-    INSERT INTO {OwnedCharacter.__table__.fullname} (user_id, character_code, source, acquired_at)
+    INSERT INTO {_table(OwnedCharacter)} (user_id, character_code, source, acquired_at)
     SELECT CAST(:user_id AS uuid), CAST(:character_code AS varchar), 'scan', CAST(:now AS timestamptz)
     FROM alive WHERE CAST(:grant AS boolean)
     ON CONFLICT DO NOTHING
 ), ledger AS (
-    INSERT INTO {PointEntry.__table__.fullname} (id, user_id, job_id, reason, delta, character_name, created_at)
+    INSERT INTO {_table(PointEntry)} (id, user_id, job_id, reason, delta, character_name, created_at)
     SELECT entry.id, CAST(:user_id AS uuid), CAST(:job_id AS uuid), entry.reason, entry.delta,
            CAST(:character_name AS varchar), CAST(:now AS timestamptz)
     FROM alive, (VALUES
@@ -147,7 +152,7 @@ alive AS (
     ) AS entry (id, reason, delta, keep)
     WHERE entry.keep
     ON CONFLICT (user_id, job_id, reason) DO NOTHING
-)"""
+)"""  # noqa: S608
 
 
 @consumer.in_one_statement(ScanRewardGranted, _REWARD_CTES)
