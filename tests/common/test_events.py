@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import String, insert, select
+from sqlalchemy import String, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -513,3 +513,44 @@ async def test_a_second_relay_stands_by_until_the_first_stops(db: Database) -> N
         for stop in stops:
             stop.set()
         await asyncio.gather(first, second)
+
+
+@pytest.mark.skipif(not REAL, reason="PostgreSQL advisory lock")
+async def test_a_relay_that_loses_its_connection_takes_its_lock_again(db: Database) -> None:
+    from services.common.events import RELAY_LOCK
+
+    holder = text(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND classid::bigint = :high AND objid::bigint = :low"
+    )
+    key = {"high": RELAY_LOCK >> 32, "low": RELAY_LOCK & 0xFFFFFFFF}
+
+    async def holder_pid() -> int | None:
+        async with db.autocommit() as conn:
+            return (await conn.execute(holder, key)).scalar()
+
+    bus, stop = FlakyBus(set(), concurrent=True), asyncio.Event()
+    relaying = asyncio.create_task(OutboxRelay([OutboxSource("evtest", db, Outbox)], bus, idle_interval=0.2).run(stop))
+    try:
+        await eventually(lambda: _true_async(holder_pid), timeout=10)
+        first = await holder_pid()
+        async with db.autocommit() as conn:  # the listener's connection dies (a restart, a network cut)
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        async with db.session() as session:
+            Outbox.emit(session, TallyBump(key="after"))
+        await eventually(lambda: _taken(bus, ["after"]), timeout=15)
+        again = await holder_pid()
+        assert again is not None
+        assert again != first  # a new connection holds it
+    finally:
+        stop.set()
+        await relaying
+
+
+async def _true_async(check: Any) -> bool:
+    return await check() is not None
+
+
+async def _taken(bus: FlakyBus, keys: list[str]) -> bool:
+    return bus.taken == keys
