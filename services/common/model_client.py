@@ -1,7 +1,7 @@
 """The ``openai`` SDK client of the model providers, with the chat-completion request built cheaply.
 
 A scan makes two chat completions, and the SDK's generic request building was the largest part of
-their CPU (docs/benchmarks.md, issue 19, ninth round): it merges the path into the base URL, turns
+their CPU (docs/benchmarks.md, issue 19, tenth round): it merges the path into the base URL, turns
 the URL into a string and has httpx parse it again, and builds the headers twice over. ``ModelClient``
 keeps the SDK for everything that decides behaviour — auth and default headers, the idempotency
 key, the retry-count and read-timeout headers (``_build_headers``), retries with backoff, timeouts,

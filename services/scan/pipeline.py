@@ -409,7 +409,7 @@ class ScanPipeline:
             won, received = await finish_rewarded(self.db, job.id, job.user_id, character, outcomes)
             values = outcomes[received]
             if won:
-                announce(self.db, OUTBOX_SCHEMA)  # committed: the relay hears of the row within 0.1 s
+                announce(self.db, OUTBOX_SCHEMA)  # committed: the relay hears of it within OUTBOX_ANNOUNCE_INTERVAL
         else:
             try:
                 async with self.db.transaction() as conn:
