@@ -2,7 +2,7 @@
 
 FastAPI solves an endpoint's parameters on every request — reads the body, walks the dependency
 tree, validates each header and path parameter with pydantic — and on a fast endpoint that is a
-large share of its CPU (≈ 25 % of an in-process `GET /scan/{id}/result`, docs/benchmarks.md, ninth
+large share of its CPU (≈ 25 % of an in-process `GET /scan/{id}/result`, docs/benchmarks.md, eleventh
 round). A route of ``DirectRouter`` may carry a *direct* handler (``@direct(handler)``) that reads what
 it needs from the request itself and answers the common case; it returns ``None`` for anything it
 does not handle (a missing or odd header, a body that does not validate…), and the request then goes
