@@ -18,7 +18,8 @@ from services.registry import SERVICES
 
 # Objects a migration creates on purpose that no model can declare: the SQLite R*Tree virtual table
 # of the location index and the shadow tables SQLite keeps for it, the PostgreSQL GiST index over an
-# earthdistance expression (docs/location.md).
+# earthdistance expression, and the stored earth point with its GiST index (PostgreSQL only, a type
+# of the cube extension, filled by a trigger; docs/location.md).
 MIGRATION_ONLY = {
     "location": {
         "sites_rtree",
@@ -26,6 +27,8 @@ MIGRATION_ONLY = {
         "sites_rtree_parent",
         "sites_rtree_rowid",
         "ix_sites_earth",
+        "earth_point",
+        "ix_sites_earth_point",
     }
 }
 
