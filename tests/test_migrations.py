@@ -66,6 +66,8 @@ def differences(connection: Connection, name: str, metadata: MetaData, is_sqlite
 
 
 @pytest.mark.parametrize("name", [n for n, e in SERVICES.items() if e.has_migrations])
+# Reflection meets the cube column before include_name leaves it out (MIGRATION_ONLY).
+@pytest.mark.filterwarnings("ignore:Did not recognize type 'cube' of column 'earth_point'")
 async def test_models_match_the_migrated_database(name: str, migrated: CommonSettings) -> None:
     db = Database(database_url_for(name, migrated.database_url, migrated.data_dir), name)
     try:
