@@ -4,7 +4,7 @@ Why: the nearby search's index ordered by the *expression* ``ll_to_earth(latitud
 PostgreSQL evaluates that expression again for every row it returns (the ORDER BY value is projected,
 not taken from the index) — an SQL function call plus the ``earth`` domain's three checks per row, on
 top of the distance's own point. Storing the point makes both a plain column read (docs/location.md,
-third round: ≈ 3× less execution time for a 200-site page on 1 M sites).
+third round: a 200-site page on 1 M sites fetched in 0.8 instead of 4.3 ms p50).
 
 Lock-safe on a live table (docs/migrations.md), in this order:
 
