@@ -3,10 +3,10 @@
 PostgreSQL: cube + earthdistance. A GiST index on the points on a sphere in 3-D — the expression
 ``ll_to_earth(latitude, longitude)`` for ``nearby()``, the stored column ``earth_point`` (the same
 value, kept by a trigger; migration 0002) for ``nearby_hits`` — answers both the radius pre-filter
-(``earth_box(...) @> point``) and the ordering: ``point <-> here`` is the straight-line (chord) distance, which grows monotonically with
-great-circle distance, so a KNN index scan returns rows nearest-first and stops after ``limit`` rows
-instead of computing a distance for every site. ``earth_distance`` then gives the exact great-circle
-distance; it is rescaled from the extension's earth radius (``earth()``, 6378.168 km) to the
+(``earth_box(...) @> point``) and the ordering: ``point <-> here`` is the straight-line (chord)
+distance, which grows monotonically with great-circle distance, so a KNN index scan returns rows
+nearest-first and stops after ``limit`` rows instead of computing a distance for every site.
+``earth_distance`` then gives the exact great-circle distance; it is rescaled from the extension's earth radius (``earth()``, 6378.168 km) to the
 contract's mean radius (6371 km).
 
 SQLite (embedded): an R*Tree on (lat, lon) finds the sites in the radius's bounding box; their exact
