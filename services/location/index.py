@@ -6,8 +6,8 @@ value, kept by a trigger; migration 0002) for ``nearby_hits`` — answers both t
 (``earth_box(...) @> point``) and the ordering: ``point <-> here`` is the straight-line (chord)
 distance, which grows monotonically with great-circle distance, so a KNN index scan returns rows
 nearest-first and stops after ``limit`` rows instead of computing a distance for every site.
-``earth_distance`` then gives the exact great-circle distance; it is rescaled from the extension's earth radius (``earth()``, 6378.168 km) to the
-contract's mean radius (6371 km).
+``earth_distance`` then gives the exact great-circle distance; it is rescaled from the extension's
+earth radius (``earth()``, 6378.168 km) to the contract's mean radius (6371 km).
 
 SQLite (embedded): an R*Tree on (lat, lon) finds the sites in the radius's bounding box; their exact
 haversine distance is computed here, then sorted. Embedded databases are small (dev, tests), so the
