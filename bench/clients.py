@@ -1,6 +1,6 @@
 """CPU per call of the scan worker's I/O clients, the current path beside the candidate one.
 
-    uv run python bench/clients.py [--calls 400] [--concurrency 32] [--only model,s3,redis,rabbit]
+    uv run python bench/clients.py [--calls 400] [--concurrency 32] [--only model,s3,redis,postgres,rabbit]
                                    [--image-bytes 80]
 
 Each client is driven ``--calls`` times, ``--concurrency`` at a time, from this process; the CPU this
@@ -14,6 +14,8 @@ a key prefix and queue names of this run, removed afterwards.
 - s3: the vision stage's image read, boto3 ``get_object`` in a thread vs a locally signed GET URL
   fetched with the shared async HTTP client (``S3BlobStore.read``);
 - redis: ``RedisJobEventLog.append_many`` of two events (a stage's completed + the next one's started);
+- postgres: the worker's claim through SQLAlchemy's ``execute`` vs on the asyncpg connection
+  (``Database.driver``), in a database of this run (PostgreSQL: ECO2_BENCH_PG_ADMIN_URL), dropped after;
 - rabbit: ``RabbitJobQueue`` publish, then consume + ack of the same jobs (CPU per job, both sides).
 """
 
@@ -33,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.scan_env import RABBIT, REDIS, free_port, wait_http  # noqa: E402
+from bench.scan_env import PG_ADMIN, RABBIT, REDIS, free_port, wait_http  # noqa: E402
 
 Call = Callable[[int], Awaitable[Any]]
 
@@ -63,10 +65,9 @@ def spawn(*args: str) -> subprocess.Popen[bytes]:
 async def bench_model(calls: int, concurrency: int, image: bytes) -> None:
     import base64
 
-    from openai import AsyncOpenAI
-
     from services.common.ai import OpenAICompatibleProvider, OpenAIConfig
     from services.common.knowledge.base import knowledge_base
+    from services.common.model_client import ModelClient
 
     port = free_port()
     server = spawn(
@@ -80,14 +81,14 @@ async def bench_model(calls: int, concurrency: int, image: bytes) -> None:
                     {"role": "user", "content": [{"type": "text", "text": "생수병"},
                                                  {"type": "image_url", "image_url": {"url": url}}]}]  # fmt: skip
         print(f"model (one completion, {len(image)} B image)")
-        for label, transport in (("SDK default client (main)", ""), ("SDK over httpx, sized pool", "httpx"),
-                                 ("SDK over aiohttp, sized pool (this branch)", "aiohttp")):  # fmt: skip
+        for label, transport in (("SDK default client", ""), ("SDK over httpx, sized pool", "httpx"),
+                                 ("SDK over aiohttp, sized pool (deployed)", "aiohttp")):  # fmt: skip
             config = OpenAIConfig(f"http://127.0.0.1:{port}/v1", "bench", ("fake-vlm",), max_concurrency=256,
                                   transport=transport or "httpx")  # fmt: skip
             provider = OpenAICompatibleProvider(kb, config)
-            if not transport:  # main's client: the SDK's own default HTTP client
+            if not transport:  # the SDK's own default HTTP client
                 await provider.close()
-                provider._client = AsyncOpenAI(base_url=config.base_url, api_key=config.api_key,
+                provider._client = ModelClient(base_url=config.base_url, api_key=config.api_key,
                                                timeout=config.timeout_seconds, max_retries=config.max_retries)  # fmt: skip
             schema = provider.classification_schema()
             try:
@@ -124,7 +125,7 @@ async def bench_s3(calls: int, concurrency: int, image: bytes) -> None:
         try:
             await measure("boto3 get_object in a thread", lambda i: asyncio.to_thread(
                 lambda: s3.get_object(Bucket=bucket, Key=keys[i % 64])["Body"].read()), calls, concurrency)  # fmt: skip
-            await measure("S3BlobStore.read (this branch)", lambda i: store.read(keys[i % 64]), calls, concurrency)
+            await measure("S3BlobStore.read (deployed)", lambda i: store.read(keys[i % 64]), calls, concurrency)
             await measure(
                 "  of which: signing the GET URL",
                 lambda i: asyncio.sleep(0, store.presign_get(keys[i % 64])),
@@ -160,6 +161,49 @@ async def bench_redis(calls: int, concurrency: int) -> None:
         await log.close()
 
 
+async def bench_postgres(calls: int, concurrency: int) -> None:
+    import asyncpg
+
+    from services.common.clock import utcnow
+    from services.common.db import Database
+    from services.scan.models import Base, Job
+    from services.scan.pipeline import CLAIM, _driver_statements
+
+    name = f"eco2_bench_clients_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db = Database(PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}", "scan")
+    print("postgres (the worker's claim: UPDATE … RETURNING the job row)")
+    try:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE SCHEMA scan")
+            await conn.run_sync(Base.metadata.create_all)
+        total = calls + 2 * concurrency  # every claim (warm-up included) finds its own queued job
+        now, ids = utcnow(), [uuid.uuid4() for _ in range(2 * total)]
+        row = {"user_id": uuid.uuid4(), "image_url": "u", "image_key": "k", "image_type": "image/png",
+               "user_input": "", "model": "m", "status": "queued", "stage": "queued", "progress": 0,
+               "checkpoint": {}, "created_at": now, "deadline_at": now, "enqueued_at": now}  # fmt: skip
+        async with db.transaction() as conn:
+            await conn.execute(Job.__table__.insert(), [{"id": key, **row} for key in ids])
+        claim = _driver_statements(db.engine.dialect).claim
+        for_execute, for_driver = iter(ids[:total]), iter(ids[total:])
+
+        async def execute(_: int) -> Any:
+            async with db.autocommit() as conn:
+                return (await conn.execute(CLAIM, {"key": next(for_execute)})).first()
+
+        async def driver(_: int) -> Any:
+            async with db.driver() as pg:
+                return await pg.fetchrow(claim.sql, *claim.args({"key": next(for_driver)}))
+
+        await measure("SQLAlchemy execute, autocommit connection", execute, calls, concurrency)
+        await measure("Database.driver + DriverStatement", driver, calls, concurrency)
+    finally:
+        await db.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.close()
+
+
 async def bench_rabbit(calls: int, concurrency: int) -> None:
     from services.common.jobs.queue import RabbitJobQueue
 
@@ -191,7 +235,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=400, help="measured calls per client (default 400)")
     parser.add_argument("--concurrency", type=int, default=32, help="calls in flight (default 32)")
-    parser.add_argument("--only", default="model,s3,redis,rabbit", help="comma-separated subset")
+    parser.add_argument("--only", default="model,s3,redis,postgres,rabbit", help="comma-separated subset")
     parser.add_argument("--image-bytes", type=int, default=0,
                         help="image size for model and s3 (default: the load benchmark's 80 B PNG)")  # fmt: skip
     args = parser.parse_args()
@@ -208,6 +252,8 @@ async def main() -> None:
         await bench_s3(args.calls, args.concurrency, image)
     if "redis" in only:
         await bench_redis(args.calls, args.concurrency)
+    if "postgres" in only:
+        await bench_postgres(args.calls, args.concurrency)
     if "rabbit" in only:
         await bench_rabbit(args.calls, args.concurrency)
 

@@ -13,7 +13,7 @@ Goals (issue 19): 100 %, submit p95 ≤ 50 ms, overhead p99 ≤ 1 s, CPU per sca
     uv run python bench/scan_load.py [--users 1000] [--cycles 2] [--worker-concurrency 1200]
         [--api-processes 1] [--ramp 12] [--py-spy DIR]
 
-``--py-spy DIR`` records the API and worker with py-spy (collapsed stacks, ``DIR/<process>.txt``)
+``--py-spy DIR`` records the API, worker, relay and consumers with py-spy (collapsed stacks, ``DIR/<process>.txt``)
 during the steady-state part of the run (from the end of the ramp, for ``--py-spy-seconds``).
 """
 
@@ -135,7 +135,7 @@ def py_spy(pids: dict[str, int], out: Path, delay: float, seconds: float) -> lis
             stderr=subprocess.DEVNULL,
         )
         for name, pid in pids.items()
-        if name.startswith(("api", "worker"))
+        if name.startswith(("api", "worker", "relay", "consumers"))
     ]
 
 
@@ -226,6 +226,26 @@ async def main(users: int, cycles: int, ramp: float, env: Env, spy_dir: Path | N
         )
     print("load average (1/5/15 min): before " + " ".join(f"{x:.1f}" for x in load_before)
           + ", after " + " ".join(f"{x:.1f}" for x in load_after))  # fmt: skip
+    await asyncio.sleep(1.0)  # the last rewards reach my
+    print(await reward_latency(env))
+
+
+async def reward_latency(env: Env) -> str:
+    """Outbox → my inbox latency of the run's ``scan.reward_granted`` events (the scan's event path)."""
+    from sqlalchemy import text
+
+    from bench.event_path import LATENCY
+    from services.common.db import Database
+
+    db = Database(env.vars["DATABASE_URL"], "scan", pool_size=1)
+    try:
+        async with db.engine.connect() as conn:
+            count, p50, p95, worst = (await conn.execute(text(LATENCY))).one()
+    finally:
+        await db.dispose()
+    if not count:
+        return "outbox → my inbox: no events"
+    return f"outbox → my inbox ({count} events): p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {worst:.0f} ms"
 
 
 if __name__ == "__main__":
@@ -237,7 +257,9 @@ if __name__ == "__main__":
     parser.add_argument("--ramp", type=float, default=12.0, help="seconds over which users arrive (≈ one cycle)")
     parser.add_argument("--vision", type=float, default=4.5)
     parser.add_argument("--answer", type=float, default=6.7)
-    parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR", help="record API and worker with py-spy")
+    parser.add_argument(
+        "--py-spy", type=Path, default=None, metavar="DIR", help="record API, worker, relay and consumers with py-spy"
+    )
     parser.add_argument("--py-spy-seconds", type=float, default=30.0)
     args = parser.parse_args()
     with stack(worker_concurrency=args.worker_concurrency, vision=args.vision, answer=args.answer,

@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from services.common.knowledge import (
     MAJORS,
     MIDDLES,
@@ -262,9 +264,9 @@ class OpenAICompatibleProvider(ModelProvider):
     _slots: asyncio.Semaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from openai import AsyncOpenAI
+        from services.common.model_client import ModelClient
 
-        self._client = AsyncOpenAI(
+        self._client = ModelClient(
             base_url=self.config.base_url,
             api_key=self.config.api_key,
             timeout=self.config.timeout_seconds,
@@ -308,22 +310,22 @@ class OpenAICompatibleProvider(ModelProvider):
     # ---------------------------------------------------------------------------------- calls
 
     async def _complete(self, kind: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any]) -> Any:
-        # The SDK's generic ``post`` with the body as JSON and the raw response back: its retries,
-        # timeouts, auth and typed errors stay, while the per-call work of ``chat.completions.create``
-        # (walking the request through its TypedDict transforms, building the response models) goes —
-        # that work was a measurable share of a scan worker's CPU (docs/benchmarks.md).
-        import httpx
-
-        body = {
+        # The body goes to the SDK serialised (orjson: compact UTF-8, as the SDK's own encoder) and the
+        # raw response comes back: its retries, timeouts, auth and typed errors stay, while the per-call
+        # work of ``chat.completions.create`` (walking the request through its TypedDict transforms,
+        # copying the body per attempt, building the response models) goes; ``ModelClient`` also
+        # skips the generic URL and header merging. That work was a measurable share of a scan
+        # worker's CPU (docs/benchmarks.md).
+        body = orjson.dumps({
             "model": model,
             "messages": messages,
             "temperature": self.config.temperature,
             "response_format": {"type": "json_schema", "json_schema": {"name": kind, "strict": True, "schema": schema}},
-        }
+        })  # fmt: skip
         async with self._slots:
             started = time.perf_counter()
-            raw = await self._client.post("/chat/completions", body=body, cast_to=httpx.Response)
-        response = json.loads(raw.content)
+            raw = await self._client.complete(body)
+        response = orjson.loads(raw.content)
         if not isinstance(response, dict):
             raise ValueError("the completion is not a JSON object")  # asked again, like invalid output
         usage = response.get("usage") or {}
@@ -338,7 +340,7 @@ class OpenAICompatibleProvider(ModelProvider):
         )
         choices = response.get("choices") or []
         content = choices[0]["message"]["content"] if choices else None
-        return json.loads(content or "")
+        return orjson.loads(content or "")
 
     async def _structured(self, kind: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any],
                           check: Callable[[Any], Any]) -> Any:  # fmt: skip

@@ -156,6 +156,20 @@ class BlobStore(ABC):
         return None
 
 
+def _object_url_of(client: Any, bucket: str) -> tuple[str, str]:
+    """The URL prefix of the bucket's objects (path or virtual-host style, as the client addresses
+    them) and the region it signs for, read off a presigned URL of a probe key."""
+    from urllib.parse import parse_qs, urlsplit
+
+    probe = "probe"
+    url = str(client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": probe}, ExpiresIn=60))
+    path, _, query = url.partition("?")
+    if not path.endswith("/" + probe):
+        raise ValueError(f"unexpected presigned URL shape: {urlsplit(url)._replace(query='').geturl()}")
+    credential = parse_qs(query)["X-Amz-Credential"][0]  # <key id>/<date>/<region>/s3/aws4_request
+    return path[: -len(probe)], credential.split("/")[2]
+
+
 class S3BlobStore(BlobStore):
     def __init__(self, settings: BlobSettings, public_base: str) -> None:
         import boto3
@@ -163,6 +177,7 @@ class S3BlobStore(BlobStore):
 
         super().__init__(public_base)
         self._session: Any = None  # aiohttp.ClientSession of the fast read, made in the running loop
+        self._object_url: tuple[str, str] | None = None  # (the bucket's URL ending in "/", signing region)
         assert settings.s3_bucket is not None
         self.bucket = settings.s3_bucket
         kwargs: dict[str, Any] = {
@@ -182,9 +197,26 @@ class S3BlobStore(BlobStore):
         self.client = session.client("s3", **kwargs)
 
     def presign_get(self, key: str, *, incoming: bool = False) -> str:
-        """A GET URL of the object for one minute (local signing, no I/O: see ``_signs_locally``)."""
-        params = {"Bucket": self.bucket, "Key": (INCOMING if incoming else "") + key}
-        return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=60))
+        """A GET URL of the object for one minute (local signing, no I/O: see ``_signs_locally``).
+
+        botocore's own S3 query signer on the object's URL: the URL ``generate_presigned_url`` makes,
+        without its per-call parameter validation, serialisation and endpoint resolution (≈ 0.12 ms of
+        a scan worker's CPU per image, docs/benchmarks.md). The bucket's URL and the signing region are
+        taken once from a URL that ``generate_presigned_url`` made."""
+        from botocore.auth import S3SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+        from botocore.utils import percent_encode
+
+        full_key = (INCOMING if incoming else "") + key
+        if self._credentials is None:  # nothing to sign with here: botocore decides
+            params = {"Bucket": self.bucket, "Key": full_key}
+            return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=60))
+        if self._object_url is None:
+            self._object_url = _object_url_of(self.client, self.bucket)
+        base, region = self._object_url
+        request = AWSRequest(method="GET", url=base + percent_encode(full_key, safe="/~"))
+        S3SigV4QueryAuth(self._credentials.get_frozen_credentials(), "s3", region, expires=60).add_auth(request)
+        return str(request.url)
 
     def _signs_locally(self) -> bool:
         from botocore.credentials import RefreshableCredentials

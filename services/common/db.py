@@ -129,6 +129,26 @@ class Database:
                 yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """PostgreSQL only: the pooled connection's own asyncpg connection, for a hot path's plain
+        statements (asyncpg prepares and caches each per connection). No transaction is open on it,
+        so every statement commits by itself, as on ``autocommit``; SQLAlchemy's per-statement work
+        (cache lookup, parameter and result processing) is skipped — ≈ 0.1 ms of CPU per statement
+        (docs/benchmarks.md). The caller passes driver-ready values (JSON as text) and reads asyncpg
+        records. A connection that failed or was closed is dropped from the pool."""
+        assert not self.is_sqlite, "asyncpg only"
+        async with self.engine.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                yield driver
+            except Exception as exc:
+                from services.common.errors import dependency_unavailable
+
+                if driver.is_closed() or dependency_unavailable(exc):
+                    await conn.invalidate()
+                raise
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A Core transaction: committed when the block ends normally, rolled back on any error."""
         async with self.engine.begin() as conn:
@@ -140,6 +160,32 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class DriverStatement:
+    """A Core statement compiled once for ``Database.driver``: its asyncpg SQL text and, per ``$n``,
+    the parameter's name, its compile-time value (literals) and SQLAlchemy's own bind processing for
+    its type (JSON → text with the dialect's serializer, UTC datetimes) — what ``execute`` does per
+    call, without the cache lookup, the execution context and the result objects. Expanding ``IN``
+    lists are rendered only at execution, so they are refused: write ``in_([literal(v), …])``."""
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if "POSTCOMPILE" in compiled.string or compiled.positiontup is None:
+            raise ValueError("a driver statement needs positional parameters and no expanding IN lists")
+        self.sql = compiled.string
+        self._params = [
+            (name, compiled.params.get(name), compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup
+        ]
+
+    def args(self, values: dict[str, Any]) -> list[Any]:
+        """The positional arguments for ``values`` (by parameter name; literals need none)."""
+        args = []
+        for name, literal, process in self._params:
+            value = values.get(name, literal)
+            args.append(process(value) if process is not None else value)
+        return args
 
 
 # A pooled connection unused for this long is pinged before it is handed out.

@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, delete, exists, literal, select, union_all, update
+from sqlalchemy import all_, any_, bindparam, delete, exists, literal, select, text, union_all, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -509,6 +510,18 @@ Context = TypeVar("Context")
 E = TypeVar("E", bound=DomainEvent)
 Apply = Callable[[Context, AsyncSession, E], Awaitable[None]]
 AfterCommit = Callable[[Context, E], Awaitable[None]]
+Params = Callable[[Context, E], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class OneStatement:
+    """A handler's PostgreSQL form: its writes as data-modifying CTEs of the statement that claims the
+    inbox, so an event is one autocommit round trip instead of ``BEGIN``, the claim, the handler's
+    statements and ``COMMIT``. Each CTE must write only ``FROM claimed`` (the inbox insert's
+    ``RETURNING``: no row when the event was applied before), so the claim still gates the writes."""
+
+    sql: Any  # the prebuilt ``text`` statement; its one result row: 1 if claimed now, 0 if seen before
+    params: Params[Any, Any]
 
 
 class Consumer(Generic[Context]):
@@ -525,6 +538,7 @@ class Consumer(Generic[Context]):
         self.inbox = inbox
         self.handlers: dict[type[DomainEvent], Apply[Context, Any]] = {}
         self.after_commit: dict[type[DomainEvent], AfterCommit[Context, Any]] = {}
+        self.statements: dict[type[DomainEvent], OneStatement] = {}
 
     def on(self, model: type[E]) -> Callable[[Apply[Context, E]], Apply[Context, E]]:
         """Register the handler of ``model`` (one per model)."""
@@ -546,6 +560,42 @@ class Consumer(Generic[Context]):
             return hook
 
         return register
+
+    def in_one_statement(self, model: type[E], ctes: str) -> Callable[[Params[Context, E]], Params[Context, E]]:
+        """Register the PostgreSQL form of ``model``'s handler (registered with ``on`` first, which
+        SQLite keeps using): ``ctes`` — ``name AS (…)`` clauses writing ``FROM claimed``, with
+        ``:name`` parameters — and the decorated function, which gives those parameters for an event.
+        Both forms must write the same rows (tests run both)."""
+        if model not in self.handlers:
+            raise ValueError(f"{self.name}: register the handler of {model.name} with `on` first")
+        table = self.inbox.__table__
+        # Table names and ``ctes`` are the code's own constants, never input; values are bound.
+        sql = text(
+            f"WITH claimed AS (INSERT INTO {table.fullname} (consumer, event_id, event_type, processed_at)"  # noqa: S608
+            " VALUES (:inbox_consumer, :inbox_event_id, :inbox_event_type, :inbox_processed_at)"
+            f" ON CONFLICT DO NOTHING RETURNING event_id), {ctes} SELECT count(*) FROM claimed"
+        ).bindparams(bindparam("inbox_processed_at", type_=table.c.processed_at.type))
+
+        def register(params: Params[Context, E]) -> Params[Context, E]:
+            self.statements[model] = OneStatement(sql, params)
+            return params
+
+        return register
+
+    async def _apply_statements(self, db: Database, context: Context, envelopes: Sequence[Event],
+                                events: Sequence[DomainEvent]) -> list[bool]:  # fmt: skip
+        """Each event as its one statement (``in_one_statement``), autocommit: each is applied (or
+        skipped as seen before) on its own; if one fails, those before it stay applied and their
+        redelivery is a duplicate. Which events were claimed now."""
+        now = utcnow()
+        fresh: list[bool] = []
+        async with db.autocommit() as conn:
+            for envelope, event in zip(envelopes, events, strict=True):
+                one = self.statements[type(event)]
+                inbox = {"inbox_consumer": self.name, "inbox_event_id": envelope.id,
+                         "inbox_event_type": envelope.type, "inbox_processed_at": now}  # fmt: skip
+                fresh.append(bool((await conn.execute(one.sql, one.params(context, event) | inbox)).scalar()))
+        return fresh
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -574,15 +624,18 @@ class Consumer(Generic[Context]):
         async def apply(envelopes: Sequence[Event]) -> None:
             events = [self.parse(envelope) for envelope in envelopes]  # PoisonEvent before any write
             first: list[bool] = []
-            async with db.session() as session:
-                claimed = await claim_events(session, self.inbox, self.name, envelopes)
-                for envelope, event in zip(envelopes, events, strict=True):
-                    first.append(envelope.id in claimed)
-                    claimed.discard(envelope.id)  # the same id twice in one batch is applied once
-                    if first[-1]:
-                        await self.handlers[type(event)](context, session, event)
-                        if len(envelopes) > 1:
-                            await session.flush()  # the next handler sees this one's writes, as if alone
+            if not db.is_sqlite and all(type(event) in self.statements for event in events):
+                first = await self._apply_statements(db, context, envelopes, events)
+            else:
+                async with db.session() as session:
+                    claimed = await claim_events(session, self.inbox, self.name, envelopes)
+                    for envelope, event in zip(envelopes, events, strict=True):
+                        first.append(envelope.id in claimed)
+                        claimed.discard(envelope.id)  # the same id twice in one batch is applied once
+                        if first[-1]:
+                            await self.handlers[type(event)](context, session, event)
+                            if len(envelopes) > 1:
+                                await session.flush()  # the next handler sees this one's writes, as if alone
             for envelope, event, fresh in zip(envelopes, events, first, strict=True):
                 if fresh:
                     applied.inc()
@@ -613,12 +666,14 @@ class OutboxSource:
 class OutboxRelay:
     """Publishes outbox rows; wakes on the writers' commit notices, polls only as a safety net.
 
-    A pass over one outbox is one transaction: claim up to ``batch_size`` unpublished rows and mark
-    them (``UPDATE … RETURNING``, locked, skipping rows another relay holds), publish them all with
-    the confirms awaited together, un-mark any the broker did not confirm, commit. A relay that dies
-    mid-pass rolls back the marks, so the rows are published again (duplicates the inboxes absorb).
-    Rows are published in ``occurred_at`` order (one channel, so the broker receives them in order).
-    Embedded (SQLite) reads the rows first and marks them after publishing (``_relay_statements``).
+    A pass over one outbox takes no transaction: read up to ``batch_size`` unpublished rows (oldest
+    first), publish them all with the confirms awaited together (one channel, so the broker receives
+    them in order), mark the confirmed ones. On PostgreSQL the mark rides on the next read of that
+    outbox (one statement) or on ``flush_marks`` when no notice came within ``mark_delay``: one round
+    trip per pass. A relay that dies before the mark leaves the rows unpublished, so they are
+    published again (duplicates the inboxes absorb). Rows carry no claim: ``run`` passes over a
+    PostgreSQL database only while it holds that database's relay lock (``RELAY_LOCK``); another
+    relay stands by. Embedded (SQLite) marks right after publishing.
 
     Notices: ``NOTIFY`` from the emitting transaction (PostgreSQL, any process; see ``outbox.py``)
     and ``on_outbox_commit`` (this process, embedded mode). A notice names its outbox, so the pass
@@ -632,10 +687,15 @@ class OutboxRelay:
     batch_size: int = 200
     idle_interval: float = 2.0
     min_gap: float = 0.1
+    # Published rows are marked by the next pass's read of their outbox (the same statement), or on
+    # their own once no notice came for this long: one round trip per pass instead of two.
+    mark_delay: float = 0.5
     retention: timedelta = timedelta(days=7)
     purge_every: float = 3600.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _hinted: set[str] | None = None  # outboxes (schemas) named by notices since the last pass; None: probe all
+    _standby: set[str] = field(default_factory=set)  # databases (URLs) another relay holds the lock of
+    _unmarked: dict[str, list[Any]] = field(default_factory=dict)  # producer -> ids published, not yet marked
 
     def wake(self, schema: str | None = None) -> None:
         """Ask for a pass now (a commit added outbox rows) instead of at the next poll."""
@@ -654,10 +714,12 @@ class OutboxRelay:
         """One pass; ``hinted``: only the outboxes of these schemas (PostgreSQL), without the probe."""
         published = 0
         for group in self._groups():
+            if group[0].db.url in self._standby:
+                continue
             if group[0].db.is_sqlite:
                 pending = group  # in-process file: the claim itself is the probe
-            elif hinted is not None:
-                pending = [source for source in group if _schema(source) in hinted]
+            elif hinted is not None:  # and those whose marks are due: this pass's read carries them
+                pending = [s for s in group if _schema(s) in hinted or s.producer in self._unmarked]
             else:
                 pending = group if len(group) == 1 else await self._pending(group)
             for source in pending:
@@ -694,26 +756,43 @@ class OutboxRelay:
         return [group[index] for index in sorted(found)]
 
     async def _relay_source(self, source: OutboxSource) -> int:
-        take, mark = _relay_statements(source.model.__table__, self.batch_size, source.db.is_sqlite)
+        sqlite = source.db.is_sqlite
+        take, mark = _relay_statements(source.model.__table__, self.batch_size, sqlite)
+        done = self._unmarked.get(source.producer, [])
         now = utcnow()
-        async with source.db.engine.begin() as conn:
-            rows = (await conn.execute(take, {"now": now})).all()
-            rows = sorted(rows, key=lambda row: row.occurred_at)
+        # No transaction: read, publish, then mark what the broker confirmed. A relay dying anywhere
+        # before the mark leaves the rows unpublished, so the next pass (of any relay) sends them
+        # again; the inboxes absorb that. On PostgreSQL the mark is deferred to the next pass's read
+        # (``done``: one statement marks them and reads the next rows) or to ``flush_marks``: one
+        # round trip per pass (was ``BEGIN``, claim, ``COMMIT``). Two relays never pass over one
+        # database at once: ``run`` holds its lock (``_Listener``).
+        async with source.db.autocommit() as conn:
+            rows = (await conn.execute(take, {"done": done, "now": now})).all()
+            self._unmarked.pop(source.producer, None)  # marked by that statement
             # The first row's age is the outbox's lag (0 when it is empty).
             OUTBOX_LAG(source.producer).set((now - rows[0].occurred_at).total_seconds() if rows else 0.0)
             if not rows:
                 return 0
             sent = await self._publish(source, rows)
             confirmed = [row.id for row, ok in zip(rows, sent, strict=True) if ok]
-            if source.db.is_sqlite:
-                if confirmed:
-                    await conn.execute(mark, {"ids": confirmed, "now": now})
-            elif len(confirmed) < len(rows):  # back to unpublished, retried next pass; the confirmed stay marked
-                unconfirmed = [row.id for row, ok in zip(rows, sent, strict=True) if not ok]
-                await conn.execute(mark, {"ids": unconfirmed, "now": None})
+            # The unconfirmed stay unpublished: the next pass retries them.
+            if sqlite and confirmed:  # embedded: marked at once (its handlers share the file)
+                await conn.execute(mark, {"ids": confirmed, "now": utcnow()})
+            elif confirmed:
+                self._unmarked[source.producer] = confirmed
         if confirmed:
             OUTBOX_PUBLISHED(source.producer).inc(len(confirmed))
         return len(confirmed)
+
+    async def flush_marks(self) -> None:
+        """Mark the rows published since their outbox's last read (each outbox: one statement)."""
+        for source in self.sources:
+            ids = self._unmarked.get(source.producer)
+            if ids:
+                _take, mark = _relay_statements(source.model.__table__, self.batch_size, source.db.is_sqlite)
+                async with source.db.autocommit() as conn:
+                    await conn.execute(mark, {"ids": ids, "now": utcnow()})
+                self._unmarked.pop(source.producer, None)
 
     async def _publish(self, source: OutboxSource, rows: Sequence[Any]) -> list[bool]:
         """Publish ``rows`` in order; which ones the bus confirmed."""
@@ -773,6 +852,7 @@ class OutboxRelay:
                 try:
                     for listener in listeners:
                         await listener.ensure()  # (re)subscribe before the pass: no commit falls in between
+                    self._standby = {listener.db.url for listener in listeners if not listener.leading}
                     published = await self.relay_once(hinted)
                     failures = 0
                     if loop.time() - last_purge > self.purge_every:
@@ -791,23 +871,46 @@ class OutboxRelay:
                     continue
                 if published:
                     await wait_any(self.min_gap, stop)  # let the next commits gather into one pass
+                if self._unmarked and not self._wake.is_set():
+                    await wait_any(self.mark_delay, self._wake, stop)  # the next pass would mark them
+                    if not self._wake.is_set():
+                        await self._flush_marks_or_log()
                 await wait_any(self.idle_interval, self._wake, stop)
                 hinted = self._hinted if self._wake.is_set() else None
                 self._hinted = None
                 self._wake.clear()
+            await self._flush_marks_or_log()  # stopping: while this relay still holds the lock
+
+    async def _flush_marks_or_log(self) -> None:
+        try:
+            await self.flush_marks()
+        except Exception as exc:  # kept for the next pass; lost only with the process (rows re-sent)
+            log.warning("relay_mark_failed", error=repr(exc))
+
+
+# The session-level advisory lock of the relay that passes over a PostgreSQL database's outboxes. A
+# pass takes no row locks (``OutboxRelay._relay_source``), so a second relay process — a rolling
+# update, a second replica by mistake — must not pass at the same time (it would publish the same rows
+# twice: harmless for the inboxes, but wasted work). It waits as a standby instead, and takes over
+# when PostgreSQL releases the lock: at once when the holder's connection ends, crash included.
+RELAY_LOCK = int.from_bytes(b"eco2rely", "big") >> 1  # a bigint key of our own
 
 
 class _Listener:
-    """A connection ``LISTEN``ing for the writers' ``NOTIFY`` on one PostgreSQL database."""
+    """A connection ``LISTEN``ing for the writers' ``NOTIFY`` on one PostgreSQL database; it also
+    holds the database's relay lock (``leading``) for as long as it lives."""
 
     def __init__(self, db: Database, wake: Callable[[str], None]) -> None:
         self.db = db
         self.wake = wake
+        self.leading = False
         self._conn: Any = None  # SQLAlchemy AsyncConnection held for the subscription
         self._driver: Any = None  # its asyncpg connection
 
     async def ensure(self) -> None:
         if self._driver is not None and not self._driver.is_closed():
+            if not self.leading:
+                await self._lead()  # a standby: is the lock free now?
             return
         await self.close()
         conn = await self.db.engine.connect()
@@ -819,6 +922,12 @@ class _Listener:
             await conn.close()
             raise
         self._conn, self._driver = conn, driver
+        await self._lead()
+        if not self.leading:
+            log.info("relay_standby", reason="another relay holds this database's relay lock")
+
+    async def _lead(self) -> None:
+        self.leading = bool(await self._driver.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK))
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self.wake(payload)
@@ -826,6 +935,7 @@ class _Listener:
     async def close(self) -> None:
         conn, driver = self._conn, self._driver
         self._conn = self._driver = None
+        self.leading = False  # the lock ends with the connection
         if driver is not None and not driver.is_closed():
             with contextlib.suppress(Exception):
                 await driver.remove_listener(OUTBOX_CHANNEL, self._notified)
@@ -838,21 +948,21 @@ class _Listener:
 
 @functools.cache
 def _relay_statements(table: Any, batch_size: int, sqlite: bool) -> tuple[Any, Any]:
-    """An outbox's claim (rows to publish, oldest first) and mark (``published_at`` of ``ids``),
-    built once: a relay pass then costs its round trips, not statement construction."""
+    """An outbox's take (rows to publish, oldest first) and mark (``published_at`` of ``ids``), built
+    once: a relay pass then costs its round trips, not statement construction. On PostgreSQL the take
+    also marks the rows ``done`` (published by the previous pass), in a CTE: that statement's read
+    does not see its own update, so it leaves them out by id."""
     c = table.c
-    columns = (c.id, c.type, c.payload, c.occurred_at)
-    oldest = select(c.id).where(c.published_at.is_(None)).order_by(c.occurred_at).limit(batch_size)
     now = bindparam("now", type_=c.published_at.type)
     mark = update(table).where(c.id.in_(bindparam("ids", expanding=True, type_=c.id.type))).values(published_at=now)
-    if sqlite:
-        # Embedded handlers write to this file while the relay publishes (the bus delivers in-process):
-        # no write lock until the end, so the rows are read here and marked after publishing.
-        return select(*columns).where(c.id.in_(oldest.scalar_subquery())), mark
-    # Claimed and marked in one statement; several relay replicas never double-send a row (a
-    # publish the broker does not confirm is un-marked before the commit).
-    locked = oldest.with_for_update(skip_locked=True).scalar_subquery()
-    return update(table).where(c.id.in_(locked)).values(published_at=now).returning(*columns), mark
+    take = select(c.id, c.type, c.payload, c.occurred_at).where(c.published_at.is_(None))
+    if not sqlite:
+        # One array parameter, not an expanding ``IN``: an empty expanding list renders as an
+        # always-true ``NOT IN`` condition, which SQLAlchemy would then apply to the ``IN`` too.
+        done = bindparam("done", type_=ARRAY(c.id.type))
+        marked = update(table).where(c.id == any_(done)).values(published_at=now).cte("marked")
+        take = take.add_cte(marked).where(c.id != all_(done))
+    return take.order_by(c.occurred_at).limit(batch_size), mark
 
 
 def _schema(source: OutboxSource) -> str:

@@ -9,7 +9,7 @@ PostgreSQL with ``NOTIFY`` (delivered only if the transaction commits, to a rela
 and in this process through ``on_outbox_commit`` (embedded mode runs the relay as a task beside the
 writers). ORM sessions do both by themselves (the listeners below). Core writers (the scan worker's
 finishing transaction) call ``announce`` after their commit instead: the ``NOTIFY`` is then coalesced
-per process — one autocommit statement per ``ANNOUNCE_INTERVAL`` at most, however many commits — so a
+per process — one autocommit statement per ``OUTBOX_ANNOUNCE_INTERVAL`` (a setting) at most, however many commits — so a
 busy writer does not wake the relay once per row (each wake-up is a relay pass and a consumer
 transaction of one event; measured: +3 ms of CPU per scan when every finish notified).
 """
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from services.common.clock import utcnow
+from services.common.config import get_common_settings
 from services.common.db import Database, UtcDateTime
 from services.common.domain_events import DomainEvent
 from services.common.logging import get_logger
@@ -114,10 +115,9 @@ def _forget(session: Session, previous_transaction: Any) -> None:
 
 # ------------------------------------------------------------------------- Core writers: announce
 
-# At most one ``NOTIFY`` per database per this many seconds from a process's Core writers: every
-# committed row is announced within it, and the relay's passes (which wait ``min_gap`` = 0.1 s after
-# publishing anyway) gather the commits of the interval.
-ANNOUNCE_INTERVAL = 0.1
+# At most one ``NOTIFY`` per database per ``outbox_announce_interval`` seconds (``CommonSettings``) from
+# a process's Core writers: every committed row is announced within it, and the relay's passes (which
+# wait ``min_gap`` = 0.1 s after publishing anyway) gather the commits of the interval.
 log = get_logger("eco2.outbox")
 
 
@@ -125,7 +125,7 @@ def announce(db: Database, schema: str) -> None:
     """Tell the relay that a committed Core transaction wrote rows to ``schema``'s outbox.
 
     Call it after the commit (never for a rollback). In-process relays are woken at once; on
-    PostgreSQL one coalesced ``NOTIFY`` follows within ``ANNOUNCE_INTERVAL`` (a background task of the
+    PostgreSQL one coalesced ``NOTIFY`` follows within ``OUTBOX_ANNOUNCE_INTERVAL`` (a background task of the
     running loop). A lost notice (process exit, store outage) only costs latency: the relay's poll
     finds the row."""
     for listener in list(_commit_listeners):
@@ -145,6 +145,7 @@ class _Announcer:
         self.dirty: set[str] = set()
         self.task: asyncio.Task[None] | None = None
         self.last = float("-inf")  # loop time of the last notice
+        self.interval = get_common_settings().outbox_announce_interval
 
     def mark(self, db: Database, schema: str) -> None:
         self.dirty.add(schema)
@@ -155,7 +156,7 @@ class _Announcer:
     async def _run(self, db: Database) -> None:
         loop = asyncio.get_running_loop()
         while self.dirty:  # no await between this test and the task ending: a new mark starts a new task
-            wait = self.last + ANNOUNCE_INTERVAL - loop.time()
+            wait = self.last + self.interval - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)  # commits of the interval join this notice
             schemas, self.dirty = self.dirty, set()

@@ -7,8 +7,10 @@ Durability rules (docs/api.md, scan: pipeline and result):
   result (the reward is decided instantly, in the finishing transaction: ``reward.py``);
 - the result is stored — with the character claim and ``scan.reward_granted`` in the same
   transaction — before ``done``;
-- every write is one Core statement on an autocommit connection (one round trip, no ORM unit of
-  work) — the eligible finish too on PostgreSQL (one statement with CTEs; a short transaction on SQLite);
+- every write is one Core statement outside a transaction (one round trip, no ORM unit of work) —
+  the eligible finish too on PostgreSQL (one statement with CTEs; a short transaction on SQLite); on
+  PostgreSQL the claim, the checkpoint and that finish run on the asyncpg connection itself
+  (``Database.driver``, ``DriverStatement``), SQLite runs them on an autocommit connection;
 - storing a terminal result is a compare-and-set on the job's status, so a worker and the deadline
   sweeper can race and exactly one of them finishes the job;
 - every job ends within its deadline: the pipeline runs under a timeout, and the sweeper fails jobs
@@ -18,13 +20,15 @@ Durability rules (docs/api.md, scan: pipeline and result):
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Row, Table, bindparam, literal, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.ai import (
@@ -38,7 +42,7 @@ from services.common.ai import (
 )
 from services.common.blobs import BlobStore
 from services.common.clock import iso_ms, utcnow
-from services.common.db import Database
+from services.common.db import Database, DriverStatement
 from services.common.errors import dependency_unavailable
 from services.common.jobs import Frame, JobEventLog, event_data, stage_span
 from services.common.knowledge import KnowledgeBase
@@ -75,6 +79,38 @@ CLAIM = update(JOBS).where(JOBS.c.id == _KEY, JOBS.c.status == "queued").values(
 # Writes only while the job is unfinished: a finished job is never reopened, and a terminal write is
 # a compare-and-set (the sweeper and a worker race; exactly one finishes the job).
 WRITE_OPEN = update(JOBS).where(JOBS.c.id == _KEY, JOBS.c.status.in_(OPEN))
+# The checkpoint write: ``WRITE_OPEN`` with its values named and the open statuses as literals, so it
+# compiles to a fixed text for the asyncpg connection (``DriverStatement`` takes no expanding ``IN``).
+CHECKPOINT = (
+    update(JOBS)
+    .where(JOBS.c.id == _KEY, JOBS.c.status.in_([literal(status) for status in OPEN]))
+    .values(
+        checkpoint=bindparam("c_checkpoint", type_=JOBS.c.checkpoint.type),
+        stage=bindparam("c_stage", type_=JOBS.c.stage.type),
+        progress=bindparam("c_progress", type_=JOBS.c.progress.type),
+        status="processing",
+    )
+    .returning(JOBS.c.id)
+)
+
+
+@dataclass(frozen=True)
+class _DriverStatements:
+    """PostgreSQL: the claim, its fallback read and the checkpoint, run on the pooled asyncpg
+    connection itself (``Database.driver``): ≈ 0.1 ms of CPU less per statement than ``execute``.
+    SQLite runs the Core statements."""
+
+    claim: DriverStatement
+    load: DriverStatement
+    checkpoint: DriverStatement
+
+
+@functools.cache
+def _driver_statements(dialect: Dialect) -> _DriverStatements:
+    return _DriverStatements(DriverStatement(CLAIM, dialect), DriverStatement(LOAD, dialect),
+                             DriverStatement(CHECKPOINT, dialect))  # fmt: skip
+
+
 PROGRESS = {"queued": 0, **dict(STAGES), "done": 100}
 STAGE_MESSAGES = {
     "queued": "요청을 접수했어요.",
@@ -196,6 +232,13 @@ class ScanPipeline:
         key = self._key(job_id)
         if key is None:
             return None
+        if not self.db.is_sqlite:
+            statements = _driver_statements(self.db.engine.dialect)
+            async with self.db.driver() as pg:
+                record = await pg.fetchrow(statements.claim.sql, *statements.claim.args({"key": key}))
+                if record is None:
+                    record = await pg.fetchrow(statements.load.sql, *statements.load.args({"key": key}))
+            return None if record is None else Job(**record)
         async with self.db.autocommit() as conn:
             row = (await conn.execute(CLAIM, {"key": key})).first()
             if row is None:
@@ -250,15 +293,19 @@ class ScanPipeline:
                 await self.events.append(job_id, stage, event_data(job_id, stage, "completed", progress, result))
 
     async def _save_checkpoint(self, job: Job, checkpoint: dict[str, Any], stage: str, progress: int) -> None:
-        await self._guarded_update(job, checkpoint=checkpoint, stage=stage, progress=progress, status="processing")
-        job.checkpoint = checkpoint
-
-    async def _guarded_update(self, job: Job, **values: Any) -> None:
         """Write only while the job is unfinished: a finished job is never reopened by a late delivery."""
-        async with self.db.autocommit() as conn:
-            updated = await conn.execute(WRITE_OPEN, {"key": job.id, **values})
-        if not updated.rowcount:
+        if not self.db.is_sqlite:
+            write = _driver_statements(self.db.engine.dialect).checkpoint
+            values = {"key": job.id, "c_checkpoint": checkpoint, "c_stage": stage, "c_progress": progress}
+            async with self.db.driver() as pg:
+                updated = await pg.fetchval(write.sql, *write.args(values))
+        else:
+            async with self.db.autocommit() as conn:
+                values = {"checkpoint": checkpoint, "stage": stage, "progress": progress, "status": "processing"}
+                updated = (await conn.execute(WRITE_OPEN, {"key": job.id, **values})).rowcount
+        if not updated:
             raise AlreadyFinished(str(job.id))
+        job.checkpoint = checkpoint
 
     @staticmethod
     def _event_result(stage: str, output: dict[str, Any]) -> Any:
@@ -359,11 +406,10 @@ class ScanPipeline:
         elif not self.db.is_sqlite:
             # One statement (reward.finish_rewarded): the values for both outcomes of the claim go along.
             outcomes = {received: stored(reward_object(character, c, received)) for received in (True, False)}
-            async with self.db.autocommit() as conn:
-                won, received = await finish_rewarded(conn, job.id, job.user_id, character, outcomes)
+            won, received = await finish_rewarded(self.db, job.id, job.user_id, character, outcomes)
             values = outcomes[received]
             if won:
-                announce(self.db, OUTBOX_SCHEMA)  # committed: the relay hears of the row within 0.1 s
+                announce(self.db, OUTBOX_SCHEMA)  # committed: the relay hears of it within OUTBOX_ANNOUNCE_INTERVAL
         else:
             try:
                 async with self.db.transaction() as conn:

@@ -15,13 +15,14 @@ import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, delete, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.common.ai import Classification
 from services.common.clock import utcnow
-from services.common.db import insert_ignoring
+from services.common.db import Database, DriverStatement, insert_ignoring
 from services.common.domain_events import DomainEvent, ScanRewardGranted, reward_points
 from services.common.knowledge import RECYCLABLE, Character, KnowledgeBase, character_for_middle
 from services.common.tracing import OUTBOX_TRACE_KEY, inject
@@ -91,14 +92,14 @@ def _payload(event: DomainEvent) -> dict[str, Any]:
 
 
 async def finish_rewarded(
-    conn: AsyncConnection,
+    db: Database,
     job_id: uuid.UUID,
     user_id: uuid.UUID,
     character: Character,
     stored: dict[bool, dict[str, Any]],
 ) -> tuple[bool, bool]:
     """PostgreSQL: the eligible finish — claim, the job's compare-and-set, the outbox row — as one
-    statement on an autocommit connection (one round trip instead of ``BEGIN`` + three statements +
+    statement outside a transaction (one round trip instead of ``BEGIN`` + three statements +
     ``COMMIT``). ``stored[received]``: the job's terminal values for either outcome of the claim (the
     result's reward says ``received``/``already_owned``). Returns (won, received); nothing is
     written unless won.
@@ -125,8 +126,17 @@ async def finish_rewarded(
         params[f"f_checkpoint_{label}"] = values["checkpoint"]
         params[f"f_payload_{label}"] = _payload(granted(user_id, job_id, character, received))
     params["f_completed_at"] = stored[True]["completed_at"]
-    row = (await conn.execute(_finish_statement(), params)).one()
-    return bool(row.won), bool(row.received)
+    # On the asyncpg connection itself (``Database.driver``): the statement compiled once, SQLAlchemy's
+    # bind processing applied by ``DriverStatement`` (the JSON values serialised as its JSON type does).
+    statement = _finish_driver_statement(db.engine.dialect)
+    async with db.driver() as pg:
+        record = await pg.fetchrow(statement.sql, *statement.args(params))
+    return bool(record["won"]), bool(record["received"])
+
+
+@functools.cache
+def _finish_driver_statement(dialect: Dialect) -> DriverStatement:
+    return DriverStatement(_finish_statement(), dialect)
 
 
 @functools.cache
@@ -137,7 +147,7 @@ def _finish_statement() -> Any:
     jobs: Table = Job.__table__  # type: ignore[assignment]
     claims: Table = ClaimedCharacter.__table__  # type: ignore[assignment]
     outbox: Table = Outbox.__table__  # type: ignore[assignment]
-    unfinished = jobs.c.status.in_(OPEN)
+    unfinished = jobs.c.status.in_([literal(status) for status in OPEN])  # no expanding IN (DriverStatement)
     job = (
         select(jobs.c.id)
         .where(jobs.c.id == bindparam("f_key", type_=jobs.c.id.type), unfinished)

@@ -211,3 +211,33 @@ async def test_failure_kinds_on_either_transport(fake: tuple[FakeOpenAI, str], t
         finally:
             await model.close()
     assert kinds == ["connection", "timeout"]
+
+
+async def test_a_completion_request_is_the_one_the_sdk_builds(fake: tuple[FakeOpenAI, str]) -> None:
+    """``ModelClient`` builds a completion's request from parts the SDK computed, so what goes out —
+    URL, every header (auth, idempotency key, retry count, the SDK's own), body, timeout — is what
+    the SDK's generic path builds; a request with per-call options goes that generic path."""
+    from openai import AsyncOpenAI
+    from openai._models import FinalRequestOptions
+
+    from services.common.model_client import CHAT_COMPLETIONS
+
+    _, url = fake
+    model = provider(url)
+    client = model._client
+    try:
+        for retries_taken in (0, 2):
+            options = FinalRequestOptions.construct(method="post", url=CHAT_COMPLETIONS, content=b'{"a":1}',
+                                                    idempotency_key="stainless-python-retry-1")  # fmt: skip
+            lean = client._build_request(options, retries_taken=retries_taken)
+            sdk = AsyncOpenAI._build_request(client, options, retries_taken=retries_taken)
+            assert (lean.method, lean.url, lean.content, lean.extensions) == (
+                sdk.method, sdk.url, sdk.content, sdk.extensions,
+            )  # fmt: skip
+            assert sorted(lean.headers.multi_items()) == sorted(sdk.headers.multi_items())
+            assert lean.headers["x-stainless-retry-count"] == str(retries_taken)
+        custom = FinalRequestOptions.construct(method="post", url=CHAT_COMPLETIONS, content=b"{}",
+                                               headers={"X-Extra": "1"})  # fmt: skip
+        assert client._build_request(custom).headers["X-Extra"] == "1"
+    finally:
+        await model.close()

@@ -1,15 +1,17 @@
 """The connection pool's disconnect handling (services/common/db.py): a connection that died while
-idle is replaced before use; a busy one is not pinged on every checkout."""
+idle is replaced before use; a busy one is not pinged on every checkout; the driver path drops a
+connection that failed. And ``DriverStatement``'s parameters."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import JSON, bindparam, literal, select, text
 
 from services.common import db as db_module
-from services.common.db import Database
+from services.common.db import Database, DriverStatement, UtcDateTime
 
 pytestmark = pytest.mark.real_only
 
@@ -51,5 +53,47 @@ async def test_a_busy_connection_is_not_pinged(database_url: str) -> None:
         pids = {await _backend_pid(database) for _ in range(20)}
         assert len(pids) == 1  # the same pooled connection every time
         assert pings == 0  # used moments ago: no SELECT 1 round trip before each transaction
+    finally:
+        await database.dispose()
+
+
+async def test_the_driver_drops_a_connection_that_died_in_use(database_url: str) -> None:
+    """``Database.driver`` bypasses SQLAlchemy's disconnect handling, so it drops a failed connection
+    itself: the next use gets a new one instead of the dead one back from the pool."""
+    database = Database(database_url, "public", pool_size=1)
+    try:
+        async with database.driver() as pg:
+            first = await pg.fetchval("SELECT pg_backend_pid()")
+        killer = Database(database_url, "public", pool_size=1)
+        async with killer.session() as session:
+            assert await session.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        await killer.dispose()
+        with pytest.raises(Exception):  # noqa: B017 — asyncpg reports the killed backend in several ways
+            async with database.driver() as pg:
+                await pg.fetchval("SELECT 1")
+        async with database.driver() as pg:
+            assert await pg.fetchval("SELECT pg_backend_pid()") != first
+    finally:
+        await database.dispose()
+
+
+async def test_a_driver_statement_applies_sqlalchemys_bind_processing(database_url: str) -> None:
+    database = Database(database_url, "public", pool_size=1)
+    try:
+        at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=9)))
+        statement = select(
+            bindparam("doc", type_=JSON).label("doc"),
+            literal("fixed").label("fixed"),
+            bindparam("at", type_=UtcDateTime).label("at"),
+        )
+        driver_statement = DriverStatement(statement, database.engine.dialect)
+        async with database.driver() as pg:
+            record = await pg.fetchrow(driver_statement.sql, *driver_statement.args({"doc": {"이름": [1]}, "at": at}))
+        assert record["doc"] == {"이름": [1]}  # serialised as SQLAlchemy's JSON type does, read back as JSON
+        assert record["fixed"] == "fixed"  # a literal needs no value
+        assert record["at"] == at
+        assert record["at"].utcoffset() == timedelta(0)  # stored as UTC
+        with pytest.raises(ValueError):  # rendered only at execution: not a fixed text
+            DriverStatement(select(literal(1)).where(literal("a").in_(["a", "b"])), database.engine.dialect)
     finally:
         await database.dispose()

@@ -25,7 +25,7 @@ from services.character.models import Ownership, RewardDecision
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for
 from services.common.domain_events import ScanRewardGranted
-from services.common.events import Event, OutboxSource, new_event_id
+from services.common.events import Event, OneStatement, OutboxSource, new_event_id
 from services.my import consumers as my_consumers
 from services.my.app import create_app as create_my_app
 from services.my.config import MySettings
@@ -200,6 +200,8 @@ async def test_a_consumer_crash_mid_event_is_retried_and_lands_once(
             raise RuntimeError("simulated crash mid-event")
 
     monkeypatch.setitem(my_consumers.consumer.handlers, ScanRewardGranted, crash_after_writing)
+    # The session form (SQLite's, and PostgreSQL's without the one-statement form): a transaction to die in.
+    monkeypatch.delitem(my_consumers.consumer.statements, ScanRewardGranted)
     await emit_scan(scan_producer[0], scan_reward(user, middle="전지"))
     workers.relay.wake()
 
@@ -209,6 +211,40 @@ async def test_a_consumer_crash_mid_event_is_retried_and_lands_once(
     await eventually(applied)
     assert crashes["left"] == 0
     await asyncio.sleep(0.5)
+    assert await counter.my(user) == (2, 60, 1)
+    letters = await dead_letters(migrated, "my")
+    assert not [x for x in letters if x.event.payload.get("user_id") == str(user)]
+
+
+@pytest.mark.skipif(not REAL, reason="the one-statement form is PostgreSQL's")
+async def test_a_consumer_dying_after_its_one_statement_before_the_ack_lands_once(
+    workers: Workers,
+    scan_producer: tuple[Database, OutboxSource],
+    counter: Counter,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated: CommonSettings,
+) -> None:
+    user = uuid.uuid4()
+    crashes = {"left": 1}
+    consumer = my_consumers.consumer
+    real = consumer._apply_statements
+
+    async def crash_after_commit(db: Any, context: Any, envelopes: Any, events: Any) -> list[bool]:
+        fresh = await real(db, context, envelopes, events)  # committed (autocommit), not yet acked
+        if any(getattr(e, "user_id", None) == user for e in events) and crashes["left"] > 0:
+            crashes["left"] -= 1
+            raise RuntimeError("simulated crash before the ack")
+        return fresh
+
+    monkeypatch.setattr(consumer, "_apply_statements", crash_after_commit)
+    await emit_scan(scan_producer[0], scan_reward(user, middle="전지"))
+    workers.relay.wake()
+
+    async def applied() -> bool:
+        return await counter.my(user) == (2, 60, 1) and crashes["left"] == 0
+
+    await eventually(applied)
+    await asyncio.sleep(0.5)  # the redelivery is a duplicate: nothing more lands
     assert await counter.my(user) == (2, 60, 1)
     letters = await dead_letters(migrated, "my")
     assert not [x for x in letters if x.event.payload.get("user_id") == str(user)]
@@ -231,6 +267,14 @@ async def test_a_poison_event_is_parked_then_replayed(
         await real(ctx, session, event)
 
     monkeypatch.setitem(my_consumers.consumer.handlers, ScanRewardGranted, bug)
+    one = my_consumers.consumer.statements[ScanRewardGranted]  # PostgreSQL's form has the same bug
+
+    def bug_params(ctx: Any, event: ScanRewardGranted) -> dict[str, Any]:
+        if broken["on"] and event.user_id == user:
+            raise RuntimeError("a bug in this consumer")
+        return one.params(ctx, event)
+
+    monkeypatch.setitem(my_consumers.consumer.statements, ScanRewardGranted, OneStatement(one.sql, bug_params))
     await emit_scan(scan_producer[0], scan_reward(user, middle="조명제품"))
     workers.relay.wake()
 

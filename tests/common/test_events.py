@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import String, insert, select
+from sqlalchemy import String, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import utcnow
-from services.common.config import CommonSettings
+from services.common.config import CommonSettings, get_common_settings
 from services.common.db import Database, database_url_for, service_metadata
 from services.common.domain_events import DomainEvent
 from services.common.events import (
@@ -27,7 +27,7 @@ from services.common.events import (
     RabbitBus,
     Subscription,
 )
-from services.common.outbox import ANNOUNCE_INTERVAL, OutboxMixin, announce
+from services.common.outbox import OutboxMixin, announce
 from tests.conftest import RABBITMQ_URL, REAL
 
 
@@ -379,8 +379,9 @@ async def test_core_commits_are_announced_to_other_processes_coalesced(db: Datab
     heard: list[tuple[float, str]] = []
     listener = _Listener(db, lambda schema: heard.append((loop.time(), schema)))
     await listener.ensure()
+    interval = get_common_settings().outbox_announce_interval
     try:
-        await asyncio.sleep(2 * ANNOUNCE_INTERVAL)  # nothing of an earlier test pending
+        await asyncio.sleep(2 * interval)  # nothing of an earlier test pending
         started = loop.time()
         await core_emit(db, "alone")
         await eventually(lambda: _true(heard), timeout=5)
@@ -389,10 +390,10 @@ async def test_core_commits_are_announced_to_other_processes_coalesced(db: Datab
         started = loop.time()
         await asyncio.gather(*(core_emit(db, f"k{n}") for n in range(40)))
         last_commit = loop.time()
-        await asyncio.sleep(3 * ANNOUNCE_INTERVAL)
+        await asyncio.sleep(3 * interval)
         assert {schema for _, schema in heard} == {"evtest"}
         # Coalesced: at most one notice per interval (plus the one in flight), not one per commit …
-        assert len(heard) <= (last_commit - started) / ANNOUNCE_INTERVAL + 2
+        assert len(heard) <= (last_commit - started) / interval + 2
         assert len(heard) < 40
         # … and the last commit is announced after it happened.
         assert heard[-1][0] >= last_commit
@@ -460,3 +461,96 @@ async def test_a_relay_dying_mid_pass_leaves_every_row_of_the_pass_to_publish_ag
     again = FlakyBus(set(), concurrent)
     assert await OutboxRelay([OutboxSource("evtest", db, Outbox)], again).relay_once() == 4
     assert again.taken == ["k0", "k1", "k2", "k3"]  # in order; k0/k1 twice overall: the inboxes absorb that
+
+
+async def test_a_relay_dying_after_publishing_before_marking_leaves_the_rows_to_publish_again(db: Database) -> None:
+    """On PostgreSQL a pass's marks ride on the next pass's read (or a flush when idle): a relay that
+    dies in between is replaced by one that publishes those rows again (the inboxes absorb them)."""
+    async with db.session() as session:
+        for n in range(2):
+            Outbox.emit(session, TallyBump(key=f"k{n}"))
+            await session.flush()
+    first_bus = FlakyBus(set(), concurrent=True)
+    assert await OutboxRelay([OutboxSource("evtest", db, Outbox)], first_bus).relay_once() == 2
+    # … the process dies here, before its next pass or its flush.
+    bus = FlakyBus(set(), concurrent=True)
+    relay = OutboxRelay([OutboxSource("evtest", db, Outbox)], bus)
+    assert await relay.relay_once() == (0 if db.is_sqlite else 2)  # embedded marks at once
+    assert await relay.relay_once() == 0  # this pass's read marked the previous pass's rows
+    await relay.flush_marks()
+    async with db.session() as session:
+        assert all(row.published_at is not None for row in (await session.execute(select(Outbox))).scalars())
+
+
+@pytest.mark.skipif(not REAL, reason="PostgreSQL advisory lock")
+async def test_a_second_relay_stands_by_until_the_first_stops(db: Database) -> None:
+    buses = FlakyBus(set(), concurrent=True), FlakyBus(set(), concurrent=True)
+    stops = asyncio.Event(), asyncio.Event()
+    relays = [OutboxRelay([OutboxSource("evtest", db, Outbox)], bus, idle_interval=0.2) for bus in buses]
+    first = asyncio.create_task(relays[0].run(stops[0]))
+    await asyncio.sleep(0.5)  # the first holds the database's relay lock
+    second = asyncio.create_task(relays[1].run(stops[1]))
+
+    async def emit(key: str) -> None:
+        async with db.session() as session:
+            Outbox.emit(session, TallyBump(key=key))
+
+    async def taken(bus: FlakyBus, keys: list[str]) -> bool:
+        return bus.taken == keys
+
+    try:
+        await emit("k0")
+        await eventually(lambda: taken(buses[0], ["k0"]), timeout=10)
+        await asyncio.sleep(0.5)  # polls and notices of the standby: it publishes nothing
+        assert relays[1]._standby == {db.url}
+        assert buses[1].taken == []
+        stops[0].set()
+        await first  # its connection, and with it the lock, ends with it
+        await emit("k1")
+        await eventually(lambda: taken(buses[1], ["k1"]), timeout=10)
+        assert buses[0].taken == ["k0"]
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(first, second)
+
+
+@pytest.mark.skipif(not REAL, reason="PostgreSQL advisory lock")
+async def test_a_relay_that_loses_its_connection_takes_its_lock_again(db: Database) -> None:
+    from services.common.events import RELAY_LOCK
+
+    holder = text(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND classid::bigint = :high AND objid::bigint = :low"
+    )
+    key = {"high": RELAY_LOCK >> 32, "low": RELAY_LOCK & 0xFFFFFFFF}
+
+    async def holder_pid() -> int | None:
+        async with db.autocommit() as conn:
+            return (await conn.execute(holder, key)).scalar()
+
+    bus, stop = FlakyBus(set(), concurrent=True), asyncio.Event()
+    relaying = asyncio.create_task(OutboxRelay([OutboxSource("evtest", db, Outbox)], bus, idle_interval=0.2).run(stop))
+    try:
+        await eventually(lambda: _true_async(holder_pid), timeout=10)
+        first = await holder_pid()
+        async with db.autocommit() as conn:  # the listener's connection dies (a restart, a network cut)
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        async with db.session() as session:
+            Outbox.emit(session, TallyBump(key="after"))
+        await eventually(lambda: _taken(bus, ["after"]), timeout=15)
+        again = await holder_pid()
+        assert again is not None
+        assert again != first  # a new connection holds it
+    finally:
+        stop.set()
+        await relaying
+
+
+async def _true_async(check: Any) -> bool:
+    return await check() is not None
+
+
+async def _taken(bus: FlakyBus, keys: list[str]) -> bool:
+    return bus.taken == keys

@@ -58,3 +58,22 @@ async def test_other_answers_go_to_boto3(endpoint: str) -> None:
         assert calls == ["scan/" + "a" * 32 + ".png"]
     finally:
         await store.close()
+
+
+async def test_a_read_url_is_the_one_boto3_presigns(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``presign_get`` signs with botocore's S3 signer directly: at the same instant its URL is the
+    one ``generate_presigned_url`` makes, keys needing escapes and the incoming prefix included."""
+    import datetime
+
+    import botocore.auth
+
+    instant = datetime.datetime(2026, 12, 3, 12, 0, 0, tzinfo=datetime.UTC)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: instant)
+    store = S3BlobStore(s3_settings(endpoint), "https://cdn.test")
+    try:
+        for key, incoming in (("scan/a b+c~d.png", False), (f"scan/{uuid.uuid4().hex}.png", True)):
+            params = {"Bucket": store.bucket, "Key": (INCOMING if incoming else "") + key}
+            expected = store.client.generate_presigned_url("get_object", Params=params, ExpiresIn=60)
+            assert store.presign_get(key, incoming=incoming) == expected
+    finally:
+        await store.close()

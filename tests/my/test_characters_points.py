@@ -11,7 +11,10 @@ from sqlalchemy import delete
 
 from services.common.config import CommonSettings
 from services.common.db import Database, database_url_for
+from services.common.events import Event, new_event_id
 from services.common.knowledge import characters, mascot
+from services.common.runtime import ServiceRuntime
+from services.my.consumers import build
 from services.my.models import OwnedCharacter
 from tests.my.conftest import Deliver, User
 
@@ -129,3 +132,33 @@ async def test_points_input_errors(my_client: httpx.AsyncClient, new_user: User)
         assert (response.status_code, response.json()["code"]) == (400, "INVALID_CURSOR"), cursor
     for limit in ("0", "101", "ten"):
         assert (await my_client.get(url, headers=headers, params={"limit": limit})).status_code == 422
+
+
+async def test_a_reward_counts_once_per_event_and_once_per_job(
+    my_client: httpx.AsyncClient, new_user: User, migrated: CommonSettings, deliver: Deliver
+) -> None:
+    url, headers = "/api/v1/users/me/points", new_user.headers
+    first = reward(new_user, "char-paepy", "페이피", True)
+    event = await deliver("scan.reward_granted", first)
+    await deliver("scan.reward_granted", first, event.id)  # redelivered: the inbox skips it
+    await deliver("scan.reward_granted", first)  # the same job under another event id: the ledger's key
+    # A delivery batch (RabbitMQ burst) with an id twice and one seen before: each applied once.
+    runtime = ServiceRuntime("my", "my", migrated)
+    try:
+        [subscription] = build(runtime)
+        assert subscription.batch_handler is not None
+        later = [
+            Event(new_event_id(), "scan.reward_granted", reward(new_user, "char-paepy", "페이피", False), "", "test")
+            for _ in range(2)
+        ]
+        await subscription.batch_handler([later[0], later[1], later[0], event])
+        await subscription.batch_handler([later[1]])
+    finally:
+        await runtime.close()
+    body = (await my_client.get(url, headers=headers)).json()
+    assert body["balance"] == 60 + 2 * 10
+    assert sorted((e["reason"], e["delta"]) for e in body["history"]) == [
+        ("character_collected", 50), ("scan_reward", 10), ("scan_reward", 10), ("scan_reward", 10)
+    ]  # fmt: skip
+    owned = (await my_client.get("/api/v1/users/me/characters", headers=headers)).json()
+    assert [c["name"] for c in owned] == ["이코", "페이피"]
