@@ -228,8 +228,7 @@ async def measure(url: str, common: CommonSettings, requests: int, naive_runs: i
         plan = await session.execute(
             text(
                 "EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM location.sites WHERE earth_box(ll_to_earth(:lat, :lon), 60000) "
-                "@> ll_to_earth(latitude, longitude) ORDER BY ll_to_earth(latitude, longitude) <-> "
-                "ll_to_earth(:lat, :lon) LIMIT 51"
+                "@> earth_point ORDER BY earth_point <-> ll_to_earth(:lat, :lon) LIMIT 51"
             ),
             {"lat": lat, "lon": lon},
         )

@@ -18,7 +18,8 @@ from services.registry import SERVICES
 
 # Objects a migration creates on purpose that no model can declare: the SQLite R*Tree virtual table
 # of the location index and the shadow tables SQLite keeps for it, the PostgreSQL GiST index over an
-# earthdistance expression (docs/location.md).
+# earthdistance expression, and the stored earth point with its GiST index (PostgreSQL only, a type
+# of the cube extension, filled by a trigger; docs/location.md).
 MIGRATION_ONLY = {
     "location": {
         "sites_rtree",
@@ -26,6 +27,8 @@ MIGRATION_ONLY = {
         "sites_rtree_parent",
         "sites_rtree_rowid",
         "ix_sites_earth",
+        "earth_point",
+        "ix_sites_earth_point",
     }
 }
 
@@ -63,6 +66,8 @@ def differences(connection: Connection, name: str, metadata: MetaData, is_sqlite
 
 
 @pytest.mark.parametrize("name", [n for n, e in SERVICES.items() if e.has_migrations])
+# Reflection meets the cube column before include_name leaves it out (MIGRATION_ONLY).
+@pytest.mark.filterwarnings("ignore:Did not recognize type 'cube' of column 'earth_point'")
 async def test_models_match_the_migrated_database(name: str, migrated: CommonSettings) -> None:
     db = Database(database_url_for(name, migrated.database_url, migrated.data_dir), name)
     try:

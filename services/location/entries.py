@@ -37,7 +37,7 @@ from services.location.classify import pickup_list
 from services.location.hours import WEEKDAY_INDEX, opening_state
 from services.location.index import Hit
 from services.location.models import SCHEMA, Site
-from services.location.present import display_address, display_name, distance_km, distance_text, format_phone
+from services.location.present import display_address, display_name, distance_km_json, distance_text, format_phone
 
 # What an entry reads of a site — not the 40-odd columns of the row (no keys, no notes, no hashes).
 ENTRY_COLUMNS = (
@@ -152,15 +152,19 @@ class EntryCache:
             del self.sites[next(iter(self.sites))]
         self.sites[site_id] = site
 
+    def openings(self, now: datetime) -> dict[str | None, bytes]:
+        """The fragments computed so far for ``now``'s minute, by hours text (emptied when it changes)."""
+        minute = (now.year, now.month, now.day, now.hour, now.minute)
+        if minute != self._minute:
+            self._minute, self._hours = minute, {}
+        return self._hours
+
     def opening(self, hours: str | None, now: datetime) -> bytes:
         """``"is_holiday":…,"is_open":…,"start_time":…,"end_time":…,`` for ``now`` (Asia/Seoul).
 
         The state depends on the text and on ``now`` to the minute (weekday, week of month, month,
         time of day), so fragments are kept for the current minute only."""
-        minute = (now.year, now.month, now.day, now.hour, now.minute)
-        if minute != self._minute:
-            self._minute, self._hours = minute, {}
-        fragment = self._hours.get(hours)
+        fragment = self.openings(now).get(hours)
         if fragment is None:  # first time this minute
             state = opening_state(hours, now)
             fragment = (
@@ -242,13 +246,22 @@ async def render(session: AsyncSession, cache: EntryCache, hits: Sequence[Hit], 
                 cache.store(loaded[site_id], site_id)
     weekday = now.weekday()
     opening = cache.opening
-    entries: list[bytes] = []
+    held_opening = cache.openings(now).get  # this minute's fragments: one dict lookup per entry
+    # One flat list and one join: no intermediate bytes object per entry.
+    parts: list[bytes] = [b"["]
+    append = parts.append
     for hit, site in zip(hits, sites, strict=True):
         if site is None:  # deleted between the two queries: as if the search had run a moment later
             continue
-        # repr() is the shortest round-trip form, as pydantic-core writes it, for every value
-        # round(x, 3) can take here (0.0 … 80.0: no exponent notation).
         metres = hit[2]
-        distance = f'{distance_km(metres)!r},"distance_text":"{distance_text(metres)}"'.encode()
-        entries.append(b"".join((site.head, distance, site.middle, opening(site.hours[weekday], now), site.tail)))
-    return b"[" + b",".join(entries) + b"]"
+        hours = site.hours[weekday]
+        append(site.head)
+        append(f'{distance_km_json(metres)},"distance_text":"{distance_text(metres)}"'.encode())
+        append(site.middle)
+        append(held_opening(hours) or opening(hours, now))
+        append(site.tail)
+        append(b",")
+    if len(parts) == 1:
+        return b"[]"
+    parts[-1] = b"]"
+    return b"".join(parts)

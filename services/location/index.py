@@ -1,12 +1,13 @@
 """Indexed nearby search: the sites within a radius, nearest first, filters inside the query.
 
-PostgreSQL: cube + earthdistance. A GiST expression index on ``ll_to_earth(latitude, longitude)``
-(points on a sphere in 3-D) answers both the radius pre-filter (``earth_box(...) @> point``) and the
-ordering: ``point <-> here`` is the straight-line (chord) distance, which grows monotonically with
-great-circle distance, so a KNN index scan returns rows nearest-first and stops after ``limit`` rows
-instead of computing a distance for every site. ``earth_distance`` then gives the exact great-circle
-distance; it is rescaled from the extension's earth radius (``earth()``, 6378.168 km) to the
-contract's mean radius (6371 km).
+PostgreSQL: cube + earthdistance. A GiST index on the points on a sphere in 3-D — the expression
+``ll_to_earth(latitude, longitude)`` for ``nearby()``, the stored column ``earth_point`` (the same
+value, kept by a trigger; migration 0002) for ``nearby_hits`` — answers both the radius pre-filter
+(``earth_box(...) @> point``) and the ordering: ``point <-> here`` is the straight-line (chord)
+distance, which grows monotonically with great-circle distance, so a KNN index scan returns rows
+nearest-first and stops after ``limit`` rows instead of computing a distance for every site.
+``earth_distance`` then gives the exact great-circle distance; it is rescaled from the extension's
+earth radius (``earth()``, 6378.168 km) to the contract's mean radius (6371 km).
 
 SQLite (embedded): an R*Tree on (lat, lon) finds the sites in the radius's bounding box; their exact
 haversine distance is computed here, then sorted. Embedded databases are small (dev, tests), so the
@@ -99,32 +100,32 @@ async def nearby_hits(
 # compiling the expression cost ≈ 1 ms of CPU per request, more than PostgreSQL spends answering it.
 # Same arithmetic in the same order (distances identical to the last bit: tests compare the bytes).
 #
-# The site's side of the distance is written out: ``earth_distance(ll_to_earth(lat, lon), here)`` is
-# ``sec_to_gc(cube_distance(…))`` over two SQL functions PostgreSQL does not inline, and an SQL
-# function call per row (plus the ``earth`` domain's checks) was ≈ 40 % of the statement's execution
-# time: 2.1 → 1.3 ms p50 for a 200-site page on 1 M rows. Below are those functions' bodies
-# (earthdistance 1.1: ``ll_to_earth`` = the three nested ``cube()`` calls, ``sec_to_gc`` = the
-# ``2*earth()*asin($1/(2*earth()))`` branch, the one taken for any chord shorter than the Earth's
-# diameter, i.e. any two non-antipodal points), same operations in the same order, so the result is
-# the same double: checked equal on 200,000 of the benchmark's sites, and the byte tests compare
-# with ``nearby()``, which still calls the functions.
-_POINT = (
-    "cube(cube(cube(earth()*cos(radians(latitude))*cos(radians(longitude))),"
-    "earth()*cos(radians(latitude))*sin(radians(longitude))),earth()*sin(radians(latitude)))"
-)
-_DISTANCE = f"2*earth()*asin(cube_distance({_POINT}, ll_to_earth($1, $2))/(2*earth())) * ($3 / earth())"
+# Per returned row PostgreSQL evaluates every expression of the select list — including the ORDER
+# BY value, which it projects rather than taking from the index — so the statement reads the site's
+# stored point (``earth_point``, migration 0002, filled by a trigger from the coordinates) instead of
+# computing ``ll_to_earth(latitude, longitude)`` (an SQL function call plus the ``earth`` domain's three
+# checks) twice per row, and takes the searched point from a scalar subquery: an InitPlan, evaluated
+# once per statement. Written as ``ll_to_earth($1, $2)`` it is evaluated per row as well once
+# PostgreSQL switches the prepared statement to its generic plan (after five executions), where the
+# parameters are not constants. 200-site page on 1 M sites: 4.3 → 0.8 ms (docs/location.md, third
+# round). The stored point is ``ll_to_earth``'s own value and the distance below is the body of
+# ``earth_distance`` (``sec_to_gc``'s branch for any chord shorter than the Earth's diameter, i.e. any
+# two non-antipodal points), same operations in the same order: the same doubles as ``nearby()``
+# (checked on the benchmark's million sites; the byte tests compare the two paths).
+_HERE = "(SELECT ll_to_earth($1, $2))"
+_DISTANCE = f"2*earth()*asin(cube_distance(earth_point, {_HERE})/(2*earth())) * ($3 / earth())"
 # Constants only; every value is a bound parameter: $1 lat, $2 lon, $3 the contract's earth radius,
 # $4 the box's radius, $5 the row limit, then the filters' values, then (``_EXACT``) the distance.
 _HITS = (
     f"SELECT id, content_hash, {_DISTANCE} AS distance{{row}} FROM {SCHEMA}.sites "  # noqa: S608
-    "WHERE earth_box(ll_to_earth($1, $2), $4 / ($3 / earth())) @> ll_to_earth(latitude, longitude){filters} "
+    f"WHERE earth_box({_HERE}, $4 / ($3 / earth())) @> earth_point{{filters}} "
 )
 # No "distance <= radius" test here: PostgreSQL would compute the distance twice per row (the test
 # and the select list). The KNN walk returns rows by chord distance, of which the great-circle
 # distance is a non-decreasing function, so the rows within the radius are a prefix of the walk:
 # cutting the list there (``_hits_postgres``) gives exactly the rows the test would have let
 # through, and the walk stops at the same row or earlier.
-_KNN = _HITS + "ORDER BY ll_to_earth(latitude, longitude) <-> ll_to_earth($1, $2) LIMIT $5"
+_KNN = _HITS + f"ORDER BY earth_point <-> {_HERE} LIMIT $5"
 _EXACT = _HITS + f"AND {_DISTANCE} <= ${{last}} ORDER BY distance, id LIMIT $5"
 
 

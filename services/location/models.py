@@ -2,8 +2,10 @@
 
 Both sources (KECO drop-off points, zero-waste shops) are normalised into the 33 KECO fields
 (docs/location.md, snake_case here; ``KECO_COLUMNS`` is the mapping) so every rule reads one shape. The
-spatial index is not a model: it is a GiST expression index (PostgreSQL) or an R*Tree virtual table
-kept by triggers (SQLite), both created by the migration; see ``index.py``.
+spatial index is not a model: it is a GiST index (PostgreSQL: over the expression, and over the
+stored point ``earth_point``, a ``cube`` column kept by a trigger that only PostgreSQL has and no
+query of the ORM reads) or an R*Tree virtual table kept by triggers (SQLite), all created by the
+migrations; see ``index.py``.
 """
 
 from __future__ import annotations

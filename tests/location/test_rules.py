@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from services.location.hours import OpeningState, opening_state, seoul, today_column
-from services.location.present import distance_text, format_phone
+from services.location.present import distance_km, distance_km_json, distance_text, format_phone
 from tests.location.conftest import KECO_FILE, needs_public_data
 
 KST = timezone(timedelta(hours=9))
@@ -107,3 +108,12 @@ def test_phone_format(candidates: tuple[str | None, ...], expected: str | None) 
 )
 def test_distance_text(metres: float, text: str) -> None:
     assert distance_text(metres) == text
+
+
+def test_distance_km_json_is_the_rounded_floats_repr() -> None:
+    rng = random.Random(19)
+    samples = [rng.uniform(0, 80_000) for _ in range(1_000_000)]
+    samples += [k * 0.5 for k in range(160_001)]  # every exact tie of the 3rd decimal (x.xxx5 km)
+    samples += [rng.uniform(0, 2) for _ in range(100_000)] + [0.0, 1e-9, 0.0005, 999.9995, 79_999.9995]
+    wrong = [m for m in samples if distance_km_json(m) != repr(distance_km(m))]
+    assert wrong == []
