@@ -3,6 +3,7 @@ limit), ownership, the result view, the sweeper, and erasing a user's data."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import typing
@@ -159,43 +160,60 @@ class ScanService:
             "deadline_at": now + timedelta(seconds=self.settings.job_deadline_seconds),
             "enqueued_at": now,
         }  # result, reward_character, completed_at: SQL NULL (a JSON column would store None as 'null')
-        # The queued event is stored before the job row commits: a stream opened right after the
-        # 202 finds it, and a failed insert leaves only an invisible log that expires.
-        # The owner goes with it (same script, same TTL as the log): the stream and result endpoints
-        # check ownership there before asking the database (``stream_job``, ``result``).
-        await self.events.append(
-            str(job_id),
-            "queued",
-            event_data(str(job_id), "queued", "completed", 0, None, STAGE_MESSAGES["queued"]),
-            owner=str(user_id),
+        # The queued event (with the owner, same script and TTL as the log: the stream and result
+        # endpoints check ownership there before asking the database) and the job row are written side
+        # by side; the 202 waits for both, so a stream opened right after it finds the event, and
+        # nothing reads either before the enqueue below.
+        appended, inserted = await asyncio.gather(
+            self.events.append(
+                str(job_id),
+                "queued",
+                event_data(str(job_id), "queued", "completed", 0, None, STAGE_MESSAGES["queued"]),
+                owner=str(user_id),
+            ),
+            self._insert(row, idempotency_key, digest),
+            return_exceptions=True,
         )
-        try:
-            if idempotency_key is None:
-                async with self.db.autocommit() as conn:  # one statement: its own transaction
-                    await conn.execute(insert(JOBS), row)
-            else:
-                async with self.db.transaction() as conn:  # the job and its key commit together
-                    await conn.execute(insert(JOBS), row)
-                    await conn.execute(
-                        insert(KEYS),
-                        {"user_id": user_id, "key": idempotency_key, "request_hash": digest, "job_id": job_id,
-                         "created_at": now},
-                    )  # fmt: skip
-        except IntegrityError:
-            await self.events.delete(str(job_id))
-            if idempotency_key is None:
-                raise
-            # The only unique key a concurrent request can take: that request's job is the answer.
-            replay = await self._replay(user_id, idempotency_key, digest)
-            if replay is None:
-                raise
-            return replay
-        try:
-            await self.queue.enqueue(str(job_id))
-        except Exception as exc:
-            # Accepted anyway: the sweeper re-enqueues jobs still queued after a while.
-            log.warning("scan_enqueue_failed", job_id=str(job_id), error=repr(exc))
+        if isinstance(inserted, BaseException):
+            if not isinstance(appended, BaseException):
+                await self.events.delete(str(job_id))  # would expire anyway: nobody can see it
+            if isinstance(inserted, IntegrityError) and idempotency_key is not None:
+                # The only unique key a concurrent request can take: that request's job is the answer.
+                replay = await self._replay(user_id, idempotency_key, digest)
+                if replay is not None:
+                    return replay
+            raise inserted
+        if isinstance(appended, BaseException):
+            await self._withdraw(job_id)  # a refused request leaves no job behind to run later
+            raise appended
+        # The job is stored: the 202 does not wait for the broker's confirm (under load, the largest
+        # share of submit latency, docs/benchmarks.md twelfth round). A publish that fails, or a process
+        # that dies before it, leaves the job queued, and the sweeper re-enqueues it after
+        # ``requeue_after_seconds`` — as for a failed enqueue before.
+        await self.queue.enqueue_unconfirmed(str(job_id))
         return submit_response(job_id)
+
+    async def _insert(self, row: dict[str, Any], idempotency_key: str | None, digest: str) -> None:
+        if idempotency_key is None:
+            async with self.db.autocommit() as conn:  # one statement: its own transaction
+                await conn.execute(insert(JOBS), row)
+            return
+        async with self.db.transaction() as conn:  # the job and its key commit together
+            await conn.execute(insert(JOBS), row)
+            await conn.execute(
+                insert(KEYS),
+                {"user_id": row["user_id"], "key": idempotency_key, "request_hash": digest, "job_id": row["id"],
+                 "created_at": row["created_at"]},
+            )  # fmt: skip
+
+    async def _withdraw(self, job_id: uuid.UUID) -> None:
+        """Delete a job whose submit failed after its row was stored (and its key with it)."""
+        try:
+            async with self.db.transaction() as conn:
+                await conn.execute(delete(KEYS).where(KEYS.c.job_id == job_id))
+                await conn.execute(delete(JOBS).where(JOBS.c.id == job_id))
+        except Exception as exc:  # the sweeper then runs it; the caller still gets the original error
+            log.warning("scan_withdraw_failed", job_id=str(job_id), error=repr(exc))
 
     async def _replay(self, user_id: uuid.UUID, key: str, digest: str) -> SubmitResponse | None:
         async with self.db.autocommit() as conn:

@@ -8,7 +8,9 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import func, select
 
+from services.scan.service import JOBS, KEYS
 from tests.scan.conftest import StackFactory
 from tests.support.images import JPEG, PNG, put_object, upload_image
 from tests.support.tokens import auth_headers
@@ -179,3 +181,44 @@ async def test_requests_the_direct_handler_leaves_to_fastapi_are_answered_as_dec
     assert [sorted(a.json()) for a in answers] == [["job_id", "result_url", "status", "stream_url"]] * 2
     for payload in ({"image_url": "https://a"}, {}):
         assert (await stack.scan.post("/api/v1/scan", json=payload)).status_code == 401
+
+
+async def test_a_job_whose_enqueue_fails_is_accepted_and_run_by_the_sweeper(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = await make_stack(requeue_after_seconds=0.3)
+    queue = stack.service.queue
+
+    async def broker_away(job_id: str) -> None:
+        monkeypatch.undo()  # the next publish (the sweeper's) goes through
+        raise ConnectionError("broker away")
+
+    monkeypatch.setattr(queue, "enqueue", broker_away)
+    accepted = await stack.submit("생수병")
+    assert accepted.status_code == 202
+    job_id = accepted.json()["job_id"]
+    result = await stack.result(job_id)  # the worker's sweeper re-enqueued it
+    assert result["status"] == "completed"
+    failures = [line for line in capsys.readouterr().out.splitlines() if '"job_enqueue_failed"' in line]
+    assert len(failures) == 1
+    assert job_id in failures[0]
+
+
+async def test_a_submit_whose_event_cannot_be_stored_leaves_no_job(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = await make_stack(worker=False)
+    url = await stack.uploaded()
+
+    async def redis_away(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("event log away")
+
+    monkeypatch.setattr(stack.service.events, "append", redis_away)
+    refused = await stack.submit("생수병", image_url=url, headers={"X-Idempotency-Key": "k-" + uuid.uuid4().hex})
+    assert (refused.status_code, refused.json()["code"]) == (503, "SERVICE_UNAVAILABLE")
+    async with stack.service.db.autocommit() as conn:  # the row and its key, stored beside the event, are gone
+        jobs = await conn.scalar(select(func.count()).select_from(JOBS).where(JOBS.c.user_id == stack.user_id))
+        keys = await conn.scalar(select(func.count()).select_from(KEYS).where(KEYS.c.user_id == stack.user_id))
+    assert (jobs, keys) == (0, 0)
+    monkeypatch.undo()
+    assert (await stack.submit("생수병", image_url=url)).status_code == 202  # and nothing else was held back

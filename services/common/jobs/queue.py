@@ -61,9 +61,38 @@ async def run_traced(handler: JobHandler, service: str, job_id: str, delivery: i
 
 class JobQueue(ABC):
     service = "jobs"  # the job service (scan, chat): metrics and spans are labelled with it
+    # At most this many ``enqueue_unconfirmed`` calls wait for the broker in the background; past
+    # that, callers wait themselves (back-pressure while the broker is slow or away, not a pile of tasks).
+    MAX_UNCONFIRMED = 256
+
+    def __init__(self) -> None:
+        self._unconfirmed: set[asyncio.Task[None]] = set()
 
     @abstractmethod
-    async def enqueue(self, job_id: str) -> None: ...
+    async def enqueue(self, job_id: str) -> None:
+        """Hand ``job_id`` to the workers; returns once the broker has it (publisher confirm)."""
+
+    async def enqueue_unconfirmed(self, job_id: str) -> None:
+        """Like ``enqueue``, without waiting for the broker's confirm: for a job whose row is already
+        stored and that the sweeper re-enqueues when it stays queued (scan's submit). A failure is
+        logged, not raised; ``close`` waits for the enqueues still in flight."""
+        if len(self._unconfirmed) >= self.MAX_UNCONFIRMED:
+            await self._enqueue_logged(job_id)
+            return
+        task = asyncio.create_task(self._enqueue_logged(job_id))  # copies the context: the trace goes on
+        self._unconfirmed.add(task)
+        task.add_done_callback(self._unconfirmed.discard)
+
+    async def _enqueue_logged(self, job_id: str) -> None:
+        try:
+            await self.enqueue(job_id)
+        except Exception as exc:  # the job stays queued; the sweeper re-enqueues it
+            log.warning("job_enqueue_failed", service=self.service, job_id=job_id, error=repr(exc))
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait (at most ``timeout``) for the unconfirmed enqueues still in flight."""
+        if self._unconfirmed:
+            await asyncio.wait(set(self._unconfirmed), timeout=timeout)
 
     async def depth(self) -> int | None:
         """Jobs waiting to be taken (``None`` when it cannot be read now)."""
@@ -74,11 +103,12 @@ class JobQueue(ABC):
         """Run ``handler`` for each job until ``stop``; a handler that raises gets the job again later."""
 
     async def close(self) -> None:
-        return None
+        await self.drain()
 
 
 class MemoryJobQueue(JobQueue):
     def __init__(self, max_deliveries: int, service: str = "jobs") -> None:
+        super().__init__()
         self.max_deliveries = max_deliveries
         self.service = service
         self._queue: asyncio.Queue[tuple[str, int, dict[str, str]]] | None = None
@@ -91,6 +121,9 @@ class MemoryJobQueue(JobQueue):
 
     async def enqueue(self, job_id: str) -> None:
         self.queue.put_nowait((job_id, 1, dict(inject())))
+
+    async def enqueue_unconfirmed(self, job_id: str) -> None:
+        await self._enqueue_logged(job_id)  # nothing to wait for: in the queue at once
 
     def _release(self, getter: asyncio.Future[tuple[str, int, dict[str, str]]]) -> None:
         # A get left pending would take the next job and drop it (nobody reads its result); one that
@@ -134,6 +167,7 @@ class RabbitJobQueue(JobQueue):
     """A durable quorum queue; the broker redelivers unacked jobs of a crashed worker."""
 
     def __init__(self, url: str, name: str, max_deliveries: int, service: str = "jobs") -> None:
+        super().__init__()
         self.url = url
         self.name = name
         self.service = service
@@ -214,6 +248,7 @@ class RabbitJobQueue(JobQueue):
             await channel.queue_delete(name)
 
     async def close(self) -> None:
+        await self.drain()  # a graceful stop hands over what it accepted
         if self._connection is not None:
             await self._connection.close()
         self._connection = self._channel = None
