@@ -202,15 +202,21 @@ async def test_a_consumer_crash_mid_event_is_retried_and_lands_once(
     monkeypatch.setitem(my_consumers.consumer.handlers, ScanRewardGranted, crash_after_writing)
     # The session form (SQLite's, and PostgreSQL's without the one-statement form): a transaction to die in.
     monkeypatch.delitem(my_consumers.consumer.statements, ScanRewardGranted)
-    await emit_scan(scan_producer[0], scan_reward(user, middle="전지"))
+    await lands_once_after_the_crash(workers, scan_producer[0], counter, migrated, user, crashes)
+
+
+async def lands_once_after_the_crash(workers: Workers, producer_db: Database, counter: Counter,
+                                     migrated: CommonSettings, user: uuid.UUID, crashes: dict[str, int]) -> None:  # fmt: skip
+    """Emit one reward for ``user``: once the simulated crash has happened it is applied exactly once
+    (the redelivery is a duplicate) and nothing of it is dead-lettered."""
+    await emit_scan(producer_db, scan_reward(user, middle="전지"))
     workers.relay.wake()
 
     async def applied() -> bool:
-        return await counter.my(user) == (2, 60, 1)
+        return await counter.my(user) == (2, 60, 1) and crashes["left"] == 0
 
     await eventually(applied)
-    assert crashes["left"] == 0
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # a redelivery would land now
     assert await counter.my(user) == (2, 60, 1)
     letters = await dead_letters(migrated, "my")
     assert not [x for x in letters if x.event.payload.get("user_id") == str(user)]
@@ -237,17 +243,7 @@ async def test_a_consumer_dying_after_its_one_statement_before_the_ack_lands_onc
         return fresh
 
     monkeypatch.setattr(consumer, "_apply_statements", crash_after_commit)
-    await emit_scan(scan_producer[0], scan_reward(user, middle="전지"))
-    workers.relay.wake()
-
-    async def applied() -> bool:
-        return await counter.my(user) == (2, 60, 1) and crashes["left"] == 0
-
-    await eventually(applied)
-    await asyncio.sleep(0.5)  # the redelivery is a duplicate: nothing more lands
-    assert await counter.my(user) == (2, 60, 1)
-    letters = await dead_letters(migrated, "my")
-    assert not [x for x in letters if x.event.payload.get("user_id") == str(user)]
+    await lands_once_after_the_crash(workers, scan_producer[0], counter, migrated, user, crashes)
 
 
 async def test_a_poison_event_is_parked_then_replayed(

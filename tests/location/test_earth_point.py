@@ -5,7 +5,6 @@ know the column), bit for bit ``ll_to_earth(latitude, longitude)``, and removed 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable
 
 import asyncpg
@@ -15,7 +14,7 @@ from alembic import command
 from services.common.config import CommonSettings
 from services.common.migrations import alembic_config, upgrade_async
 from services.location.models import SCHEMA
-from tests.conftest import PG_ADMIN_URL
+from tests.support.databases import scratch_database
 
 pytestmark = pytest.mark.real_only
 
@@ -34,17 +33,9 @@ def connect(url: str) -> Awaitable[asyncpg.Connection]:
 @pytest.fixture
 async def scratch(migrated: CommonSettings) -> AsyncIterator[str]:
     """A database of this test alone with the location schema at revision 0001."""
-    name = f"eco2_earth_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    assert migrated.database_url is not None
-    url = f"{migrated.database_url.rsplit('/', 1)[0]}/{name}"
-    try:
+    async with scratch_database(migrated, "eco2_earth") as url:
         await upgrade_async(SCHEMA, url, "0001")
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_backfill_trigger_constraint_index_and_downgrade(scratch: str) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pytest
 from services.common.config import CommonSettings
 from services.common.migrations import upgrade_async
 from services.registry import SERVICES
-from tests.conftest import PG_ADMIN_URL
+from tests.support.databases import scratch_database as scratch
 
 pytestmark = pytest.mark.real_only
 
@@ -104,19 +103,11 @@ async def test_the_previous_release_queries_run_on_the_head_schema(migrated: Com
 @pytest.fixture
 async def scratch_database(migrated: CommonSettings) -> AsyncIterator[str]:
     """A database of this test alone, migrated to head, that the test may break."""
-    name = f"eco2_replay_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    assert migrated.database_url is not None
-    url = f"{migrated.database_url.rsplit('/', 1)[0]}/{name}"
-    try:
+    async with scratch(migrated, "eco2_replay") as url:
         for service, entry in SERVICES.items():
             if entry.has_migrations:
                 await upgrade_async(service, url)
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_the_replay_catches_a_contract_step_shipped_too_early(scratch_database: str) -> None:
