@@ -53,7 +53,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rawsse import StreamError, request, sse_frames
-from bench.scan_env import RABBIT, ROOT, Env, cpu_seconds, eco2, rss_mb, serve_api, tokens, wait_http
+from bench.scan_env import ROOT, Env, cpu_seconds, eco2, rss_mb, serve_api, tokens, wait_http
 
 QUESTION = "이코야, 분리배출 잘하는 요령 좀 길게 알려 줄래?"
 # Four characters per chunk (the fake model's chunk size): one chunk ≈ one model token.
@@ -98,25 +98,6 @@ class ChatEnv(Env):
         )
         wait_http(f"{self.base}/health")
         time.sleep(2)
-
-    def cleanup(self) -> None:
-        super().cleanup()  # processes, database, Redis keys
-
-        async def queues() -> None:
-            import aio_pika
-
-            connection = await aio_pika.connect_robust(RABBIT)
-            try:
-                for name in ("chat.jobs", "chat.jobs.dlq"):
-                    async with connection.channel() as channel:  # a failed delete closes its channel
-                        try:
-                            await channel.queue_delete(f"{self.vars['EVENTS_NAMESPACE']}.{name}")
-                        except Exception as exc:  # an absent queue: nothing to remove
-                            print(f"cleanup: {name}: {exc}")
-            finally:
-                await connection.close()
-
-        asyncio.run(queues())
 
 
 def pct(values: list[float], p: float) -> float:

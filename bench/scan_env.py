@@ -179,6 +179,8 @@ class Env:
         import asyncpg
         import redis.asyncio as aioredis
 
+        from services.workers import topology
+
         async def drop() -> None:
             conn = await asyncpg.connect(PG_ADMIN)
             try:
@@ -189,9 +191,12 @@ class Env:
             async for key in client.scan_iter(match=f"{self.vars['REDIS_KEY_PREFIX']}*", count=1000):
                 await client.delete(key)
             await client.aclose()
+            # Every consumer queue the workers declared (from the same topology) and both job queues,
+            # each with its dead-letter queue: nothing of the run stays on the shared broker.
+            queues = [*topology(), "scan.jobs", "chat.jobs"]
             connection = await aio_pika.connect_robust(RABBIT)
             async with connection.channel() as channel:
-                for name in ("scan.jobs", "scan.jobs.dlq", "character", "character.dlq", "my", "my.dlq"):
+                for name in queues + [f"{queue}.dlq" for queue in queues]:
                     await channel.queue_delete(f"{self.vars['EVENTS_NAMESPACE']}.{name}")
                 for exchange in ("events", "dlx"):
                     await channel.exchange_delete(f"{self.vars['EVENTS_NAMESPACE']}.{exchange}")

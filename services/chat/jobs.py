@@ -262,10 +262,7 @@ class ChatJobs:
             await self.enqueue(next_id)
 
     async def enqueue(self, job_id: uuid.UUID) -> None:
-        try:
-            await self.queue.enqueue(str(job_id))
-        except Exception as exc:  # the sweeper enqueues jobs left waiting
-            log.warning("chat_enqueue_failed", job_id=str(job_id), error=repr(exc))
+        await self.queue.enqueue_or_log(str(job_id))  # a failure is logged: the sweeper enqueues jobs left waiting
 
     # ------------------------------------------------------------------------------- upkeep
 

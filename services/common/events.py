@@ -308,10 +308,7 @@ class RabbitBus(EventBus):
 
     async def consume(self, subscription: Subscription, stop: asyncio.Event) -> None:
         await self.declare({subscription.consumer: subscription.event_types})
-        assert self._connection is not None
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=self.prefetch)
-        queue = await channel.get_queue(self.queue_name(subscription.consumer))
+        channel, queue = await self._open_consumer(subscription.consumer)
 
         async def deliver(message: AbstractIncomingMessage) -> None:
             name = subscription.consumer
@@ -359,7 +356,15 @@ class RabbitBus(EventBus):
             burst.append(message)
             if len(burst) > 1:
                 return
-            await asyncio.sleep(BURST_WAIT)
+            try:
+                await asyncio.sleep(BURST_WAIT)
+            except asyncio.CancelledError:
+                # aio-pika cancels a channel's callbacks when the channel closes (a broker outage).
+                # Nothing of the burst was acked, so the broker redelivers all of it; kept here, the
+                # burst would make every later message a follower of a leader that is gone, and the
+                # consumer would stop applying anything once its prefetch is full of them.
+                burst.clear()
+                raise
             batch = burst[:]
             burst.clear()
             if len(batch) > 1 and await self._apply_batch(subscription.batch_handler, batch):
@@ -368,6 +373,13 @@ class RabbitBus(EventBus):
                 await deliver(one)
 
         await consume_until_stopped(channel, queue, on_message, stop)
+
+    async def _open_consumer(self, consumer: str) -> tuple[aio_pika.abc.AbstractChannel, aio_pika.abc.AbstractQueue]:
+        """The consumer's own channel (its prefetch bounds the messages in hand) and its queue."""
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        return channel, await channel.get_queue(self.queue_name(consumer))
 
     async def _apply_batch(self, apply: BatchHandler, messages: Sequence[AbstractIncomingMessage]) -> bool:
         """Apply ``messages`` in one transaction and ack them after its commit; False if anything failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import String, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common import events
 from services.common.clock import utcnow
 from services.common.config import CommonSettings, get_common_settings
 from services.common.db import Database, database_url_for, service_metadata
@@ -554,3 +556,57 @@ async def _true_async(check: Any) -> bool:
 
 async def _taken(bus: FlakyBus, keys: list[str]) -> bool:
     return bus.taken == keys
+
+
+@pytest.mark.skipif(not REAL, reason="aio-pika cancels a closing channel's callbacks (RabbitMQ)")
+async def test_a_burst_cut_short_by_its_channel_closing_does_not_stall_the_consumer(
+    db: Database, bus: RabbitBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first message of a burst waits BURST_WAIT for the rest; the channel closing meanwhile (a broker
+    # outage) cancels that wait. Seen in the broker fault run: the burst stayed behind, every later
+    # message joined it and waited for a leader that was gone, and the consumer stalled for good.
+    monkeypatch.setattr(events, "BURST_WAIT", 2.0)
+    opened: list[Any] = []
+    open_consumer = bus._open_consumer
+
+    async def spy(consumer: str) -> Any:
+        channel, queue = await open_consumer(consumer)
+        opened.append(channel)
+        return channel, queue
+
+    async def waiting() -> bool:  # the burst's first message was delivered (none ready): its wait is under way
+        assert bus._connection is not None
+        async with bus._connection.channel() as channel:
+            queue = await channel.declare_queue(bus.queue_name("tally"), passive=True)
+        return len(opened) == 1 and queue.declaration_result.message_count == 0
+
+    monkeypatch.setattr(bus, "_open_consumer", spy)
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    async with _consuming(db, bus):
+        await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": first}, "", "test"))
+        await eventually(waiting)
+        # The channel underneath goes away as in an outage: its callbacks are cancelled, the broker
+        # requeues the unacked message, and aio-pika restores the channel and its consumer.
+        underlay = await opened[0].get_underlay_channel()
+        await underlay.close()
+        monkeypatch.setattr(events, "BURST_WAIT", 0.005)
+        await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": second}, "", "test"))
+        await eventually(lambda: _counted(db, first), timeout=30)
+        await eventually(lambda: _counted(db, second), timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def _consuming(db: Database, bus: RabbitBus) -> AsyncIterator[None]:
+    """The tally consumer runs inside the block, and is stopped however the block ends."""
+    stop = asyncio.Event()
+    await bus.declare(tally.topology())
+    consumer = asyncio.create_task(bus.consume(tally_subscription(db, {}), stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await consumer
+
+
+async def _counted(db: Database, key: str) -> bool:
+    return await count(db, key) == 1

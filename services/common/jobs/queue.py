@@ -77,13 +77,15 @@ class JobQueue(ABC):
         stored and that the sweeper re-enqueues when it stays queued (scan's submit). A failure is
         logged, not raised; ``close`` waits for the enqueues still in flight."""
         if len(self._unconfirmed) >= self.MAX_UNCONFIRMED:
-            await self._enqueue_logged(job_id)
+            await self.enqueue_or_log(job_id)
             return
-        task = asyncio.create_task(self._enqueue_logged(job_id))  # copies the context: the trace goes on
+        task = asyncio.create_task(self.enqueue_or_log(job_id))  # copies the context: the trace goes on
         self._unconfirmed.add(task)
         task.add_done_callback(self._unconfirmed.discard)
 
-    async def _enqueue_logged(self, job_id: str) -> None:
+    async def enqueue_or_log(self, job_id: str) -> None:
+        """Like ``enqueue``, with a failure logged rather than raised: for a job whose row is already
+        stored, which the service's sweeper hands to the workers again when it stays waiting."""
         try:
             await self.enqueue(job_id)
         except Exception as exc:  # the job stays queued; the sweeper re-enqueues it
@@ -123,7 +125,7 @@ class MemoryJobQueue(JobQueue):
         self.queue.put_nowait((job_id, 1, dict(inject())))
 
     async def enqueue_unconfirmed(self, job_id: str) -> None:
-        await self._enqueue_logged(job_id)  # nothing to wait for: in the queue at once
+        await self.enqueue_or_log(job_id)  # nothing to wait for: in the queue at once
 
     def _release(self, getter: asyncio.Future[tuple[str, int, dict[str, str]]]) -> None:
         # A get left pending would take the next job and drop it (nobody reads its result); one that
