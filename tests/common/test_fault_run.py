@@ -132,8 +132,12 @@ async def test_no_reward_is_lost_or_doubled_when_the_broker_goes_away(
                     await emit_scan(scan_db, *outcomes[batch * size : (batch + 1) * size])
                     await asyncio.sleep(0.25)
                 deadline = time.monotonic() + 100
-                while await ledger_rows(my_db, users) < sum(e + c for e, c in expected.values()):
-                    assert time.monotonic() < deadline, "rewards still missing 100 s after the burst"
+                wanted = sum(e + c for e, c in expected.values())
+                while (landed := await ledger_rows(my_db, users)) < wanted:
+                    assert time.monotonic() < deadline, (
+                        f"rewards still missing 100 s after the burst: {landed} of {wanted} ledger rows; "
+                        f"broker queues:\n{broker.queues()}"
+                    )
                     await asyncio.sleep(0.5)
             await asyncio.sleep(2.0)  # anything doubled would have landed by now
             parked = [len(await dead_letters(common, consumer)) for consumer in ("my",)]

@@ -159,9 +159,14 @@ class PrivateRabbit(_Server):
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
 
-    def ctl(self, *args: str, timeout: float = 120) -> None:
-        subprocess.run(["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", self.node, *args],
-                       env=self.env, check=True, capture_output=True, timeout=timeout)  # fmt: skip
+    def ctl(self, *args: str, timeout: float = 120) -> str:
+        return subprocess.run(["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", self.node, *args], env=self.env,
+                              check=True, capture_output=True, text=True, timeout=timeout).stdout  # fmt: skip
+
+    def queues(self) -> str:
+        """Each queue's ready and unacknowledged messages and its consumers: what a failed fault run
+        prints, so that a stalled consumer and a lost publish tell themselves apart in one run."""
+        return self.ctl("list_queues", "--quiet", "name", "messages_ready", "messages_unacknowledged", "consumers")
 
     def boot(self) -> None:
         subprocess.Popen(
