@@ -120,8 +120,8 @@ def groups() -> list[dict[str, Any]]:
             alert("Eco2RedisDown", "absent(redis_up == 1)", "no Redis instance reports up", severity="critical",
                   for_="2m"),
             alert("Eco2DatabasePoolSaturated",
-                  'max by (service) (eco2_db_pool_connections{state="in_use"}) >= 2 * max by (service) (eco2_db_pool_size)',
-                  "{{ $labels.service }}: a database pool is full (overflow used up)", severity="warning",
+                  'max by (service) (eco2_db_pool_connections{state="in_use"}) >= max by (service) (eco2_db_pool_size)',
+                  "{{ $labels.service }}: a database pool has every connection checked out", severity="warning",
                   for_="10m"),
         ]},
         {"name": "eco2.certificates", "rules": [

@@ -85,8 +85,16 @@ def database_url_for(service: str, database_url: str | None, data_dir: Path) -> 
     return f"sqlite+aiosqlite:///{(data_dir / f'{service}.db').as_posix()}"
 
 
+# Connections a process keeps, and at most holds, per database. All of them stay pooled once opened:
+# no overflow, whose connections are closed on check-in whenever the pool is full. Under a sustained
+# load that overflow turned into several new PostgreSQL backends a second (a fork, the login, cold
+# catalog caches, statements prepared again), each on the hot path of the request that opened it
+# (docs/benchmarks.md, 2026-12-03 night). 20 is what a pool held at most before (10 + 10 overflow).
+POOL_SIZE = 20
+
+
 class Database:
-    def __init__(self, url: str, schema: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, schema: str, *, echo: bool = False, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         self.schema = schema
         self.is_sqlite = url.startswith("sqlite")
@@ -94,7 +102,7 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_recycle=1800)
         engine = create_async_engine(url, **kwargs)
         if not self.is_sqlite:
             _ping_when_idle(engine)

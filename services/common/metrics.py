@@ -181,7 +181,9 @@ class _PoolCollector(Collector):
         family = GaugeMetricFamily(
             "eco2_db_pool_connections", "Database pool connections by state", labels=["service", "state"]
         )
-        size = GaugeMetricFamily("eco2_db_pool_size", "Database pool size (without overflow)", labels=["service"])
+        size = GaugeMetricFamily(
+            "eco2_db_pool_size", "Database pool size: the most connections it holds (no overflow)", labels=["service"]
+        )
         totals: dict[str, list[int]] = {}
         for database in list(self.databases):
             pool = database.engine.sync_engine.pool

@@ -21,13 +21,13 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from services.common.db import Database
+from services.common.db import POOL_SIZE, Database
 
 T = TypeVar("T")
 
 
 class ReadSessions:
-    def __init__(self, db: Database, pool_size: int = 10) -> None:
+    def __init__(self, db: Database, pool_size: int = POOL_SIZE) -> None:
         self.db = db
         self.engine: AsyncEngine | None = None
         self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
@@ -36,7 +36,7 @@ class ReadSessions:
                 db.engine.url,
                 isolation_level="AUTOCOMMIT",
                 pool_size=pool_size,
-                max_overflow=pool_size,
+                max_overflow=0,  # kept once opened, as the kernel's pools (services.common.db.POOL_SIZE)
                 pool_recycle=1800,
             )
             self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)

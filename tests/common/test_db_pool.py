@@ -1,9 +1,10 @@
 """The connection pool's disconnect handling (services/common/db.py): a connection that died while
 idle is replaced before use; a busy one is not pinged on every checkout; the driver path drops a
-connection that failed. And ``DriverStatement``'s parameters."""
+connection that failed; a burst's connections stay pooled. And ``DriverStatement``'s parameters."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import JSON, bindparam, literal, select, text
 
 from services.common import db as db_module
 from services.common.db import Database, DriverStatement, UtcDateTime
+from services.common.metrics import DB_POOLS
 
 pytestmark = pytest.mark.real_only
 
@@ -53,6 +55,40 @@ async def test_a_busy_connection_is_not_pinged(database_url: str) -> None:
         pids = {await _backend_pid(database) for _ in range(20)}
         assert len(pids) == 1  # the same pooled connection every time
         assert pings == 0  # used moments ago: no SELECT 1 round trip before each transaction
+    finally:
+        await database.dispose()
+
+
+async def test_a_burst_keeps_its_connections_for_the_next_one(database_url: str) -> None:
+    """A load above the usual concurrency reuses the backends the last burst opened instead of opening
+    (and closing) new ones on the hot path; the pool never holds more than its size."""
+    database = Database(database_url, "pooltest", pool_size=6)
+    held = asyncio.Event()
+
+    async def burst(width: int) -> set[int]:
+        async def one() -> int:
+            async with database.driver() as pg:
+                pid = int(await pg.fetchval("SELECT pg_backend_pid()"))
+                await held.wait()  # every connection of the burst is checked out at once
+                return pid
+
+        tasks = [asyncio.create_task(one()) for _ in range(width)]
+        await asyncio.sleep(0.3)
+        # What the pool alert compares (Eco2DatabasePoolSaturated): a full pool has in use == its size.
+        scraped = {(m.name, m.labels.get("state")): m.value for f in DB_POOLS.collect() for m in f.samples
+                   if m.labels["service"] == "pooltest"}  # fmt: skip
+        assert scraped[("eco2_db_pool_connections", "in_use")] == min(width, 6)
+        assert scraped[("eco2_db_pool_size", None)] == 6
+        held.set()
+        pids = set(await asyncio.gather(*tasks))
+        held.clear()
+        return pids
+
+    try:
+        first = await burst(6)
+        assert len(first) == 6
+        assert await burst(6) == first  # the same six backends, none opened again
+        assert len(await burst(9)) == 6  # three waited for a pooled connection instead of opening more
     finally:
         await database.dispose()
 

@@ -130,6 +130,17 @@ severity="critical")]),
 severity="critical")]),
              ("5m", "Eco2RedisDown", [])],
         ),
+        # scan's pool has all 20 connections out for 12 minutes; my's has 12 of 20 out: only scan fires.
+        _case(
+            {'eco2_db_pool_connections{service="scan",state="in_use"}': "20x12",
+             'eco2_db_pool_size{service="scan"}': "20x12",
+             'eco2_db_pool_connections{service="my",state="in_use"}': "12x12",
+             'eco2_db_pool_size{service="my"}': "20x12"},
+            [("5m", "Eco2DatabasePoolSaturated", []),
+             ("11m", "Eco2DatabasePoolSaturated", [
+                 _expect("Eco2DatabasePoolSaturated", "scan: a database pool has every connection checked out",
+service="scan", severity="warning")])],
+        ),
         _case(
             {'kubelet_certificate_manager_client_ttl_seconds{node="worker-1"}': "864000x5",
              'kubelet_certificate_manager_client_ttl_seconds{node="worker-2"}': "31536000x5"},
