@@ -255,6 +255,14 @@ class RabbitBus(EventBus):
         async with self._lock:
             if self._connection is None:
                 self._connection = await aio_pika.connect_robust(self.url, timeout=10)
+            if self._publish_channel is not None and self._publish_channel.is_closed:
+                # aio-pika restores a robust channel after an outage, but a restore that fails (seen
+                # under load: its close callback raising while the broker was away) leaves it closed for
+                # good, and every later publish of the relay failed until the process restarted. Closing
+                # it ourselves releases it; a fresh one is opened below, as the job queue does.
+                stale, self._publish_channel, self._exchange = self._publish_channel, None, None
+                with contextlib.suppress(Exception):
+                    await stale.close()
             if self._exchange is None:
                 self._publish_channel = await self._connection.channel(publisher_confirms=True)
                 self._exchange = await self._publish_channel.declare_exchange(

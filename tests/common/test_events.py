@@ -598,3 +598,21 @@ async def test_a_burst_cut_short_by_its_channel_closing_does_not_stall_the_consu
     finally:  # a failure must not leave the consumer running into the fixture's teardown
         stop.set()
         await consumer
+
+
+@pytest.mark.skipif(not REAL, reason="RabbitMQ publish channel")
+async def test_a_publish_channel_left_closed_is_opened_again_on_the_next_publish(bus: RabbitBus) -> None:
+    # After a broker outage aio-pika restores its robust channels; one whose restore failed stayed
+    # closed, and every later publish of the relay failed with ChannelInvalidStateError (seen once in
+    # the broker fault run: the rewards of the outage never reached `my`).
+    await bus.declare(tally.topology())
+    assert bus._publish_channel is not None
+    stale = bus._publish_channel
+    await stale.close()
+    await bus.publish(Event(str(uuid.uuid4()), "tally.bump", {"key": uuid.uuid4().hex}, "", "test"))
+    assert bus._publish_channel is not stale
+    assert not bus._publish_channel.is_closed
+    assert bus._connection is not None
+    async with bus._connection.channel() as channel:
+        queue = await channel.declare_queue(bus.queue_name("tally"), passive=True)
+    assert queue.declaration_result.message_count == 1  # confirmed by the broker, waiting in the queue
