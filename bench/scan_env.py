@@ -59,6 +59,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent on anything but idling (``/proc/stat``'s first line, summed over cores:
+    a saturated 2-core machine gains 2 s per second)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
 def wait_http(url: str, timeout: float = 60.0) -> None:
     sys.path.insert(0, str(ROOT))
     from tests.support.servers import wait_until

@@ -11,6 +11,8 @@ both sides of a scan are paid inside it; needs ``--cycles`` ≥ 2), beside the e
 figure and the whole run's, with the per-process split and the load average. CPU per scan is the
 figure that stays meaningful on a shared, loaded machine. Submit latency is also split into before
 and after the first completion (submissions only, then the full load).
+Over the same window it prints where the whole machine's CPU went (``/proc/stat``): our processes,
+moto, the fake model, the load client itself and the rest, so a saturated machine is told from a slow stack.
 Goals (issue 19): 100 %, submit p95 ≤ 50 ms, overhead p99 ≤ 1 s, CPU per scan ≤ 15 ms.
 
     uv run python bench/scan_load.py [--users 1000] [--cycles 2] [--worker-concurrency 1200]
@@ -39,7 +41,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rawsse import StreamError, request, sse_frames
-from bench.scan_env import Env, cpu_seconds, rss_mb, stack, tokens
+from bench.scan_env import Env, cpu_seconds, machine_busy_seconds, rss_mb, stack, tokens
 from tests.support.images import PNG
 
 
@@ -122,14 +124,42 @@ def cpu_per_scan(samples: list[tuple[float, dict[str, float]]], done_at: list[fl
     finish scans (each scan's submit side and its finishing side are both in the window, as in a
     long steady state); the scans of the window are the mean of its submissions and completions.
     Empty when there is no such window (one cycle: every submit comes before every completion)."""
-    if len(done_at) < 10 or len(submitted_at) < 10 or len(samples) < 2:
+    window = full_load_window(samples, done_at, submitted_at)
+    if window is None:
         return {}
+    first, last = window
+    scans = (sum(first[0] < t <= last[0] for t in done_at) + sum(first[0] < t <= last[0] for t in submitted_at)) / 2
+    return _split(first, last, scans)
+
+
+def full_load_window(samples: list[tuple[float, dict[str, float]]], done_at: list[float], submitted_at: list[float],
+                     ) -> tuple[tuple[float, dict[str, float]], tuple[float, dict[str, float]]] | None:  # fmt: skip
+    """The samples nearest the 10th percentile of completions and the 90th of submissions, or None."""
+    if len(done_at) < 10 or len(submitted_at) < 10 or len(samples) < 2:
+        return None
     done, sent = sorted(done_at), sorted(submitted_at)
     first, last = _between(samples, done[len(done) // 10], sent[(9 * len(sent)) // 10])
-    if last[0] - first[0] < 3.0:
-        return {}
-    scans = (sum(first[0] < t <= last[0] for t in done) + sum(first[0] < t <= last[0] for t in sent)) / 2
-    return _split(first, last, scans)
+    return (first, last) if last[0] - first[0] >= 3.0 else None
+
+
+def machine_split(samples: list[tuple[float, dict[str, float]]], done_at: list[float], submitted_at: list[float],
+                  ) -> str:  # fmt: skip
+    """Where the whole machine's CPU went in the full-load window, in % of one core: our processes,
+    the stand-ins for what production runs elsewhere (moto for S3, the fake model, this load client),
+    and the rest (PostgreSQL, Redis, RabbitMQ, the kernel). Latency goals need idle cores; this line
+    tells a saturated machine from a slow stack."""
+    window = full_load_window(samples, done_at, submitted_at)
+    if window is None:
+        return ""
+    (start, first), (end, last) = window
+    share = {name: 100 * (last[name] - first[name]) / (end - start) for name in last}
+    machine = share.pop("machine")
+    ours = share.pop("ours")
+    rest = machine - ours - sum(share.values())
+    cores = os.cpu_count() or 1
+    parts = ", ".join(f"{name} {value:.0f} %" for name, value in share.items())
+    return (f"machine in the full-load window: {machine:.0f} % busy of {100 * cores} % — ours {ours:.0f} %, "
+            f"{parts}, the rest (PostgreSQL, Redis, RabbitMQ, kernel) {rest:.0f} %")  # fmt: skip
 
 
 def cpu_per_completion(samples: list[tuple[float, dict[str, float]]], done_at: list[float]) -> dict[str, float]:
@@ -208,11 +238,18 @@ async def main(users: int, cycles: int, ramp: float, env: Env, spy_dir: Path | N
             return ok
 
         pids = env.project_pids()
+        harness = {"moto (S3)": env.procs["moto"].pid, "fake model": env.procs["llm"].pid, "load client": os.getpid()}
         cpu: list[tuple[float, dict[str, float]]] = []
+        machine: list[tuple[float, dict[str, float]]] = []
 
         async def sample_cpu() -> None:
             while True:
-                cpu.append((time.perf_counter(), {name: cpu_seconds(pid) for name, pid in pids.items()}))
+                now = time.perf_counter()
+                cpu.append((now, {name: cpu_seconds(pid) for name, pid in pids.items()}))
+                machine.append((now, {
+                    "machine": machine_busy_seconds(), "ours": sum(cpu[-1][1].values()),
+                    **{name: cpu_seconds(pid) for name, pid in harness.items()},
+                }))  # fmt: skip
                 await asyncio.sleep(1.0)
 
         print(f"{time.strftime('%H:%M:%S')} running {users} users × {cycles} cycles …", flush=True)
@@ -261,6 +298,8 @@ async def main(users: int, cycles: int, ramp: float, env: Env, spy_dir: Path | N
             split = ", ".join(f"{name} {steady[name] * ms:.1f}" for name in pids)
             print(f"CPU per completed scan ({label}, {steady['window_s']:.0f} s, {steady['completed']:.0f} scans): "
                   f"**{steady['total'] * ms:.1f} ms** ({split} ms)")  # fmt: skip
+    if split_line := machine_split(machine, stats["done_at"], stats["submitted_at"]):
+        print(split_line)
     done = len(stats["done_at"])
     if done:
         split = ", ".join(f"{name} {cpu_whole[name] / done * ms:.1f}" for name in pids)
